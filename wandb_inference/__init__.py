@@ -1,5 +1,115 @@
-"""wandb-inference: a typed, async-first Python SDK for W&B Inference."""
+"""wandb-inference: a typed, async-first Python SDK for W&B Inference.
 
+```python
+import wandb_inference
+
+async with wandb_inference.AsyncClient() as client:      # key from WANDB_API_KEY
+    reply = await client.chat.create(
+        model="meta-llama/Llama-3.3-70B-Instruct",
+        messages=[{"role": "user", "content": "Hello!"}],
+    )
+    print(reply.text)
+```
+
+`import wandb_inference` stays light: the generated models, the catalog, the local
+server and the CLI load only when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._async_client import AsyncClient
+from ._client import Client
+from ._concurrency import AIMDLimit
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    CapabilityError,
+    ConfigurationError,
+    InternalServerError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    PersonalAccountError,
+    QuotaExceededError,
+    RateLimitError,
+    ServiceUnavailableError,
+    StreamError,
+    StreamEventError,
+    StreamInterruptedError,
+    WandbInferenceError,
+)
+from ._retry import RetryPolicy
 from ._version import __version__
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from ._streaming import AsyncChatStream, ChatStream
+    from ._types import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, Model, ModelList
+
+__all__ = [
+    "AIMDLimit",
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncChatStream",
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "CapabilityError",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatStream",
+    "Client",
+    "ConfigurationError",
+    "EmbeddingResponse",
+    "InternalServerError",
+    "InvalidRequestError",
+    "Model",
+    "ModelList",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PersonalAccountError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RetryPolicy",
+    "ServiceUnavailableError",
+    "StreamError",
+    "StreamEventError",
+    "StreamInterruptedError",
+    "WandbInferenceError",
+    "__version__",
+]
+
+# Public names whose modules import the generated models: loaded on first access.
+_LAZY = {
+    "ChatCompletion": "._types",
+    "ChatCompletionChunk": "._types",
+    "EmbeddingResponse": "._types",
+    "Model": "._types",
+    "ModelList": "._types",
+    "AsyncChatStream": "._streaming",
+    "ChatStream": "._streaming",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'wandb_inference' has no attribute {name!r}")
+    import importlib  # noqa: PLC0415
+
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -318,7 +318,7 @@ def request_id_of(headers: httpx.Headers) -> str | None:
     for name in _REQUEST_ID_HEADERS:
         value = headers.get(name)
         if value:
-            return value
+            return str(value)
     return None
 
 
@@ -346,8 +346,6 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
         try:
             parsed = email.utils.parsedate_to_datetime(raw)
         except (TypeError, ValueError, IndexError):
-            return None
-        if parsed is None:  # pragma: no cover - older Pythons returned None
             return None
         reference = time.time() if now is None else now
         seconds = max(0.0, parsed.timestamp() - reference)

@@ -1,0 +1,63 @@
+"""Test helpers: canned bodies and SSE streams."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+API_KEY = "sk-test-SECRET-0123456789"
+BASE_URL = "https://inference.test/v1"
+MESSAGES = [{"role": "user", "content": "Hi"}]
+MODEL = "meta-llama/Llama-3.3-70B-Instruct"
+
+
+def completion_body(text: str = "Hello there", **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "meta-llama/Llama-3.3-70B-Instruct",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+    }
+    body.update(extra)
+    return body
+
+
+def json_response(status: int, body: Any, **headers: str) -> httpx.Response:
+    return httpx.Response(status, content=json.dumps(body).encode(), headers={"content-type": "application/json", **headers})
+
+
+def error_body(message: str, code: str | None = None, type_: str = "invalid_request_error") -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "code": code, "param": None}}
+
+
+def sse(*events: Any, done: bool = True) -> bytes:
+    out = []
+    for event in events:
+        out.append(f"data: {event if isinstance(event, str) else json.dumps(event)}\n\n")
+    if done:
+        out.append("data: [DONE]\n\n")
+    return "".join(out).encode()
+
+
+def chunk(content: str | None = None, **delta: Any) -> dict[str, Any]:
+    d: dict[str, Any] = dict(delta)
+    if content is not None:
+        d["content"] = content
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": d, "finish_reason": None}],
+    }
+

@@ -1,0 +1,418 @@
+"""`AsyncClient`: the async SDK (`await client.chat.create(...)`).
+
+The only async-specific code is the I/O loop in `_send` and the stream's read loop;
+every decision (options, request building, retries, error mapping, SSE, accumulation)
+lives in the shared pure modules that `Client` uses too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal, Unpack, final, overload
+
+import anyio
+import httpx
+
+from ._base import (
+    DEFAULT_LIMITS,
+    MAX_ERROR_BODY,
+    MAX_RESPONSE_BODY,
+    ClientOptions,
+    ClientOptionsMixin,
+    RequestSpec,
+    decode_json,
+    derive_options,
+    finish_chat,
+    finish_embeddings,
+    finish_models,
+    log_attempt,
+    prepare_chat,
+    prepare_embeddings,
+    prepare_models,
+    redact_response,
+    resolve_options,
+    status_error,
+    stream_reply_not_sse,
+    too_large,
+)
+from ._concurrency import AsyncLimiter, Slot
+from ._exceptions import (
+    APIConnectionError,
+    APIResponseValidationError,
+    RateLimitError,
+    connection_error_from,
+)
+from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
+from ._retry import RetryPolicy, RetryState
+
+if TYPE_CHECKING:
+    from ._streaming import AsyncChatStream
+    from ._types import ChatCompletion, EmbeddingResponse, ModelList
+
+__all__ = ["AsyncClient"]
+
+
+async def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit, what, response.request)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@final
+class AsyncClient(ClientOptionsMixin):
+    """The async W&B Inference client.
+
+    ```python
+    async with wandb_inference.AsyncClient(project="team/project") as client:
+        reply = await client.chat.create(
+            model="meta-llama/Llama-3.3-70B-Instruct",
+            messages=[{"role": "user", "content": "Hello"}],
+        )
+        print(reply.text)
+    ```
+
+    Args:
+        api_key: the W&B API key; default `WANDB_API_KEY`, then `~/.netrc` (`wandb login`).
+        project: `team/project` sent as `OpenAI-Project`; default `WANDB_INFERENCE_PROJECT`,
+            or `WANDB_ENTITY` + `WANDB_PROJECT`. Not sent when unset.
+        base_url: default `WANDB_INFERENCE_BASE_URL`, then `https://api.inference.wandb.ai/v1`.
+        timeout: seconds or an `httpx.Timeout`; default connect 10 s, read 600 s (reasoning
+            models are slow to start), write 60 s, pool 60 s.
+        max_retries: retries of retryable failures (default 3; see `RetryPolicy`).
+        retry_policy: the full retry policy (backoff, Retry-After cap, total time).
+        default_headers: headers added to every request.
+        http_client: an `httpx.AsyncClient` to use (proxies, TLS, transports); the SDK does
+            not close a client it was given.
+        check_capabilities: refuse before sending what the catalog says a model cannot do.
+        max_concurrency: at most this many requests in flight (per client, and per model);
+            None: no limit.
+        adaptive_concurrency: on concurrency 429s, lower the in-flight limit and raise it
+            back after successes (needs `max_concurrency`).
+        sleep: the coroutine used to wait between retries (tests pass a fake one).
+
+    Raises:
+        ConfigurationError: no API key, or an invalid option.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        project: str | None = None,
+        base_url: str | httpx.URL | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        check_capabilities: bool = True,
+        max_concurrency: int | None = None,
+        adaptive_concurrency: bool = True,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        options = resolve_options(
+            api_key=api_key,
+            project=project,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_policy=retry_policy,
+            default_headers=default_headers,
+            check_capabilities=check_capabilities,
+            max_concurrency=max_concurrency,
+            adaptive_concurrency=adaptive_concurrency,
+        )
+        given: object = http_client
+        if given is not None and not isinstance(given, httpx.AsyncClient):
+            from ._exceptions import ConfigurationError
+
+            raise ConfigurationError(
+                "http_client must be an httpx.AsyncClient (use Client for httpx.Client)"
+            )
+        owns = http_client is None
+        http = http_client or httpx.AsyncClient(limits=DEFAULT_LIMITS, follow_redirects=False)
+        self._setup(options, http, owns, sleep or anyio.sleep, AsyncLimiter.for_options(options))
+
+    def _setup(
+        self,
+        options: ClientOptions,
+        http: httpx.AsyncClient,
+        owns: bool,
+        sleep: Callable[[float], Awaitable[None]],
+        limiter: AsyncLimiter | None,
+    ) -> None:
+        self._options = options
+        self._http = http
+        self._owns_pool = owns
+        self._sleep = sleep
+        self._limiter = limiter
+        self._closed = False
+        self.chat = AsyncChat(self)
+        self.models = AsyncModels(self)
+        self.embeddings = AsyncEmbeddings(self)
+
+    # ------------------------------------------------------------------ options
+
+    def with_options(
+        self,
+        *,
+        api_key: str | None = None,
+        project: str | None = None,
+        base_url: str | httpx.URL | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        check_capabilities: bool | None = None,
+    ) -> AsyncClient:
+        """A client with some options changed that shares this one's connection pool.
+
+        Cheap enough per request; closing it does not close the shared pool. Options
+        left as None keep this client's values.
+
+        Raises:
+            ConfigurationError: an invalid option.
+        """
+        options = derive_options(self._options, locals())
+        derived = object.__new__(AsyncClient)
+        derived._setup(options, self._http, False, self._sleep, self._limiter)
+        return derived
+
+    def __repr__(self) -> str:
+        return f"AsyncClient(base_url={self.base_url!r}, project={self.project!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def aclose(self) -> None:
+        """Close the connection pool (if this client created it). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_pool:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ I/O core
+
+    async def _send(self, spec: RequestSpec) -> tuple[httpx.Response, Slot | None]:
+        """Send with retries; return a 2xx response (body unread) and its concurrency slot.
+
+        Each attempt holds a slot of the concurrency limiter while in flight; the caller
+        releases the returned one when the body is read or the stream closed.
+
+        Raises:
+            APIStatusError: (a subclass for) the final non-2xx status.
+            APIConnectionError: the final transport failure.
+        """
+        if self._closed:
+            raise APIConnectionError(
+                "This client is closed; create a new one (or use it in `async with`).",
+                request=spec.request,
+            )
+        state = RetryState(self._options.retry)
+        limiter = self._limiter
+        while True:
+            attempt = state.retries + 1
+            slot = await AsyncLimiter.acquire(limiter, spec.model)
+            try:
+                response = await self._http.send(spec.request, stream=True)
+            except httpx.TransportError as exc:
+                if slot is not None:
+                    slot.finish(ok=False)
+                decision = state.decide(exc)
+                log_attempt(spec, attempt, type(exc).__name__, decision)
+                if not decision.retry:
+                    raise connection_error_from(exc, spec.request, base_url=self.base_url) from exc
+                await self._sleep(decision.delay)
+                continue
+            except BaseException:
+                if slot is not None:
+                    slot.finish(ok=False)
+                raise
+            if response.is_success:
+                log_attempt(spec, attempt, str(response.status_code), None)
+                redact_response(response)
+                return response, slot
+            try:
+                await _read_limited(response, MAX_ERROR_BODY, "error body")
+            except (httpx.TransportError, APIResponseValidationError):
+                pass  # the status alone still classifies the error
+            finally:
+                await response.aclose()
+            redact_response(response)
+            error = status_error(response, spec, state.retries)
+            if slot is not None:
+                slot.finish(ok=False, rate_limited=isinstance(error, RateLimitError))
+            decision = state.decide(error)
+            log_attempt(spec, attempt, str(response.status_code), decision)
+            if not decision.retry:
+                raise error
+            await self._sleep(decision.delay)
+
+    async def _request(self, spec: RequestSpec) -> tuple[object, httpx.Response]:
+        """Send (retried, within the concurrency limit), read and decode a JSON reply."""
+        response, slot = await self._send(spec)
+        ok = False
+        try:
+            content = await _read_limited(response, MAX_RESPONSE_BODY, "response body")
+            ok = True
+        except httpx.TransportError as exc:
+            raise connection_error_from(exc, spec.request, base_url=self.base_url) from exc
+        finally:
+            await response.aclose()
+            if slot is not None:
+                slot.finish(ok=ok)
+        return decode_json(content, response), response
+
+    async def _stream(self, spec: RequestSpec) -> AsyncChatStream:
+        from ._fastparse import parse_chunk
+        from ._streaming import AsyncChatStream, StreamProcessor
+
+        response, slot = await self._send(spec)
+        if "json" in response.headers.get("content-type", ""):
+            try:
+                content = await _read_limited(response, MAX_ERROR_BODY, "response body")
+            finally:
+                await response.aclose()
+                if slot is not None:
+                    slot.finish(ok=False)
+            raise stream_reply_not_sse(content, response)
+        processor = StreamProcessor(response.request, parse_chunk)
+        return AsyncChatStream(response, processor, slot)
+
+
+class _AsyncResource:
+    __slots__ = ("_client",)
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+
+@final
+class AsyncChat(_AsyncResource):
+    """`client.chat`: chat completions."""
+
+    __slots__ = ()
+
+    @overload
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[MessageParam],
+        stream: Literal[False] = False,
+        **params: Unpack[ChatParams],
+    ) -> ChatCompletion: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[MessageParam],
+        stream: Literal[True],
+        **params: Unpack[ChatParams],
+    ) -> AsyncChatStream: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[MessageParam],
+        stream: bool,
+        **params: Unpack[ChatParams],
+    ) -> ChatCompletion | AsyncChatStream: ...
+
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[MessageParam],
+        stream: bool = False,
+        **params: Unpack[ChatParams],
+    ) -> ChatCompletion | AsyncChatStream:
+        """Create a chat completion, or with `stream=True` an `AsyncChatStream` of chunks.
+
+        Args:
+            model: a model id (`client.models.list()`), or a `wandb-artifact:///` LoRA id.
+            messages: dicts (`{"role": "user", "content": "..."}`) or message models.
+            stream: stream the reply as chunks (recommended for reasoning models).
+            **params: every OpenAPI parameter (`max_tokens`, `temperature`, `tools`,
+                `response_format`, `reasoning_effort`, ...) and per-call options
+                (`extra_headers`, `extra_query`, `extra_body`, `timeout`).
+
+        Returns:
+            The typed completion, or a stream (an async iterator and context manager).
+
+        Raises:
+            InvalidRequestError: invalid arguments (nothing was sent).
+            APIStatusError: a subclass per failure kind (see the error tree).
+            APIConnectionError: the service could not be reached.
+        """
+        client = self._client
+        spec = prepare_chat(client._http, client._options, model, messages, stream, params)
+        if stream:
+            return await client._stream(spec)
+        return finish_chat(*await client._request(spec))
+
+
+@final
+class AsyncModels(_AsyncResource):
+    """`client.models`: the models this deployment serves."""
+
+    __slots__ = ()
+
+    async def list(self, **options: Unpack[RequestOptions]) -> ModelList:
+        """List the served models (iterable; items have `.id` and catalog `.info`).
+
+        An empty list is returned as is, but is never authoritative (the service once
+        briefly listed nothing).
+
+        Raises:
+            APIStatusError: a subclass per failure kind.
+            APIConnectionError: the service could not be reached.
+        """
+        client = self._client
+        spec = prepare_models(client._http, client._options, options)
+        return finish_models(*await client._request(spec))
+
+
+@final
+class AsyncEmbeddings(_AsyncResource):
+    """`client.embeddings`: vectors for texts."""
+
+    __slots__ = ()
+
+    async def create(
+        self, *, model: str, input: str | Sequence[str], **params: Unpack[EmbeddingParams]
+    ) -> EmbeddingResponse:
+        """Embed one text or a list of texts.
+
+        `.data[i].embedding` is always a list of floats: base64 replies (the SDK asks for
+        them unless `encoding_format="float"`) are decoded.
+
+        Raises:
+            InvalidRequestError: invalid arguments (nothing was sent).
+            APIStatusError: a subclass per failure kind (404: no embeddings served).
+            APIConnectionError: the service could not be reached.
+        """
+        client = self._client
+        spec = prepare_embeddings(client._http, client._options, model, input, params)
+        return finish_embeddings(*await client._request(spec))

@@ -1,0 +1,451 @@
+"""`Client`: the sync SDK for scripts and notebooks (`client.chat.create(...)`).
+
+The twin of `Client` over `httpx.Client`: only the I/O loop in `_send` and the
+stream's read loop are written again; every decision lives in the shared pure modules.
+No event loop is involved (never `asyncio.run`), so it works inside Jupyter's running
+loop, from several threads sharing one client, and after `fork` (the child gets a new
+connection pool).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal, Unpack, final, overload
+
+import httpx
+
+from ._base import (
+    DEFAULT_LIMITS,
+    MAX_ERROR_BODY,
+    MAX_RESPONSE_BODY,
+    ClientOptions,
+    ClientOptionsMixin,
+    RequestSpec,
+    decode_json,
+    derive_options,
+    finish_chat,
+    finish_embeddings,
+    finish_models,
+    log_attempt,
+    prepare_chat,
+    prepare_embeddings,
+    prepare_models,
+    redact_response,
+    resolve_options,
+    status_error,
+    stream_reply_not_sse,
+    too_large,
+)
+from ._concurrency import SyncLimiter, Slot
+from ._exceptions import (
+    APIConnectionError,
+    APIResponseValidationError,
+    RateLimitError,
+    connection_error_from,
+)
+from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
+from ._retry import RetryPolicy, RetryState
+
+if TYPE_CHECKING:
+    from ._streaming import ChatStream
+    from ._types import ChatCompletion, EmbeddingResponse, ModelList
+
+__all__ = ["Client"]
+
+
+class _Pool:
+    """The `httpx.Client` behind a client and its derived clients, renewed after `fork`.
+
+    A forked child must not reuse the parent's sockets (both would read the same
+    connection), so the first call in a child builds a new pool when the SDK created the
+    original one; the parent's pool is left alone, not closed, in the child.
+    """
+
+    def __init__(self, http: httpx.Client, owned: bool) -> None:
+        self._http = http
+        self.owned = owned
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    def get(self) -> httpx.Client:
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid() and self.owned:
+                    self._http = httpx.Client(limits=DEFAULT_LIMITS, follow_redirects=False)
+                self._pid = os.getpid()
+        return self._http
+
+    def close(self) -> None:
+        if self.owned:
+            self.get().close()
+
+
+def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit, what, response.request)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@final
+class Client(ClientOptionsMixin):
+    """The sync W&B Inference client (scripts, notebooks, threads).
+
+    ```python
+    with wandb_inference.Client(project="team/project") as client:
+        reply = client.chat.create(
+            model="meta-llama/Llama-3.3-70B-Instruct",
+            messages=[{"role": "user", "content": "Hello"}],
+        )
+        print(reply.text)
+    ```
+
+    Args:
+        api_key: the W&B API key; default `WANDB_API_KEY`, then `~/.netrc` (`wandb login`).
+        project: `team/project` sent as `OpenAI-Project`; default `WANDB_INFERENCE_PROJECT`,
+            or `WANDB_ENTITY` + `WANDB_PROJECT`. Not sent when unset.
+        base_url: default `WANDB_INFERENCE_BASE_URL`, then `https://api.inference.wandb.ai/v1`.
+        timeout: seconds or an `httpx.Timeout`; default connect 10 s, read 600 s (reasoning
+            models are slow to start), write 60 s, pool 60 s.
+        max_retries: retries of retryable failures (default 3; see `RetryPolicy`).
+        retry_policy: the full retry policy (backoff, Retry-After cap, total time).
+        default_headers: headers added to every request.
+        http_client: an `httpx.Client` to use (proxies, TLS, transports); the SDK does
+            not close a client it was given.
+        check_capabilities: refuse before sending what the catalog says a model cannot do.
+        max_concurrency: at most this many requests in flight (per client, and per model);
+            None: no limit.
+        adaptive_concurrency: on concurrency 429s, lower the in-flight limit and raise it
+            back after successes (needs `max_concurrency`).
+        sleep: the function used to wait between retries (tests pass a fake one).
+
+    Raises:
+        ConfigurationError: no API key, or an invalid option.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        project: str | None = None,
+        base_url: str | httpx.URL | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        http_client: httpx.Client | None = None,
+        check_capabilities: bool = True,
+        max_concurrency: int | None = None,
+        adaptive_concurrency: bool = True,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        options = resolve_options(
+            api_key=api_key,
+            project=project,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_policy=retry_policy,
+            default_headers=default_headers,
+            check_capabilities=check_capabilities,
+            max_concurrency=max_concurrency,
+            adaptive_concurrency=adaptive_concurrency,
+        )
+        given: object = http_client
+        if given is not None and not isinstance(given, httpx.Client):
+            from ._exceptions import ConfigurationError
+
+            raise ConfigurationError(
+                "http_client must be an httpx.Client (use AsyncClient for httpx.AsyncClient)"
+            )
+        pool = _Pool(
+            http_client or httpx.Client(limits=DEFAULT_LIMITS, follow_redirects=False),
+            owned=http_client is None,
+        )
+        self._setup(options, pool, True, sleep or time.sleep, SyncLimiter.for_options(options))
+
+    def _setup(
+        self,
+        options: ClientOptions,
+        pool: _Pool,
+        owns: bool,
+        sleep: Callable[[float], None],
+        limiter: SyncLimiter | None,
+    ) -> None:
+        self._options = options
+        self._pool = pool
+        self._owns_pool = owns
+        self._sleep = sleep
+        self._limiter = limiter
+        self._closed = False
+        self.chat = Chat(self)
+        self.models = Models(self)
+        self.embeddings = Embeddings(self)
+
+    # ------------------------------------------------------------------ options
+
+    def with_options(
+        self,
+        *,
+        api_key: str | None = None,
+        project: str | None = None,
+        base_url: str | httpx.URL | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        check_capabilities: bool | None = None,
+    ) -> Client:
+        """A client with some options changed that shares this one's connection pool.
+
+        Cheap enough per request; closing it does not close the shared pool. Options
+        left as None keep this client's values.
+
+        Raises:
+            ConfigurationError: an invalid option.
+        """
+        options = derive_options(self._options, locals())
+        derived = object.__new__(Client)
+        derived._setup(options, self._pool, False, self._sleep, self._limiter)
+        return derived
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self.base_url!r}, project={self.project!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close the connection pool (if this client created it). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_pool:
+            self._pool.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ I/O core
+
+    def _send(self, spec: RequestSpec) -> tuple[httpx.Response, Slot | None]:
+        """Send with retries; return a 2xx response (body unread) and its concurrency slot.
+
+        Each attempt holds a slot of the concurrency limiter while in flight; the caller
+        releases the returned one when the body is read or the stream closed.
+
+        Raises:
+            APIStatusError: (a subclass for) the final non-2xx status.
+            APIConnectionError: the final transport failure.
+        """
+        if self._closed:
+            raise APIConnectionError(
+                "This client is closed; create a new one (or use it in `with`).",
+                request=spec.request,
+            )
+        state = RetryState(self._options.retry)
+        limiter = self._limiter
+        while True:
+            attempt = state.retries + 1
+            slot = SyncLimiter.acquire(limiter, spec.model)
+            try:
+                response = self._pool.get().send(spec.request, stream=True)
+            except httpx.TransportError as exc:
+                if slot is not None:
+                    slot.finish(ok=False)
+                decision = state.decide(exc)
+                log_attempt(spec, attempt, type(exc).__name__, decision)
+                if not decision.retry:
+                    raise connection_error_from(exc, spec.request, base_url=self.base_url) from exc
+                self._sleep(decision.delay)
+                continue
+            except BaseException:
+                if slot is not None:
+                    slot.finish(ok=False)
+                raise
+            if response.is_success:
+                log_attempt(spec, attempt, str(response.status_code), None)
+                redact_response(response)
+                return response, slot
+            try:
+                _read_limited(response, MAX_ERROR_BODY, "error body")
+            except (httpx.TransportError, APIResponseValidationError):
+                pass  # the status alone still classifies the error
+            finally:
+                response.close()
+            redact_response(response)
+            error = status_error(response, spec, state.retries)
+            if slot is not None:
+                slot.finish(ok=False, rate_limited=isinstance(error, RateLimitError))
+            decision = state.decide(error)
+            log_attempt(spec, attempt, str(response.status_code), decision)
+            if not decision.retry:
+                raise error
+            self._sleep(decision.delay)
+
+    def _request(self, spec: RequestSpec) -> tuple[object, httpx.Response]:
+        """Send (retried, within the concurrency limit), read and decode a JSON reply."""
+        response, slot = self._send(spec)
+        ok = False
+        try:
+            content = _read_limited(response, MAX_RESPONSE_BODY, "response body")
+            ok = True
+        except httpx.TransportError as exc:
+            raise connection_error_from(exc, spec.request, base_url=self.base_url) from exc
+        finally:
+            response.close()
+            if slot is not None:
+                slot.finish(ok=ok)
+        return decode_json(content, response), response
+
+    def _stream(self, spec: RequestSpec) -> ChatStream:
+        from ._fastparse import parse_chunk
+        from ._streaming import ChatStream, StreamProcessor
+
+        response, slot = self._send(spec)
+        if "json" in response.headers.get("content-type", ""):
+            try:
+                content = _read_limited(response, MAX_ERROR_BODY, "response body")
+            finally:
+                response.close()
+                if slot is not None:
+                    slot.finish(ok=False)
+            raise stream_reply_not_sse(content, response)
+        processor = StreamProcessor(response.request, parse_chunk)
+        return ChatStream(response, processor, slot)
+
+
+class _Resource:
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+
+@final
+class Chat(_Resource):
+    """`client.chat`: chat completions."""
+
+    __slots__ = ()
+
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[MessageParam],
+        stream: Literal[False] = False,
+        **params: Unpack[ChatParams],
+    ) -> ChatCompletion: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[MessageParam],
+        stream: Literal[True],
+        **params: Unpack[ChatParams],
+    ) -> ChatStream: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[MessageParam],
+        stream: bool,
+        **params: Unpack[ChatParams],
+    ) -> ChatCompletion | ChatStream: ...
+
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[MessageParam],
+        stream: bool = False,
+        **params: Unpack[ChatParams],
+    ) -> ChatCompletion | ChatStream:
+        """Create a chat completion, or with `stream=True` an `ChatStream` of chunks.
+
+        Args:
+            model: a model id (`client.models.list()`), or a `wandb-artifact:///` LoRA id.
+            messages: dicts (`{"role": "user", "content": "..."}`) or message models.
+            stream: stream the reply as chunks (recommended for reasoning models).
+            **params: every OpenAPI parameter (`max_tokens`, `temperature`, `tools`,
+                `response_format`, `reasoning_effort`, ...) and per-call options
+                (`extra_headers`, `extra_query`, `extra_body`, `timeout`).
+
+        Returns:
+            The typed completion, or a stream (an async iterator and context manager).
+
+        Raises:
+            InvalidRequestError: invalid arguments (nothing was sent).
+            APIStatusError: a subclass per failure kind (see the error tree).
+            APIConnectionError: the service could not be reached.
+        """
+        client = self._client
+        spec = prepare_chat(client._pool.get(), client._options, model, messages, stream, params)
+        if stream:
+            return client._stream(spec)
+        return finish_chat(*client._request(spec))
+
+
+@final
+class Models(_Resource):
+    """`client.models`: the models this deployment serves."""
+
+    __slots__ = ()
+
+    def list(self, **options: Unpack[RequestOptions]) -> ModelList:
+        """List the served models (iterable; items have `.id` and catalog `.info`).
+
+        An empty list is returned as is, but is never authoritative (the service once
+        briefly listed nothing).
+
+        Raises:
+            APIStatusError: a subclass per failure kind.
+            APIConnectionError: the service could not be reached.
+        """
+        client = self._client
+        spec = prepare_models(client._pool.get(), client._options, options)
+        return finish_models(*client._request(spec))
+
+
+@final
+class Embeddings(_Resource):
+    """`client.embeddings`: vectors for texts."""
+
+    __slots__ = ()
+
+    def create(
+        self, *, model: str, input: str | Sequence[str], **params: Unpack[EmbeddingParams]
+    ) -> EmbeddingResponse:
+        """Embed one text or a list of texts.
+
+        `.data[i].embedding` is always a list of floats: base64 replies (the SDK asks for
+        them unless `encoding_format="float"`) are decoded.
+
+        Raises:
+            InvalidRequestError: invalid arguments (nothing was sent).
+            APIStatusError: a subclass per failure kind (404: no embeddings served).
+            APIConnectionError: the service could not be reached.
+        """
+        client = self._client
+        spec = prepare_embeddings(client._pool.get(), client._options, model, input, params)
+        return finish_embeddings(*client._request(spec))

@@ -1,0 +1,220 @@
+"""Client configuration: where the key, base URL and project come from, and their checks.
+
+Pure functions of their inputs (environment and files are passed in or read here, never
+cached), so the async and sync clients resolve options the same way.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import attrs
+import httpx
+
+from ._exceptions import ConfigurationError, InvalidRequestError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "ENV_API_KEY",
+    "ENV_BASE_URL",
+    "ENV_PROJECT",
+    "Secret",
+    "resolve_api_key",
+    "resolve_base_url",
+    "resolve_project",
+    "validate_header_value",
+]
+
+DEFAULT_BASE_URL = "https://api.inference.wandb.ai/v1"
+ENV_API_KEY = "WANDB_API_KEY"
+ENV_BASE_URL = "WANDB_INFERENCE_BASE_URL"
+ENV_PROJECT = "WANDB_INFERENCE_PROJECT"
+NETRC_MACHINE = "api.wandb.ai"
+
+# Reasoning models can think for minutes before the first byte: a long read timeout.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0)
+
+_PROJECT_RE = re.compile(r"[^/\s]+/[^/\s]+")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+@attrs.frozen(repr=False)
+class Secret:
+    """An API key that never shows itself: not in repr, str, logs, copies or pickles."""
+
+    _value: str = attrs.field(alias="value")
+
+    def get(self) -> str:
+        """The key itself, for the Authorization header only."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError(
+            "wandb-inference API keys cannot be pickled; create the client again in the "
+            "other process (it reads WANDB_API_KEY)"
+        )
+
+
+def _netrc_path(environ: Mapping[str, str]) -> Path:
+    if environ.get("NETRC"):
+        return Path(environ["NETRC"])
+    return Path(environ.get("HOME") or Path.home()) / ".netrc"
+
+
+def _netrc_hosts(environ: Mapping[str, str]) -> list[str]:
+    hosts = [NETRC_MACHINE]
+    wandb_base = environ.get("WANDB_BASE_URL")
+    if wandb_base:
+        host = urlsplit(wandb_base).hostname
+        if host and host not in hosts:
+            hosts.insert(0, host)
+    return hosts
+
+
+def _key_from_netrc(environ: Mapping[str, str]) -> tuple[str | None, str]:
+    path = _netrc_path(environ)
+    hosts = _netrc_hosts(environ)
+    where = f"{path} (machine {' or '.join(hosts)})"
+    if not path.is_file():
+        return None, where
+    try:
+        parsed = netrc.netrc(str(path))
+    except (OSError, netrc.NetrcParseError) as exc:
+        return None, f"{where}: unreadable ({type(exc).__name__})"
+    for host in hosts:
+        entry = parsed.authenticators(host)
+        if entry and entry[2]:
+            return entry[2], where
+    return None, where
+
+
+def resolve_api_key(api_key: str | None, environ: Mapping[str, str] | None = None) -> Secret:
+    """Find the API key: argument, then `WANDB_API_KEY`, then `~/.netrc` (`wandb login`).
+
+    Raises:
+        ConfigurationError: no key anywhere (the message names each place looked), or a
+            key that cannot be sent in a header.
+    """
+    env = os.environ if environ is None else environ
+    looked: list[str] = ["the api_key argument", f"the {ENV_API_KEY} environment variable"]
+    key = api_key
+    if key is None:
+        key = env.get(ENV_API_KEY) or None
+    if key is None:
+        key, where = _key_from_netrc(env)
+        looked.append(where)
+    if key is None:
+        raise ConfigurationError(
+            "No W&B API key found. Looked in: " + "; ".join(looked) + ". Get a key at "
+            "https://wandb.ai/authorize, then pass api_key=..., export WANDB_API_KEY, or "
+            "run `wandb login`."
+        )
+    if not isinstance(key, str):
+        raise ConfigurationError(f"api_key must be a str, not {type(key).__name__}")
+    key = key.strip()
+    if not key:
+        raise ConfigurationError("The API key is empty: pass a real key or unset it.")
+    if _CONTROL_RE.search(key) or not key.isascii():
+        raise ConfigurationError(
+            "The API key contains control or non-ASCII characters (a pasted newline?); "
+            "check it (the key itself is not shown)."
+        )
+    return Secret(value=key)
+
+
+def resolve_base_url(
+    base_url: str | httpx.URL | None, environ: Mapping[str, str] | None = None
+) -> str:
+    """Find the base URL: argument, then `WANDB_INFERENCE_BASE_URL`, then the default.
+
+    Raises:
+        ConfigurationError: not an http(s) URL with a host.
+    """
+    env = os.environ if environ is None else environ
+    source = "base_url"
+    value: str | httpx.URL | None = base_url
+    if value is None and env.get(ENV_BASE_URL):
+        value, source = env[ENV_BASE_URL], ENV_BASE_URL
+    if value is None:
+        return DEFAULT_BASE_URL
+    text = str(value).strip()
+    try:
+        url = httpx.URL(text)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ConfigurationError(f"{source} {text!r} is not a valid URL: {exc}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(
+            f"{source} {text!r} must be an http(s) URL with a host, "
+            f"e.g. {DEFAULT_BASE_URL} or http://127.0.0.1:8000/v1"
+        )
+    if url.query or url.fragment:
+        raise ConfigurationError(f"{source} {text!r} must not have a query or fragment")
+    return text.rstrip("/")
+
+
+def resolve_project(project: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """Find the `team/project` sent as `OpenAI-Project`: argument, then environment.
+
+    Environment: `WANDB_INFERENCE_PROJECT` (`team/project`), else `WANDB_ENTITY` plus
+    `WANDB_PROJECT` when both are set (or `WANDB_PROJECT` alone if it is `team/project`).
+
+    Raises:
+        ConfigurationError: not exactly `team/project` (one slash, no blanks or CR/LF).
+    """
+    env = os.environ if environ is None else environ
+    source = "project"
+    value = project
+    if value is None:
+        if env.get(ENV_PROJECT):
+            value, source = env[ENV_PROJECT], ENV_PROJECT
+        elif env.get("WANDB_PROJECT"):
+            name = env["WANDB_PROJECT"]
+            entity = env.get("WANDB_ENTITY")
+            if entity:
+                value, source = f"{entity}/{name}", "WANDB_ENTITY + WANDB_PROJECT"
+            elif "/" in name:
+                value, source = name, "WANDB_PROJECT"
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"project must be a str, not {type(value).__name__}")
+    if not _PROJECT_RE.fullmatch(value):
+        raise ConfigurationError(
+            f"{source} must be 'team/project' (exactly one slash, no spaces or line breaks), "
+            f"got {value!r}. The team is the W&B entity that owns the project."
+        )
+    return value
+
+
+def validate_header_value(name: str, value: str) -> str:
+    """Reject header names and values that could split or smuggle a request.
+
+    Raises:
+        InvalidRequestError: a non-str, a control character (CR, LF, NUL...) in the value,
+            or an invalid header name.
+    """
+    if (
+        not isinstance(name, str)
+        or not name
+        or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name)
+    ):
+        raise InvalidRequestError(f"Invalid header name {name!r}")
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"Header {name!r} must be a str, not {type(value).__name__}")
+    if _CONTROL_RE.search(value):
+        raise InvalidRequestError(
+            f"Header {name!r} contains a control character (CR, LF, NUL...): refused before "
+            "sending, as it could inject headers."
+        )
+    return value
