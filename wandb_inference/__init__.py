@@ -104,7 +104,7 @@ def __getattr__(name: str) -> Any:
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'wandb_inference' has no attribute {name!r}")
-    import importlib  # noqa: PLC0415
+    import importlib
 
     value = getattr(importlib.import_module(module_name, __name__), name)
     globals()[name] = value

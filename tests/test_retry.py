@@ -1,0 +1,142 @@
+"""The retry policy: decisions, bounds and Retry-After parsing (property-tested)."""
+
+from __future__ import annotations
+
+import email.utils
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import wandb_inference as wi
+from wandb_inference._exceptions import make_status_error, parse_retry_after
+from wandb_inference._retry import RetryPolicy, RetryState, is_retryable_error
+
+
+def _error(status: int, message: str = "x", **headers: str) -> wi.APIStatusError:
+    body = ('{"error": {"message": "%s"}}' % message).encode()
+    return make_status_error(httpx.Response(status, content=body, headers=headers))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_retryable_kinds() -> None:
+    assert is_retryable_error(_error(429, "Concurrency limit reached"))
+    assert is_retryable_error(_error(503))
+    assert is_retryable_error(_error(500))
+    assert is_retryable_error(_error(502))
+    assert is_retryable_error(_error(504))
+    assert not is_retryable_error(_error(429, "You exceeded your current quota"))
+    assert not is_retryable_error(_error(429, "W&B Inference isn't available for personal accounts."))
+    assert not is_retryable_error(_error(402))
+    assert not is_retryable_error(_error(404))
+    assert not is_retryable_error(_error(501))
+    assert is_retryable_error(httpx.ConnectError("refused"))
+    assert is_retryable_error(httpx.RemoteProtocolError("disconnected"))
+    assert not is_retryable_error(httpx.ReadTimeout("slow"))
+    assert not is_retryable_error(ValueError("x"))
+
+
+def test_max_retries_bound() -> None:
+    state = RetryState(RetryPolicy(max_retries=2), rng=lambda: 0.5)
+    assert state.decide(_error(503)).retry
+    assert state.decide(_error(503)).retry
+    decision = state.decide(_error(503))
+    assert not decision.retry and "max_retries" in decision.reason
+
+
+def test_total_timeout_bound() -> None:
+    clock = FakeClock()
+    state = RetryState(RetryPolicy(max_retries=50, total_timeout=10), clock=clock, rng=lambda: 1.0)
+    assert state.decide(_error(429, "concurrency", **{"retry-after": "4"})).retry
+    clock.now = 7.0
+    decision = state.decide(_error(429, "concurrency", **{"retry-after": "4"}))
+    assert not decision.retry and "total_timeout" in decision.reason
+
+
+def test_backoff_grows_and_caps() -> None:
+    policy = RetryPolicy(initial_delay=0.5, max_delay=4)
+    assert [policy.backoff(n, lambda: 1.0) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert policy.backoff(3, lambda: 0.0) == 0.0
+
+
+@given(
+    retries=st.integers(0, 10),
+    hints=st.lists(st.one_of(st.none(), st.floats(0, 200, allow_nan=False)), min_size=1, max_size=15),
+    jitter=st.floats(0, 1),
+    total=st.one_of(st.none(), st.floats(0.1, 500)),
+    initial=st.floats(0, 5),
+    max_delay=st.floats(0, 30),
+    cap=st.floats(0, 120),
+)
+def test_delays_always_within_bounds(
+    retries: int,
+    hints: list[float | None],
+    jitter: float,
+    total: float | None,
+    initial: float,
+    max_delay: float,
+    cap: float,
+) -> None:
+    policy = RetryPolicy(
+        max_retries=retries, initial_delay=initial, max_delay=max_delay, max_retry_after=cap, total_timeout=total
+    )
+    clock = FakeClock()
+    state = RetryState(policy, clock=clock, rng=lambda: jitter)
+    taken = 0
+    for hint in hints:
+        headers = {} if hint is None else {"retry-after-ms": str(hint * 1000)}
+        decision = state.decide(_error(503, **headers))
+        if not decision.retry:
+            continue
+        taken += 1
+        assert decision.delay >= 0
+        if hint is not None:
+            assert decision.delay == pytest.approx(hint)
+            assert decision.delay <= cap
+        else:
+            assert decision.delay <= max_delay
+        clock.now += decision.delay
+        if total is not None:
+            assert clock.now <= total + 1e-9
+    assert taken <= retries
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "2"}, 2.0),
+        ({"retry-after": "1.5"}, 1.5),
+        ({"retry-after-ms": "300"}, 0.3),
+        ({"retry-after": "-1"}, None),
+        ({"retry-after": "soon"}, None),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "inf"}, None),
+        ({"retry-after-ms": "x", "retry-after": "3"}, 3.0),
+        ({}, None),
+    ],
+)
+def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
+    assert parse_retry_after(httpx.Headers(headers)) == expected
+
+
+def test_parse_retry_after_http_date() -> None:
+    date = email.utils.formatdate(1_000_030, usegmt=True)
+    assert parse_retry_after(httpx.Headers({"retry-after": date}), now=1_000_000) == pytest.approx(30)
+    past = email.utils.formatdate(999_000, usegmt=True)
+    assert parse_retry_after(httpx.Headers({"retry-after": past}), now=1_000_000) == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"max_retries": -1}, {"initial_delay": -1}, {"max_delay": float("nan")}, {"total_timeout": 0}]
+)
+def test_policy_validation(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="RetryPolicy|max_retries"):
+        RetryPolicy(**kwargs)  # type: ignore[arg-type]
