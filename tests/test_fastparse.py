@@ -1,0 +1,84 @@
+"""The fast chunk parser builds exactly what the generated `from_dict` builds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wandb_inference._fastparse import parse_chunk
+from wandb_inference._types import ChatCompletionChunk
+
+text = st.text(max_size=20)
+maybe_text = st.one_of(st.none(), text)
+extra_keys = st.dictionaries(st.sampled_from(["x_vendor", "token_ids", "stop_reason", "meta"]), st.one_of(st.none(), st.integers(), text), max_size=2)
+
+
+def _optional(keys: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({}, optional=keys)
+
+
+function_delta = _optional({"name": maybe_text, "arguments": maybe_text})
+tool_call_delta = st.builds(
+    lambda base, extra: {**base, **extra},
+    st.fixed_dictionaries(
+        {"index": st.integers(0, 3)},
+        optional={"id": maybe_text, "type": maybe_text, "function": st.one_of(st.none(), function_delta)},
+    ),
+    extra_keys,
+)
+delta = st.builds(
+    lambda base, extra: {**base, **extra},
+    _optional(
+        {
+            "role": maybe_text,
+            "content": maybe_text,
+            "reasoning": maybe_text,
+            "reasoning_content": maybe_text,
+            "refusal": maybe_text,
+            "tool_calls": st.one_of(st.none(), st.lists(tool_call_delta, max_size=3)),
+            "function_call": st.one_of(st.none(), function_delta),
+        }
+    ),
+    extra_keys,
+)
+choice = st.builds(
+    lambda base, extra: {**base, **extra},
+    st.fixed_dictionaries(
+        {"index": st.integers(0, 4), "delta": delta},
+        optional={"finish_reason": maybe_text, "logprobs": st.one_of(st.none(), st.just({"content": []}))},
+    ),
+    extra_keys,
+)
+usage = st.fixed_dictionaries(
+    {"prompt_tokens": st.integers(0, 9), "total_tokens": st.integers(0, 9)},
+    optional={
+        "completion_tokens": st.integers(0, 9),
+        "prompt_tokens_details": st.one_of(st.none(), st.just({"cached_tokens": 1})),
+        "completion_tokens_details": st.one_of(st.none(), st.just({"reasoning_tokens": 2})),
+    },
+)
+chunk = st.builds(
+    lambda base, extra: {**base, **extra},
+    st.fixed_dictionaries(
+        {"id": text, "created": st.integers(0, 2**40), "model": text, "choices": st.lists(choice, max_size=3)},
+        optional={"object": text, "usage": st.one_of(st.none(), usage), "system_fingerprint": maybe_text},
+    ),
+    extra_keys,
+)
+
+
+@settings(max_examples=300)
+@given(chunk)
+def test_fast_parser_equals_generated_from_dict(data: dict[str, Any]) -> None:
+    fast = parse_chunk(data)
+    slow = ChatCompletionChunk.from_dict(data)
+    assert type(fast) is type(slow)
+    assert fast == slow
+    assert fast.to_dict() == slow.to_dict() == data
+
+
+def test_missing_ids_are_tolerated() -> None:
+    parsed = parse_chunk({"choices": [{"index": 0, "delta": {"content": "x"}}]})
+    assert parsed.text == "x" and parsed.id == "" and parsed.created == 0
