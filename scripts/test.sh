@@ -16,4 +16,5 @@ step "ruff check";          ruff check wandb_inference tests scripts benchmarks
 step "ruff format --check"; ruff format --check wandb_inference tests scripts benchmarks
 step "mypy --strict";       mypy
 step "regen.sh --check";    scripts/regen.sh --check
+step "gen_constructors.py --check"; python scripts/gen_constructors.py --check
 step "pytest";              python -m pytest --cov --cov-report=term "$@"

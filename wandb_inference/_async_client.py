@@ -37,6 +37,7 @@ from ._base import (
     too_large,
 )
 from ._concurrency import AsyncLimiter, Slot
+from ._constructors import AsyncConstructors
 from ._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -65,7 +66,7 @@ async def _read_limited(response: httpx.Response, limit: int, what: str) -> byte
 
 
 @final
-class AsyncClient(ClientOptionsMixin):
+class AsyncClient(ClientOptionsMixin, AsyncConstructors):
     """The async W&B Inference client.
 
     ```python

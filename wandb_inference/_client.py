@@ -40,7 +40,8 @@ from ._base import (
     stream_reply_not_sse,
     too_large,
 )
-from ._concurrency import SyncLimiter, Slot
+from ._concurrency import Slot, SyncLimiter
+from ._constructors import SyncConstructors
 from ._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -96,7 +97,7 @@ def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
 
 
 @final
-class Client(ClientOptionsMixin):
+class Client(ClientOptionsMixin, SyncConstructors):
     """The sync W&B Inference client (scripts, notebooks, threads).
 
     ```python

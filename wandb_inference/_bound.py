@@ -1,0 +1,341 @@
+"""Bound models: a client plus a model id and that model's sensible defaults.
+
+`client.llama_3_3_70b()` returns an `AsyncChatModel` (or `ChatModel` on `Client`):
+`await llama.ask("...")` -> text, `await llama.create(messages=...)`, `stream=True`.
+Embedding models (`client.bge_m3()`) return an `AsyncEmbeddingModel` with `embed()`.
+The constructors themselves are generated from the catalog (`_constructors.py`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Unpack, final, overload
+
+import httpx
+
+from ._exceptions import InvalidRequestError
+from ._request import ChatParams, EmbeddingParams, MessageParam
+
+if TYPE_CHECKING:
+    from ._async_client import AsyncClient
+    from ._catalog import ModelInfo
+    from ._client import Client
+    from ._streaming import AsyncChatStream, ChatStream
+    from ._types import ChatCompletion
+
+__all__ = [
+    "AsyncChatModel",
+    "AsyncEmbeddingModel",
+    "AsyncBinder",
+    "ChatModel",
+    "EmbeddingModel",
+    "RetiredModelWarning",
+    "SyncBinder",
+    "bound_defaults",
+]
+
+# Reasoning models think before the first token: give non-streamed calls time.
+REASONING_READ_TIMEOUT = 1800.0
+
+
+class RetiredModelWarning(UserWarning):
+    """A per-model constructor was called for a retired or deprecated model."""
+
+
+def _check_override(model: str | None, default: str) -> str:
+    if model is None:
+        return default
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequestError("model= must be a non-empty model id string")
+    return model
+
+
+def bound_defaults(
+    info: ModelInfo | None, timeout: float | httpx.Timeout | None, stacklevel: int = 4
+) -> dict[str, Any]:
+    """Per-call defaults for a model, and the lifecycle warning.
+
+    Returns:
+        Parameters merged into each call (a longer read timeout for reasoning models).
+    """
+    defaults: dict[str, Any] = {}
+    if timeout is not None:
+        defaults["timeout"] = timeout
+    elif info is not None and info.capabilities.reasoning in ("on", "always"):
+        defaults["timeout"] = httpx.Timeout(60.0, connect=10.0, read=REASONING_READ_TIMEOUT)
+    if info is not None and info.lifecycle.stage in ("retired", "deprecated"):
+        replacement = info.lifecycle.replacement
+        when = f" on {info.lifecycle.retired_on.isoformat()}" if info.lifecycle.retired_on else ""
+        verb = "was retired" if info.lifecycle.stage == "retired" else "is deprecated"
+        tail = " and its requests answer 404" if info.lifecycle.stage == "retired" else ""
+        use = f"; use {replacement!r} instead" if replacement else ""
+        warnings.warn(
+            f"{info.name} ({info.id}) {verb}{when}{tail}{use}.",
+            RetiredModelWarning,
+            stacklevel=stacklevel,
+        )
+    return defaults
+
+
+def _prompt_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
+    if not isinstance(prompt, str) or not prompt:
+        raise InvalidRequestError("ask() needs a non-empty prompt string")
+    messages = []
+    if system is not None:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def _answer(completion: ChatCompletion) -> str:
+    from ._helpers import split_reasoning  # noqa: PLC0415
+
+    text = completion.text
+    if completion.reasoning is None:
+        _, text = split_reasoning(text)
+    return text
+
+
+class _Bound:
+    __slots__ = ("_defaults", "info", "model")
+
+    def __init__(self, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]) -> None:
+        self.model = model
+        self.info = info
+        self._defaults = dict(defaults)
+
+    def _params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {**self._defaults, **params}
+
+    def __repr__(self) -> str:
+        name = f" ({self.info.name})" if self.info is not None else ""
+        return f"{type(self).__name__}(model={self.model!r}){name}"
+
+
+@final
+class AsyncChatModel(_Bound):
+    """A chat model bound to an `AsyncClient`."""
+
+    __slots__ = ("_client",)
+
+    def __init__(
+        self, client: AsyncClient, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]
+    ) -> None:
+        super().__init__(model, info, defaults)
+        self._client = client
+
+    @overload
+    async def create(
+        self,
+        *,
+        messages: Sequence[MessageParam],
+        stream: Literal[False] = False,
+        **params: Unpack[ChatParams],
+    ) -> ChatCompletion: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        messages: Sequence[MessageParam],
+        stream: Literal[True],
+        **params: Unpack[ChatParams],
+    ) -> AsyncChatStream: ...
+
+    @overload
+    async def create(
+        self, *, messages: Sequence[MessageParam], stream: bool, **params: Unpack[ChatParams]
+    ) -> ChatCompletion | AsyncChatStream: ...
+
+    async def create(
+        self,
+        *,
+        messages: Sequence[MessageParam],
+        stream: bool = False,
+        **params: Unpack[ChatParams],
+    ) -> ChatCompletion | AsyncChatStream:
+        """`client.chat.create(model=<this model>, ...)` with this model's defaults."""
+        merged: Any = self._params(params)
+        return await self._client.chat.create(
+            model=self.model, messages=messages, stream=stream, **merged
+        )
+
+    async def ask(
+        self, prompt: str, *, system: str | None = None, **params: Unpack[ChatParams]
+    ) -> str:
+        """Send one user prompt and return the answer text (reasoning left out)."""
+        reply = await self.create(messages=_prompt_messages(prompt, system), **params)
+        return _answer(reply)
+
+
+@final
+class ChatModel(_Bound):
+    """A chat model bound to a `Client`."""
+
+    __slots__ = ("_client",)
+
+    def __init__(
+        self, client: Client, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]
+    ) -> None:
+        super().__init__(model, info, defaults)
+        self._client = client
+
+    @overload
+    def create(
+        self,
+        *,
+        messages: Sequence[MessageParam],
+        stream: Literal[False] = False,
+        **params: Unpack[ChatParams],
+    ) -> ChatCompletion: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        messages: Sequence[MessageParam],
+        stream: Literal[True],
+        **params: Unpack[ChatParams],
+    ) -> ChatStream: ...
+
+    @overload
+    def create(
+        self, *, messages: Sequence[MessageParam], stream: bool, **params: Unpack[ChatParams]
+    ) -> ChatCompletion | ChatStream: ...
+
+    def create(
+        self,
+        *,
+        messages: Sequence[MessageParam],
+        stream: bool = False,
+        **params: Unpack[ChatParams],
+    ) -> ChatCompletion | ChatStream:
+        """`client.chat.create(model=<this model>, ...)` with this model's defaults."""
+        merged: Any = self._params(params)
+        return self._client.chat.create(
+            model=self.model, messages=messages, stream=stream, **merged
+        )
+
+    def ask(self, prompt: str, *, system: str | None = None, **params: Unpack[ChatParams]) -> str:
+        """Send one user prompt and return the answer text (reasoning left out)."""
+        reply = self.create(messages=_prompt_messages(prompt, system), **params)
+        return _answer(reply)
+
+
+@final
+class AsyncEmbeddingModel(_Bound):
+    """An embeddings model bound to an `AsyncClient`."""
+
+    __slots__ = ("_client",)
+
+    def __init__(
+        self, client: AsyncClient, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]
+    ) -> None:
+        super().__init__(model, info, defaults)
+        self._client = client
+
+    async def embed(
+        self, input: str | Sequence[str], **params: Unpack[EmbeddingParams]
+    ) -> list[list[float]]:
+        """The vectors for one text or a list of texts, in input order."""
+        merged: Any = self._params(params)
+        result = await self._client.embeddings.create(model=self.model, input=input, **merged)
+        return result.embeddings
+
+
+@final
+class EmbeddingModel(_Bound):
+    """An embeddings model bound to a `Client`."""
+
+    __slots__ = ("_client",)
+
+    def __init__(
+        self, client: Client, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]
+    ) -> None:
+        super().__init__(model, info, defaults)
+        self._client = client
+
+    def embed(
+        self, input: str | Sequence[str], **params: Unpack[EmbeddingParams]
+    ) -> list[list[float]]:
+        """The vectors for one text or a list of texts, in input order."""
+        merged: Any = self._params(params)
+        result = self._client.embeddings.create(model=self.model, input=input, **merged)
+        return result.embeddings
+
+
+def _info(model_id: str) -> ModelInfo | None:
+    from ._catalog import get_model_info  # noqa: PLC0415
+
+    return get_model_info(model_id)
+
+
+class AsyncBinder:
+    """What the generated per-model constructors of `AsyncClient` call."""
+
+    __slots__ = ()
+
+    def chat_model(
+        self, model: str, *, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """Bind any chat model id (catalog or not, e.g. a `wandb-artifact:///` LoRA)."""
+        checked = _check_override(model, "")
+        info = _info(checked)
+        return AsyncChatModel(self, checked, info, bound_defaults(info, timeout, stacklevel=3))  # type: ignore[arg-type]
+
+    def embedding_model(
+        self, model: str, *, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncEmbeddingModel:
+        """Bind any embeddings model id."""
+        checked = _check_override(model, "")
+        info = _info(checked)
+        return AsyncEmbeddingModel(self, checked, info, bound_defaults(info, timeout, stacklevel=3))  # type: ignore[arg-type]
+
+    def _bind_chat(
+        self, default: str, model: str | None, timeout: float | httpx.Timeout | None
+    ) -> AsyncChatModel:
+        info = _info(default)
+        defaults = bound_defaults(info, timeout)
+        return AsyncChatModel(self, _check_override(model, default), info, defaults)  # type: ignore[arg-type]
+
+    def _bind_embedding(
+        self, default: str, model: str | None, timeout: float | httpx.Timeout | None
+    ) -> AsyncEmbeddingModel:
+        info = _info(default)
+        defaults = bound_defaults(info, timeout)
+        return AsyncEmbeddingModel(self, _check_override(model, default), info, defaults)  # type: ignore[arg-type]
+
+
+class SyncBinder:
+    """What the generated per-model constructors of `Client` call."""
+
+    __slots__ = ()
+
+    def chat_model(self, model: str, *, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Bind any chat model id (catalog or not, e.g. a `wandb-artifact:///` LoRA)."""
+        checked = _check_override(model, "")
+        info = _info(checked)
+        return ChatModel(self, checked, info, bound_defaults(info, timeout, stacklevel=3))  # type: ignore[arg-type]
+
+    def embedding_model(
+        self, model: str, *, timeout: float | httpx.Timeout | None = None
+    ) -> EmbeddingModel:
+        """Bind any embeddings model id."""
+        checked = _check_override(model, "")
+        info = _info(checked)
+        return EmbeddingModel(self, checked, info, bound_defaults(info, timeout, stacklevel=3))  # type: ignore[arg-type]
+
+    def _bind_chat(
+        self, default: str, model: str | None, timeout: float | httpx.Timeout | None
+    ) -> ChatModel:
+        info = _info(default)
+        defaults = bound_defaults(info, timeout)
+        return ChatModel(self, _check_override(model, default), info, defaults)  # type: ignore[arg-type]
+
+    def _bind_embedding(
+        self, default: str, model: str | None, timeout: float | httpx.Timeout | None
+    ) -> EmbeddingModel:
+        info = _info(default)
+        defaults = bound_defaults(info, timeout)
+        return EmbeddingModel(self, _check_override(model, default), info, defaults)  # type: ignore[arg-type]
