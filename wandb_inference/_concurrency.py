@@ -8,8 +8,8 @@ whole client when `max_concurrency` is set):
 - `max_concurrency=N`: at most N requests in flight per model and N in the client.
 - adaptive (on by default): a concurrency 429 halves the model's limit (down to 1; from
   the number in flight when no limit was set); every `limit` successes in a row raise it
-  by one, up to `max_concurrency` (or back to unlimited). Requests wait for a slot
-  instead of burning their retries.
+  by one (8x slower near the level that was refused), up to `max_concurrency` (or back
+  to unlimited past 256). Requests wait for a slot instead of burning their retries.
 
 A stream holds its slot until it is closed. `AIMDLimit` is the pure policy; the gates
 are thin async and thread-safe shells around it.
@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 __all__ = ["AIMDLimit", "AsyncLimiter", "Slot", "SyncLimiter"]
 
 
+# Without a ceiling, a limit grown back to this many in flight is dropped altogether.
+_RECOVERED = 256
+_PROBE_SLOWDOWN = 8
+
+
 @attrs.define
 class AIMDLimit:
     """Additive-increase / multiplicative-decrease limit on requests in flight."""
@@ -41,6 +46,7 @@ class AIMDLimit:
     limit: float = attrs.field(init=False)
     successes: int = attrs.field(init=False, default=0)
     in_flight: int = attrs.field(init=False, default=0)
+    last_bad: float = attrs.field(init=False, default=math.inf)
 
     def __attrs_post_init__(self) -> None:
         self.limit = self.ceiling
@@ -54,6 +60,7 @@ class AIMDLimit:
         if not self.adaptive:
             return
         current = min(self.limit, float(self.in_flight))
+        self.last_bad = max(1.0, current)
         self.limit = max(1.0, float(int(current) // 2))
         self.successes = 0
 
@@ -62,10 +69,14 @@ class AIMDLimit:
         if not self.adaptive or self.limit >= self.ceiling:
             return
         self.successes += 1
-        if self.successes >= self.limit:
+        # Probe slowly where the service refused before: 8x the successes per step.
+        needed = self.limit * (_PROBE_SLOWDOWN if self.limit + 1 >= self.last_bad else 1)
+        if self.successes >= needed:
             self.successes = 0
             self.limit += 1
-            if self.limit >= 1024 and math.isinf(self.ceiling):
+            if self.limit > self.last_bad:
+                self.last_bad = math.inf  # grew past the refused level: probe at full speed
+            if self.limit >= _RECOVERED and math.isinf(self.ceiling):
                 self.limit = math.inf  # recovered: back to unlimited
 
 
@@ -86,11 +97,11 @@ class Slot:
 
 def _account(slot: Slot, ok: bool, rate_limited: bool) -> None:
     for limit in slot.limits:
-        limit.in_flight -= 1
         if rate_limited:
-            limit.on_rate_limited()
+            limit.on_rate_limited()  # before the decrement: this request was in flight too
         elif ok:
             limit.on_success()
+        limit.in_flight -= 1
 
 
 class _Limits:
