@@ -57,7 +57,7 @@ T = TypeVar("T")
 
 # Bodies a hostile or broken server could make huge are read up to these sizes.
 MAX_ERROR_BODY = 1 << 20  # 1 MiB: error pages
-MAX_RESPONSE_BODY = 256 << 20  # 256 MiB: a JSON reply (embeddings of long batches are big)
+MAX_RESPONSE_BODY = 100 << 20  # 100 MiB: a JSON reply (embeddings of long batches are big)
 DEFAULT_LIMITS = httpx.Limits(
     max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30
 )

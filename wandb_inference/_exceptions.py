@@ -518,6 +518,11 @@ def _advice(
         return "The service failed. W&B advises waiting 30-60 s before trying again."
     if cls is BadRequestError:
         return "Fix the request parameters named above; retrying the same request will fail."
+    if 300 <= status < 400:
+        return (
+            "The server redirected the request. The SDK does not follow redirects (the API "
+            "key must not travel to another host): set base_url to the final URL."
+        )
     return "Unexpected status from the server: check the base URL and any proxy in between."
 
 
@@ -533,6 +538,8 @@ def make_status_error(
     status = response.status_code
     cls = error_class_for(status, server_message, code)
     reason = response.reason_phrase or "error"
+    if 300 <= status < 400 and "location" in response.headers:
+        server_message = f"redirect to {response.headers['location']}"
     said = f": {server_message}" if server_message else ""
     request_id = request_id_of(response.headers)
     rid = f" (request id {request_id})" if request_id else ""
