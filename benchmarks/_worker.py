@@ -1,0 +1,388 @@
+"""One benchmark measurement in a fresh process: `python _worker.py PEER SCENARIO URL N`.
+
+Prints one JSON object. Peers: httpx, httpx-sync, httpx-sse, openai, openai-sync,
+wandb_inference, wandb_inference-sync. CPU is this process's CPU time only (the server
+runs in another process), so it measures the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+MODEL = "meta-llama/Llama-3.3-70B-Instruct"
+EMBED_MODEL = "BAAI/bge-m3"
+MESSAGES = [{"role": "user", "content": "Tell me about benchmarks."}]
+KEY = "bench-key"
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# --------------------------------------------------------------------------- raw httpx
+
+
+def _sse_json(lines: Any) -> Any:
+    """The hand-written SSE loop of the raw-httpx baseline."""
+    for line in lines:
+        if line.startswith("data: "):
+            data = line[6:]
+            if data == "[DONE]":
+                return
+            yield json.loads(data)
+
+
+class RawAsync:
+    def __init__(self, url: str) -> None:
+        import httpx
+
+        self.url = url
+        self.http = httpx.AsyncClient(
+            timeout=120, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+        )
+        self.headers = {"Authorization": f"Bearer {KEY}"}
+
+    async def chat(self) -> str:
+        r = await self.http.post(
+            self.url + "/chat/completions",
+            json={"model": MODEL, "messages": MESSAGES, "max_tokens": 16},
+            headers=self.headers,
+        )
+        r.raise_for_status()
+        return str(r.json()["choices"][0]["message"]["content"])
+
+    async def stream(self, max_tokens: int) -> int:
+        n = 0
+        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True}
+        async with self.http.stream(
+            "POST", self.url + "/chat/completions", json=body, headers=self.headers
+        ) as r:
+            r.raise_for_status()
+            async for line in r.aiter_lines():
+                if line.startswith("data: "):
+                    data = line[6:]
+                    if data == "[DONE]":
+                        break
+                    json.loads(data)
+                    n += 1
+        return n
+
+    async def embed(self, texts: list[str]) -> int:
+        r = await self.http.post(
+            self.url + "/embeddings",
+            json={"model": EMBED_MODEL, "input": texts},
+            headers=self.headers,
+        )
+        r.raise_for_status()
+        return len(r.json()["data"])
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+class RawSync:
+    def __init__(self, url: str) -> None:
+        import httpx
+
+        self.url = url
+        self.http = httpx.Client(timeout=120)
+        self.headers = {"Authorization": f"Bearer {KEY}"}
+
+    def chat(self) -> str:
+        r = self.http.post(
+            self.url + "/chat/completions",
+            json={"model": MODEL, "messages": MESSAGES, "max_tokens": 16},
+            headers=self.headers,
+        )
+        r.raise_for_status()
+        return str(r.json()["choices"][0]["message"]["content"])
+
+    def stream(self, max_tokens: int) -> int:
+        n = 0
+        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True}
+        with self.http.stream("POST", self.url + "/chat/completions", json=body, headers=self.headers) as r:
+            r.raise_for_status()
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    data = line[6:]
+                    if data == "[DONE]":
+                        break
+                    json.loads(data)
+                    n += 1
+        return n
+
+    def embed(self, texts: list[str]) -> int:
+        r = self.http.post(
+            self.url + "/embeddings", json={"model": EMBED_MODEL, "input": texts}, headers=self.headers
+        )
+        r.raise_for_status()
+        return len(r.json()["data"])
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class HttpxSSEAsync(RawAsync):
+    async def stream(self, max_tokens: int) -> int:
+        from httpx_sse import aconnect_sse
+
+        n = 0
+        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True}
+        async with aconnect_sse(
+            self.http, "POST", self.url + "/chat/completions", json=body, headers=self.headers
+        ) as source:
+            async for event in source.aiter_sse():
+                if event.data == "[DONE]":
+                    break
+                json.loads(event.data)
+                n += 1
+        return n
+
+
+# --------------------------------------------------------------------------- openai
+
+
+class OpenAIAsync:
+    def __init__(self, url: str, max_retries: int = 0) -> None:
+        import openai
+
+        self.client = openai.AsyncOpenAI(api_key=KEY, base_url=url, max_retries=max_retries, timeout=120)
+
+    async def chat(self) -> str:
+        r = await self.client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=16)  # type: ignore[arg-type]
+        return str(r.choices[0].message.content)
+
+    async def stream(self, max_tokens: int) -> int:
+        n = 0
+        s = await self.client.chat.completions.create(
+            model=MODEL,
+            messages=MESSAGES,  # type: ignore[arg-type]
+            max_tokens=max_tokens,
+            stream=True,
+        )
+        async for _chunk in s:
+            n += 1
+        return n
+
+    async def embed(self, texts: list[str]) -> int:
+        r = await self.client.embeddings.create(model=EMBED_MODEL, input=texts)
+        return len(r.data)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class OpenAISync:
+    def __init__(self, url: str, max_retries: int = 0) -> None:
+        import openai
+
+        self.client = openai.OpenAI(api_key=KEY, base_url=url, max_retries=max_retries, timeout=120)
+
+    def chat(self) -> str:
+        r = self.client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=16)  # type: ignore[arg-type]
+        return str(r.choices[0].message.content)
+
+    def stream(self, max_tokens: int) -> int:
+        n = 0
+        s = self.client.chat.completions.create(
+            model=MODEL,
+            messages=MESSAGES,  # type: ignore[arg-type]
+            max_tokens=max_tokens,
+            stream=True,
+        )
+        for _chunk in s:
+            n += 1
+        return n
+
+    def embed(self, texts: list[str]) -> int:
+        return len(self.client.embeddings.create(model=EMBED_MODEL, input=texts).data)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# --------------------------------------------------------------------------- wandb_inference
+
+
+class WIAsync:
+    def __init__(self, url: str, max_retries: int = 0) -> None:
+        import wandb_inference
+
+        self.client = wandb_inference.AsyncClient(api_key=KEY, base_url=url, max_retries=max_retries)
+
+    async def chat(self) -> str:
+        r = await self.client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=16)
+        return r.text
+
+    async def stream(self, max_tokens: int) -> int:
+        n = 0
+        s = await self.client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=max_tokens, stream=True)
+        async with s:
+            async for _chunk in s:
+                n += 1
+        return n
+
+    async def embed(self, texts: list[str]) -> int:
+        r = await self.client.embeddings.create(model=EMBED_MODEL, input=texts)
+        return len(r.data)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class WISync:
+    def __init__(self, url: str, max_retries: int = 0) -> None:
+        import wandb_inference
+
+        self.client = wandb_inference.Client(api_key=KEY, base_url=url, max_retries=max_retries)
+
+    def chat(self) -> str:
+        return self.client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=16).text
+
+    def stream(self, max_tokens: int) -> int:
+        n = 0
+        with self.client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=max_tokens, stream=True) as s:
+            for _chunk in s:
+                n += 1
+        return n
+
+    def embed(self, texts: list[str]) -> int:
+        return len(self.client.embeddings.create(model=EMBED_MODEL, input=texts).data)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+ASYNC_PEERS: dict[str, Callable[[str], Any]] = {
+    "httpx": RawAsync,
+    "httpx-sse": HttpxSSEAsync,
+    "openai": OpenAIAsync,
+    "wandb_inference": WIAsync,
+}
+SYNC_PEERS: dict[str, Callable[[str], Any]] = {
+    "httpx-sync": RawSync,
+    "openai-sync": OpenAISync,
+    "wandb_inference-sync": WISync,
+}
+IMPORTS = {
+    "httpx": "import httpx; c = httpx.AsyncClient()",
+    "httpx-sync": "import httpx; c = httpx.Client()",
+    "httpx-sse": "import httpx, httpx_sse; c = httpx.AsyncClient()",
+    "openai": "import openai; c = openai.AsyncOpenAI(api_key='k')",
+    "openai-sync": "import openai; c = openai.OpenAI(api_key='k')",
+    "wandb_inference": "import wandb_inference; c = wandb_inference.AsyncClient(api_key='k')",
+    "wandb_inference-sync": "import wandb_inference; c = wandb_inference.Client(api_key='k')",
+    "litellm": "import litellm",
+}
+
+TEXTS = [f"benchmark sentence number {i} about embeddings" for i in range(16)]
+
+
+async def _run_async(peer: str, scenario: str, url: str, n: int) -> dict[str, Any]:
+    client = ASYNC_PEERS[peer](url)
+    try:
+        if scenario == "nonstream":
+            for _ in range(min(20, n)):
+                await client.chat()
+            cpu = time.process_time()
+            for _ in range(n):
+                await client.chat()
+            return {"cpu_per_call_us": (time.process_time() - cpu) / n * 1e6}
+        if scenario == "stream":
+            await client.stream(50)
+            cpu = time.process_time()
+            chunks = await client.stream(n)
+            return {"cpu_per_chunk_us": (time.process_time() - cpu) / chunks * 1e6, "chunks": chunks}
+        if scenario == "concurrent":
+            errors = 0
+            wall = time.perf_counter()
+
+            async def one() -> int:
+                nonlocal errors
+                try:
+                    return int(await client.stream(20))
+                except Exception:
+                    errors += 1
+                    return 0
+
+            counts = await asyncio.gather(*(one() for _ in range(n)))
+            wall = time.perf_counter() - wall
+            return {"wall_s": wall, "errors": errors, "chunks": sum(counts), "peak_rss_mb": _rss_mb()}
+        if scenario == "embeddings":
+            for _ in range(3):
+                await client.embed(TEXTS)
+            cpu = time.process_time()
+            for _ in range(n):
+                await client.embed(TEXTS)
+            return {"cpu_per_call_us": (time.process_time() - cpu) / n * 1e6}
+        raise SystemExit(f"unknown scenario {scenario}")
+    finally:
+        await client.close()
+
+
+def _run_sync(peer: str, scenario: str, url: str, n: int) -> dict[str, Any]:
+    client = SYNC_PEERS[peer](url)
+    try:
+        if scenario == "nonstream":
+            for _ in range(min(20, n)):
+                client.chat()
+            cpu = time.process_time()
+            for _ in range(n):
+                client.chat()
+            return {"cpu_per_call_us": (time.process_time() - cpu) / n * 1e6}
+        if scenario == "stream":
+            client.stream(50)
+            cpu = time.process_time()
+            chunks = client.stream(n)
+            return {"cpu_per_chunk_us": (time.process_time() - cpu) / chunks * 1e6, "chunks": chunks}
+        if scenario == "embeddings":
+            for _ in range(3):
+                client.embed(TEXTS)
+            cpu = time.process_time()
+            for _ in range(n):
+                client.embed(TEXTS)
+            return {"cpu_per_call_us": (time.process_time() - cpu) / n * 1e6}
+        raise SystemExit(f"unknown scenario {scenario} for a sync peer")
+    finally:
+        client.close()
+
+
+def _run_retry(peer: str, url: str, header: dict[str, str]) -> dict[str, Any]:
+    """429 with Retry-After: 1 twice, then 200: attempts and gaps (server-recorded)."""
+    start = time.perf_counter()
+    if peer.startswith("openai"):
+        import openai
+
+        with openai.OpenAI(api_key=KEY, base_url=url, max_retries=3, default_headers=header) as oc:
+            oc.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=4)  # type: ignore[arg-type]
+    else:
+        import wandb_inference
+
+        with wandb_inference.Client(api_key=KEY, base_url=url, default_headers=header) as wc:
+            wc.chat.create(model=MODEL, messages=MESSAGES, max_tokens=4)
+    return {"wall_s": time.perf_counter() - start}
+
+
+def main(argv: list[str]) -> None:
+    peer, scenario, url, n = argv[1], argv[2], argv[3], int(argv[4])
+    if scenario == "import":
+        start = time.perf_counter()
+        exec(IMPORTS[peer], {})  # noqa: S102 - the fixed statements above
+        result: dict[str, Any] = {"seconds": time.perf_counter() - start}
+    elif scenario == "retry":
+        result = _run_retry(peer, url, json.loads(argv[5]))
+    elif peer in ASYNC_PEERS:
+        result = asyncio.run(_run_async(peer, scenario, url, n))
+    else:
+        result = _run_sync(peer, scenario, url, n)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,266 @@
+"""The benchmark suite: wandb_inference against raw httpx and the openai SDK, one run.
+
+    python benchmarks/run.py [--quick] [--out benchmarks/report]
+
+Starts the local server in its own process, then measures every peer through the same
+scenarios, each measurement in a fresh process (so imports, caches and RSS do not leak
+between peers), repeated, and reports medians, spreads and ratios to raw httpx
+measured in the same run (machines here are shared and noisy: only ratios compare).
+Writes `report.md`, `results.json` and `chart.png` (with matplotlib) to --out, and
+exits 1 when a budget is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+WORKER = HERE / "_worker.py"
+
+ASYNC = ["httpx", "httpx-sse", "openai", "wandb_inference"]
+SYNC = ["httpx-sync", "openai-sync", "wandb_inference-sync"]
+
+# Budgets: wandb_inference / raw httpx in the same run (sync against httpx.Client).
+BUDGETS = {"import": 1.3, "nonstream": 1.3, "stream": 1.5, "concurrent": 1.1, "concurrent_rss": 1.3, "embeddings": 1.2}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_server() -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wandb_inference", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the local server did not start (is the [server] extra installed?)")
+
+
+def _available(peer: str) -> bool:
+    module = {"httpx-sse": "httpx_sse", "openai": "openai", "openai-sync": "openai", "litellm": "litellm"}.get(peer)
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+def _worker(peer: str, scenario: str, url: str, n: int, *extra: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, str(WORKER), peer, scenario, url, str(n), *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def measure(url: str, quick: bool) -> dict[str, Any]:
+    reps = 3 if quick else 7
+    sizes = {
+        "nonstream": 150 if quick else 1000,
+        "stream": 20_000,
+        "concurrent": 500,
+        "embeddings": 40 if quick else 200,
+    }
+    peers = [p for p in ASYNC + SYNC if _available(p)]
+    results: dict[str, Any] = {"peers": peers, "scenarios": {}}
+    plan: list[tuple[str, str, list[str], int]] = [
+        ("import", "seconds", [*peers, *(["litellm"] if _available("litellm") else [])], 0),
+        ("nonstream", "cpu_per_call_us", peers, sizes["nonstream"]),
+        ("stream", "cpu_per_chunk_us", peers, sizes["stream"]),
+        ("concurrent", "wall_s", [p for p in peers if p in ASYNC], sizes["concurrent"]),
+        ("embeddings", "cpu_per_call_us", peers, sizes["embeddings"]),
+    ]
+    for scenario, metric, scenario_peers, n in plan:
+        table: dict[str, Any] = {}
+        r = reps if scenario != "import" else reps * 2
+        for _ in range(r):  # interleave peers across repetitions: drift hits all alike
+            for peer in scenario_peers:
+                row = table.setdefault(peer, {"values": [], "errors": 0, "rss": [], "notes": []})
+                res = _worker(peer, scenario, url, n)
+                if "error" in res:
+                    row["notes"].append(res["error"])
+                    continue
+                row["values"].append(res[metric])
+                row["errors"] += int(res.get("errors", 0))
+                if "peak_rss_mb" in res:
+                    row["rss"].append(res["peak_rss_mb"])
+        for row in table.values():
+            row["stats"] = _stats(row["values"]) if row["values"] else None
+            row["rss_stats"] = _stats(row["rss"]) if row["rss"] else None
+        results["scenarios"][scenario] = {"metric": metric, "n": n, "table": table}
+        print(f"  {scenario}: done", flush=True)
+    results["retry"] = {p: _retry(url, p) for p in ("wandb_inference-sync", "openai-sync") if _available(p)}
+    return results
+
+
+def _retry(url: str, peer: str) -> dict[str, Any]:
+    fault_id = uuid.uuid4().hex
+    header = {"X-Wandb-Fault": f"429;kind=concurrency;retry_after=1;times=2;id={fault_id}"}
+    res = _worker(peer, "retry", url, 0, json.dumps(header))
+    return res
+
+
+def _baseline(peer: str) -> str:
+    return "httpx-sync" if peer.endswith("-sync") else "httpx"
+
+
+def ratios(results: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    out: dict[str, dict[str, float | None]] = {}
+    for scenario, data in results["scenarios"].items():
+        table = data["table"]
+        out[scenario] = {}
+        for peer, row in table.items():
+            base = table.get(_baseline(peer) if peer != "litellm" else "httpx")
+            if row["stats"] and base and base["stats"]:
+                out[scenario][peer] = row["stats"]["median"] / base["stats"]["median"]
+            else:
+                out[scenario][peer] = None
+        if scenario == "concurrent":
+            base = table.get("httpx")
+            out["concurrent_rss"] = {
+                peer: (row["rss_stats"]["median"] / base["rss_stats"]["median"])
+                if row["rss_stats"] and base and base["rss_stats"]
+                else None
+                for peer, row in table.items()
+            }
+    return out
+
+
+def budgets(rat: dict[str, dict[str, float | None]], results: dict[str, Any]) -> list[tuple[str, str, float | None, float, bool]]:
+    checks = []
+    for scenario, limit in BUDGETS.items():
+        for peer in ("wandb_inference", "wandb_inference-sync"):
+            value = rat.get(scenario, {}).get(peer)
+            if value is None and peer.endswith("-sync") and scenario.startswith("concurrent"):
+                continue
+            ok = value is not None and value <= limit
+            if scenario == "concurrent":
+                errors = results["scenarios"]["concurrent"]["table"].get(peer, {}).get("errors", 1)
+                ok = ok and errors == 0
+            checks.append((scenario, peer, value, limit, ok))
+    return checks
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def report(results: dict[str, Any], rat: dict[str, Any], checks: list[Any], out: Path, quick: bool) -> str:
+    units = {"import": ("ms", 1e3), "nonstream": ("us", 1), "stream": ("us", 1), "concurrent": ("s", 1), "embeddings": ("us", 1)}
+    lines = [
+        "# wandb-inference benchmarks",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, Python "
+        f"{sys.version.split()[0]}, {'quick' if quick else 'full'} mode. Local server in its own process, "
+        "loopback HTTP/1.1. Client CPU time only. Ratios are to raw httpx (async peers) or "
+        "raw `httpx.Client` (sync peers) measured in the same run: lower is better.",
+        "",
+        "| scenario | peer | median | min - max | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for scenario, data in results["scenarios"].items():
+        unit, scale = units[scenario]
+        for peer, row in data["table"].items():
+            st = row["stats"]
+            if st is None:
+                lines.append(f"| {scenario} | {peer} | failed: {row['notes'][:1]} | | |")
+                continue
+            cell = f"{st['median'] * scale:.1f} {unit}"
+            spread = f"{st['min'] * scale:.1f} - {st['max'] * scale:.1f}"
+            extra = ""
+            if scenario == "concurrent":
+                extra = f" (errors {row['errors']}, RSS {row['rss_stats']['median']:.0f} MB)" if row["rss_stats"] else ""
+            lines.append(f"| {scenario} | {peer} | {cell}{extra} | {spread} | {_fmt(rat[scenario].get(peer))} |")
+    lines += ["", "## Budgets (wandb_inference / raw httpx)", "", "| budget | client | ratio | limit | |", "|---|---|---|---|---|"]
+    for scenario, peer, value, limit, ok in checks:
+        lines.append(f"| {scenario} | {peer} | {_fmt(value)} | {limit} | {'pass' if ok else '**MISS**'} |")
+    lines += ["", "## Retry scenario (429 with Retry-After: 1 twice, then 200)", ""]
+    for peer, res in results.get("retry", {}).items():
+        lines.append(f"- {peer}: {json.dumps(res)}")
+    lines += ["", "![ratios](chart.png)", ""]
+    text = "\n".join(lines)
+    (out / "report.md").write_text(text)
+    return text
+
+
+def chart(rat: dict[str, dict[str, float | None]], out: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("  (matplotlib not installed: no chart; pip install 'wandb-inference[bench]')")
+        return
+    scenarios = [s for s in ("import", "nonstream", "stream", "concurrent", "concurrent_rss", "embeddings") if s in rat]
+    peers = [p for p in ("httpx-sse", "openai", "openai-sync", "wandb_inference", "wandb_inference-sync") if any(rat[s].get(p) for s in scenarios)]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / max(1, len(peers))
+    for i, peer in enumerate(peers):
+        values = [rat[s].get(peer) or 0 for s in scenarios]
+        ax.bar([x + i * width for x in range(len(scenarios))], values, width, label=peer)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks([x + width * (len(peers) - 1) / 2 for x in range(len(scenarios))], scenarios)
+    ax.set_ylabel("ratio to raw httpx (lower is better)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.set_title("wandb-inference vs openai vs raw httpx (same run)")
+    fig.tight_layout()
+    fig.savefig(out / "chart.png", dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (under 3 minutes)")
+    parser.add_argument("--out", type=Path, default=HERE / "report", help="output directory")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    proc, url = _start_server()
+    started = time.monotonic()
+    try:
+        print(f"server at {url}; measuring...", flush=True)
+        results = measure(url, args.quick)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    rat = ratios(results)
+    checks = budgets(rat, results)
+    results["ratios"] = rat
+    results["elapsed_s"] = time.monotonic() - started
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    print(report(results, rat, checks, args.out, args.quick))
+    chart(rat, args.out)
+    print(f"\nwrote {args.out}/report.md, results.json, chart.png in {results['elapsed_s']:.0f} s")
+    return 0 if all(ok for *_, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

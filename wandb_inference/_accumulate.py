@@ -1,0 +1,474 @@
+"""Build the final chat completion from the chunks of a stream, without I/O.
+
+`ChatCompletionAccumulator.add` is fed the raw chunk dicts (the `json.loads` of each
+`data:` payload) once per token, so it only appends pieces to lists; the text is joined
+when asked for. It also keeps whatever arrived before a stream failed, so it never
+raises on odd input: a part it cannot use (a non-object choice, a non-string content,
+an index that is not an int...) is skipped.
+
+What is merged, per choice `index`:
+
+- `role` (first seen; "assistant" when none came), `content`, `refusal`, `reasoning` and
+  the legacy `reasoning_content` (each kept in the field it came in);
+- `tool_calls`, merged by their `index`: `id`, `type` and `function.name` come in the
+  first delta of a call and are set when absent; an identical repeat (some servers send
+  them in every delta) is ignored; `function.arguments` pieces are concatenated. A
+  *different* `id` at an index already in use starts a new call (a server reusing index 0
+  for parallel calls); a delta without an `index` joins the call with its `id`, or the
+  last call;
+- the legacy `function_call` (name and argument pieces);
+- `finish_reason` (the last non-null one); `logprobs` are not kept.
+
+Per stream: `id`, `model`, `created`, `system_fingerprint` (first seen) and `usage` (the
+last non-null one: the final usage-only chunk, with `choices: []` or, from LiteLLM, one
+choice with an empty delta; servers with continuous usage send a running total).
+
+Fields the API document does not name are kept, so they survive into the completion's
+`additional_properties`: on the chunk, the first non-null value; on a choice, the last
+non-null value; in a delta, strings are concatenated (deltas are pieces), lists extended,
+and other values replaced.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final, cast, final
+
+if TYPE_CHECKING:
+    from wandb_inference_generated.models.chat_completion import ChatCompletion
+
+__all__ = ["ChatCompletionAccumulator"]
+
+_CHUNK_KEYS: Final = frozenset(
+    {"id", "object", "created", "model", "choices", "usage", "system_fingerprint"}
+)
+_CHOICE_KEYS: Final = frozenset({"index", "delta", "finish_reason", "logprobs"})
+_DELTA_KEYS: Final = frozenset(
+    {"role", "content", "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"}
+)
+# A delta with only these keys is handled inline by `add` (the per-token common case).
+_CONTENT_ONLY: Final = frozenset({"content"})
+
+
+class _Pieces(list[str]):
+    """String pieces of an unknown delta field, joined in the completion."""
+
+    __slots__ = ()
+
+
+def _join(pieces: list[str]) -> str:
+    """Join `pieces` and keep the result as the only piece, so later joins are cheap."""
+    if len(pieces) == 1:
+        return pieces[0]
+    text = "".join(pieces)
+    pieces[:] = [text]
+    return text
+
+
+def _merge_name(current: str | None, piece: str) -> str:
+    """Merge a repeated `name`: a repeat or a fuller copy replaces, a new piece extends."""
+    if current is None:
+        return piece
+    return current + piece
+
+
+def _argument_piece(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        # A few servers send parsed arguments; the API's type is JSON text.
+        try:
+            return json.dumps(value)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+@final
+class _ToolCall:
+    __slots__ = ("arguments", "id", "index", "name", "seq", "type")
+
+    def __init__(self, index: int, seq: int) -> None:
+        self.index = index
+        self.seq = seq  # creation order: ties between calls sharing a server index
+        self.id: str | None = None
+        self.type: str | None = None
+        self.name: str | None = None
+        self.arguments: list[str] = []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id or "",
+            "type": self.type or "function",
+            "function": {"name": self.name or "", "arguments": "".join(self.arguments)},
+        }
+
+
+@final
+class _Choice:
+    __slots__ = (
+        "choice_extra",
+        "content",
+        "finish_reason",
+        "function_args",
+        "function_name",
+        "index",
+        "message_extra",
+        "reasoning",
+        "reasoning_content",
+        "refusal",
+        "role",
+        "route",
+        "tool_calls",
+    )
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.role: str | None = None
+        # None: never received (the completion says null); a list: pieces received.
+        self.content: list[str] | None = None
+        self.reasoning: list[str] | None = None
+        self.reasoning_content: list[str] | None = None
+        self.refusal: list[str] | None = None
+        self.tool_calls: list[_ToolCall] = []
+        self.route: dict[int, _ToolCall] = {}  # server index -> the call it now feeds
+        self.function_name: str | None = None
+        self.function_args: list[str] | None = None
+        self.finish_reason: str | None = None
+        self.choice_extra: dict[str, Any] | None = None
+        self.message_extra: dict[str, Any] | None = None
+
+    def reasoning_text(self) -> str:
+        if self.reasoning is not None:
+            text = _join(self.reasoning)
+            if text:
+                return text
+        if self.reasoning_content is not None:
+            return _join(self.reasoning_content)
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        message: dict[str, Any] = {}
+        if self.message_extra:
+            for key, value in self.message_extra.items():
+                message[key] = "".join(value) if isinstance(value, _Pieces) else value
+        message["role"] = self.role or "assistant"
+        message["content"] = None if self.content is None else _join(self.content)
+        for key in ("reasoning", "reasoning_content", "refusal"):
+            pieces = getattr(self, key)
+            if pieces is not None:
+                message[key] = _join(pieces)
+        if self.tool_calls:
+            ordered = sorted(self.tool_calls, key=lambda call: (call.index, call.seq))
+            message["tool_calls"] = [call.to_dict() for call in ordered]
+        if self.function_args is not None or self.function_name is not None:
+            message["function_call"] = {
+                "name": self.function_name or "",
+                "arguments": "".join(self.function_args or ()),
+            }
+        choice: dict[str, Any] = dict(self.choice_extra) if self.choice_extra else {}
+        choice.update(index=self.index, message=message, finish_reason=self.finish_reason)
+        return choice
+
+
+@final
+class ChatCompletionAccumulator:
+    """Merge the chunks of a chat stream into one completion.
+
+    ```python
+    acc = ChatCompletionAccumulator()
+    for payload in payloads:  # dicts: json.loads of each `data:` event
+        acc.add(payload)
+    acc.text            # the first choice's content so far
+    acc.completion()    # a ChatCompletion, as if the call had not streamed
+    ```
+    """
+
+    __slots__ = (
+        "_choices",
+        "_chunks",
+        "_created",
+        "_extra",
+        "_fingerprint",
+        "_id",
+        "_model",
+        "_need_meta",
+        "_usage",
+    )
+
+    def __init__(self) -> None:
+        """Create an empty accumulator."""
+        self._chunks = 0
+        self._choices: dict[int, _Choice] = {}
+        self._id: str | None = None
+        self._model: str | None = None
+        self._created: int | None = None
+        self._need_meta = True  # until id, model and created have all been seen
+        self._fingerprint: str | None = None
+        self._usage: dict[str, Any] | None = None
+        self._extra: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def chunks(self) -> int:
+        """How many chunks (objects) were added."""
+        return self._chunks
+
+    @property
+    def has_data(self) -> bool:
+        """True once a chunk was added."""
+        return self._chunks > 0
+
+    @property
+    def text(self) -> str:
+        """The content of choice 0 received so far ("" if none)."""
+        state = self._choices.get(0)
+        if state is None or state.content is None:
+            return ""
+        return _join(state.content)
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning of choice 0 so far, from `reasoning` or `reasoning_content`.
+
+        When a server sends both fields (some did while renaming it), `reasoning` wins.
+        """
+        state = self._choices.get(0)
+        return "" if state is None else state.reasoning_text()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The completion so far as a JSON-ready dict (the shape of a non-streamed reply).
+
+        Returns:
+            A new dict: `object` is "chat.completion"; `id`, `model` are "" and `created`
+            is 0 when no chunk carried them; choices are ordered by index.
+        """
+        out: dict[str, Any] = dict(self._extra) if self._extra else {}
+        out.update(
+            id=self._id or "",
+            object="chat.completion",
+            created=self._created or 0,
+            model=self._model or "",
+            choices=[self._choices[i].to_dict() for i in sorted(self._choices)],
+        )
+        if self._usage is not None:
+            out["usage"] = dict(self._usage)
+        if self._fingerprint is not None:
+            out["system_fingerprint"] = self._fingerprint
+        return out
+
+    def completion(self) -> ChatCompletion:
+        """The completion so far, as the generated model.
+
+        Returns:
+            A new `ChatCompletion` (see `to_dict` for the defaults). Fields the API
+            document does not name are in the `additional_properties` of the completion,
+            its choices and messages.
+        """
+        from wandb_inference_generated.models.chat_completion import ChatCompletion
+
+        return ChatCompletion.from_dict(self.to_dict())
+
+    # ------------------------------------------------------------------ writing
+
+    def add(self, chunk: Mapping[str, Any]) -> None:
+        """Merge one chunk.
+
+        Args:
+            chunk: one decoded `data:` payload of the stream. Anything that is not an
+                object, and any part of it that cannot be used, is ignored.
+        """
+        if chunk.__class__ is not dict and not isinstance(cast(object, chunk), Mapping):
+            return
+        self._chunks += 1
+        if self._need_meta:
+            self._take_meta(chunk)
+        if self._fingerprint is None:
+            fingerprint = chunk.get("system_fingerprint")
+            if isinstance(fingerprint, str):
+                self._fingerprint = fingerprint
+        if not chunk.keys() <= _CHUNK_KEYS:
+            self._take_chunk_extra(chunk)
+        usage = chunk.get("usage")
+        if usage is not None and isinstance(usage, Mapping):
+            self._usage = dict(usage)
+        choices = chunk.get("choices")
+        if not choices or not isinstance(choices, list):
+            return
+        states = self._choices
+        for choice in choices:
+            if choice.__class__ is not dict and not isinstance(choice, Mapping):
+                continue
+            index = choice.get("index", 0)
+            if index.__class__ is not int:
+                if index is not None:
+                    continue  # "1", 1.0, True...: not an index we can trust
+                index = 0
+            delta = choice.get("delta")
+            finish = choice.get("finish_reason")
+            state = states.get(index)
+            if state is None:
+                if not delta and finish is None:
+                    continue  # nothing to keep (LiteLLM's usage chunk has such a choice)
+                state = states[index] = _Choice(index)
+            if finish is not None and isinstance(finish, str):
+                state.finish_reason = finish
+            if not choice.keys() <= _CHOICE_KEYS:
+                _take_choice_extra(state, choice)
+            if not delta or (delta.__class__ is not dict and not isinstance(delta, Mapping)):
+                continue
+            content = delta.get("content")
+            if content.__class__ is str:
+                pieces = state.content
+                if pieces is None:
+                    state.content = [content]
+                else:
+                    pieces.append(content)
+            if not delta.keys() <= _CONTENT_ONLY:
+                _merge_delta(state, delta)
+
+    def _take_meta(self, chunk: Mapping[str, Any]) -> None:
+        if self._id is None:
+            value = chunk.get("id")
+            if isinstance(value, str):
+                self._id = value
+        if self._model is None:
+            value = chunk.get("model")
+            if isinstance(value, str):
+                self._model = value
+        if self._created is None:
+            value = chunk.get("created")
+            if value.__class__ is int:
+                self._created = value
+        self._need_meta = self._id is None or self._model is None or self._created is None
+
+    def _take_chunk_extra(self, chunk: Mapping[str, Any]) -> None:
+        extra = self._extra
+        if extra is None:
+            extra = self._extra = {}
+        for key, value in chunk.items():
+            if key not in _CHUNK_KEYS and value is not None and key not in extra:
+                extra[key] = value
+
+
+def _take_choice_extra(state: _Choice, choice: Mapping[str, Any]) -> None:
+    extra = state.choice_extra
+    if extra is None:
+        extra = state.choice_extra = {}
+    for key, value in choice.items():
+        if key not in _CHOICE_KEYS and value is not None:
+            extra[key] = value
+
+
+def _append(pieces: list[str] | None, value: str) -> list[str]:
+    if pieces is None:
+        return [value]
+    pieces.append(value)
+    return pieces
+
+
+def _merge_delta(state: _Choice, delta: Mapping[str, Any]) -> None:
+    """Everything in a delta but `content` (which `add` handles inline)."""
+    get = delta.get
+    role = get("role")
+    if state.role is None and isinstance(role, str) and role:
+        state.role = role
+    value = get("reasoning")
+    if isinstance(value, str):
+        state.reasoning = _append(state.reasoning, value)
+    value = get("reasoning_content")
+    if isinstance(value, str):
+        state.reasoning_content = _append(state.reasoning_content, value)
+    value = get("refusal")
+    if isinstance(value, str):
+        state.refusal = _append(state.refusal, value)
+    tool_calls = get("tool_calls")
+    if tool_calls and isinstance(tool_calls, list):
+        for item in tool_calls:
+            if isinstance(item, Mapping):
+                _merge_tool_call(state, item)
+    function_call = get("function_call")
+    if function_call and isinstance(function_call, Mapping):
+        name = function_call.get("name")
+        if isinstance(name, str) and name:
+            state.function_name = _merge_name(state.function_name, name)
+        arguments = _argument_piece(function_call.get("arguments"))
+        if arguments is not None:
+            state.function_args = _append(state.function_args, arguments)
+        elif state.function_args is None:
+            state.function_args = []
+    if not delta.keys() <= _DELTA_KEYS:
+        _take_message_extra(state, delta)
+
+
+def _merge_tool_call(state: _Choice, item: Mapping[str, Any]) -> None:
+    calls = state.tool_calls
+    route = state.route
+    call_id = item.get("id")
+    if not isinstance(call_id, str) or not call_id:
+        call_id = None
+    index = item.get("index")
+    call: _ToolCall | None
+    if index.__class__ is int:
+        call = route.get(index)
+    else:
+        # No usable index: the call with this id, a new call for a new id, else the last.
+        call = None
+        if call_id is not None:
+            call = next((c for c in calls if c.id == call_id), None)
+            index = (
+                call.index if call is not None else max((c.index for c in calls), default=-1) + 1
+            )
+        elif calls:
+            call = calls[-1]
+            index = call.index
+        else:
+            index = 0
+    kind = item.get("type")
+    if not isinstance(kind, str) or not kind:
+        kind = None
+    name = arguments = None
+    function = item.get("function")
+    if function and isinstance(function, Mapping):
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            name = None
+        arguments = _argument_piece(function.get("arguments"))
+    if call is None or (call_id is not None and call.id is not None and call.id != call_id):
+        if call_id is None and kind is None and name is None and arguments is None:
+            return  # nothing usable: do not invent a call
+        call = _ToolCall(index, len(calls))
+        calls.append(call)
+        route[index] = call
+    if call_id is not None and call.id is None:
+        call.id = call_id
+    if kind is not None and call.type is None:
+        call.type = kind
+    if name is not None:
+        call.name = _merge_name(call.name, name)
+    if arguments is not None:
+        call.arguments.append(arguments)
+
+
+def _take_message_extra(state: _Choice, delta: Mapping[str, Any]) -> None:
+    extra = state.message_extra
+    if extra is None:
+        extra = state.message_extra = {}
+    for key, value in delta.items():
+        if key in _DELTA_KEYS or value is None:
+            continue
+        current = extra.get(key)
+        if isinstance(value, str):
+            if isinstance(current, _Pieces):
+                current.append(value)
+            else:
+                extra[key] = _Pieces([value])
+        elif isinstance(value, list):
+            if isinstance(current, list) and not isinstance(current, _Pieces):
+                current.extend(value)
+            else:
+                extra[key] = list(value)
+        else:
+            extra[key] = value
