@@ -68,7 +68,7 @@ def _join(pieces: list[str]) -> str:
 
 def _merge_name(current: str | None, piece: str) -> str:
     """Merge a repeated `name`: a repeat or a fuller copy replaces, a new piece extends."""
-    if current is None:
+    if current is None or piece.startswith(current):
         return piece
     return current + piece
 

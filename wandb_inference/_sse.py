@@ -6,8 +6,8 @@ and is fed whatever the network hands over, cut at any byte:
 
 - lines end in `\\r\\n`, `\\r` or `\\n`, and a `\\r\\n` split across two reads is one line end;
 - one UTF-8 byte order mark at the start of the stream is dropped, even if split;
-- bytes are decoded as UTF-8 one complete line at a time, so a character split across
-  reads survives, and invalid bytes become U+FFFD as the spec says;
+- only complete lines are decoded (UTF-8), so a character split across reads survives,
+  and invalid bytes become U+FFFD as the spec says;
 - `:` comments are ignored; `data:` lines are joined with `\\n`; `event:` sets the type
   (back to "message" after each event); `id:` sets the last event id, which persists
   across events (an id containing NUL is ignored); `retry:` is read only when it is

@@ -1,0 +1,244 @@
+"""Request validation against the vendored OpenAPI request schemas.
+
+A small JSON Schema subset: exactly the keywords the request schemas use (`type`, `const`,
+`enum`, `minimum`, `maximum`, `minItems`, `maxItems`, `items`, `properties`, `required`,
+`additionalProperties`, `anyOf`, `$ref`). What it adds over a generic validator is the
+message: unions of objects are told apart by their `const` field (`role`, `type`), so a bad
+message reads "messages[1].role must be one of 'user', ..." rather than "matches no member".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from ._schema import REQUEST_SCHEMAS
+
+__all__ = ["SUPPORTED_KEYWORDS", "Invalid", "validate_request"]
+
+SUPPORTED_KEYWORDS: Final = frozenset(
+    {
+        "$ref",
+        "additionalProperties",
+        "anyOf",
+        "const",
+        "enum",
+        "items",
+        "maxItems",
+        "maximum",
+        "minItems",
+        "minimum",
+        "properties",
+        "required",
+        "type",
+    }
+)
+
+_REF_PREFIX = "#/components/schemas/"
+
+_TYPE_NAMES: Final = {
+    "object": "an object",
+    "array": "an array",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "null": "null",
+}
+
+
+@attrs.frozen(kw_only=True)
+class Invalid:
+    """Why a request body fails its schema.
+
+    Attributes:
+        param: where, as a path (`messages[0].role`); None for the body itself.
+        problem: what is wrong there, phrased to follow the path.
+    """
+
+    param: str | None
+    problem: str
+
+    @property
+    def message(self) -> str:
+        """The sentence sent back to the client."""
+        where = self.param if self.param is not None else "the request body"
+        return f"Invalid request: {where} {self.problem}"
+
+
+def validate_request(body: Any, schema_name: str) -> Invalid | None:
+    """Check a parsed JSON body against one of the vendored request schemas.
+
+    Args:
+        body: the parsed JSON request body.
+        schema_name: `ChatCompletionRequest` or `EmbeddingRequest`.
+
+    Returns:
+        The first problem found, or None when the body is valid.
+    """
+    return _check(body, REQUEST_SCHEMAS[schema_name], None)
+
+
+def _resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    while "$ref" in schema:
+        ref: str = schema["$ref"]
+        schema = REQUEST_SCHEMAS[ref.removeprefix(_REF_PREFIX)]
+    return schema
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _is_type(value: Any, name: str) -> bool:
+    actual = _json_type(value)
+    if name == "number":
+        return actual in ("integer", "number")
+    if name == "integer":
+        # JSON Schema counts 2.0 as an integer; booleans are never numbers.
+        return actual == "integer" or (actual == "number" and float(value).is_integer())
+    return actual == name
+
+
+def _types(schema: Mapping[str, Any]) -> list[str] | None:
+    declared = schema.get("type")
+    if declared is None:
+        return None
+    return [declared] if isinstance(declared, str) else list(declared)
+
+
+def _accepts_type(schema: Mapping[str, Any], value: Any) -> bool:
+    schema = _resolve(schema)
+    if "anyOf" in schema:
+        return any(_accepts_type(member, value) for member in schema["anyOf"])
+    types = _types(schema)
+    return types is None or any(_is_type(value, t) for t in types)
+
+
+def _describe(members: Sequence[Mapping[str, Any]]) -> str:
+    names: list[str] = []
+    for member in members:
+        member = _resolve(member)
+        nested = member.get("anyOf")
+        found = [_describe(nested)] if nested else (_types(member) or ["any value"])
+        for name in found:
+            text = _TYPE_NAMES.get(name, name)
+            if text not in names:
+                names.append(text)
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _join(path: str | None, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path or ''}[{key}]"
+    return key if path is None else f"{path}.{key}"
+
+
+def _quote_all(values: Sequence[Any]) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def _discriminator(members: Sequence[Mapping[str, Any]]) -> str | None:
+    """The property every member pins with `const` (`role`, `type`), if there is one."""
+    common: set[str] | None = None
+    for member in members:
+        props = member.get("properties", {})
+        pinned = {name for name, sub in props.items() if "const" in sub}
+        common = pinned if common is None else common & pinned
+    return min(common) if common else None
+
+
+def _check_any_of(value: Any, members: Sequence[Mapping[str, Any]], path: str | None) -> Invalid | None:
+    resolved = [_resolve(m) for m in members]
+    candidates = [m for m in resolved if _accepts_type(m, value)]
+    if not candidates:
+        return Invalid(param=path, problem=f"must be {_describe(resolved)} (got {_json_type(value)})")
+    if isinstance(value, dict):
+        objects = [m for m in candidates if _types(m) == ["object"]]
+        tag = _discriminator(objects) if objects else None
+        if tag is not None:
+            allowed = [m["properties"][tag]["const"] for m in objects]
+            for member in objects:
+                if value.get(tag) == member["properties"][tag]["const"]:
+                    return _check(value, member, path)
+            if tag not in value:
+                return Invalid(param=_join(path, tag), problem=f"is required (one of {_quote_all(allowed)})")
+            got = value[tag]
+            return Invalid(
+                param=_join(path, tag), problem=f"must be one of {_quote_all(allowed)} (got {got!r})"
+            )
+    first: Invalid | None = None
+    for member in candidates:
+        problem = _check(value, member, path)
+        if problem is None:
+            return None
+        first = first or problem
+    return first
+
+
+def _check(value: Any, schema: Mapping[str, Any], path: str | None) -> Invalid | None:
+    schema = _resolve(schema)
+    if "anyOf" in schema:
+        return _check_any_of(value, schema["anyOf"], path)
+    types = _types(schema)
+    if types is not None and not any(_is_type(value, t) for t in types):
+        wanted = _describe([{"type": t} for t in types])
+        return Invalid(param=path, problem=f"must be {wanted} (got {_json_type(value)})")
+    if "const" in schema and value != schema["const"]:
+        return Invalid(param=path, problem=f"must be {schema['const']!r} (got {value!r})")
+    if "enum" in schema and value not in schema["enum"]:
+        return Invalid(param=path, problem=f"must be one of {_quote_all(schema['enum'])} (got {value!r})")
+    if _is_type(value, "number"):
+        if "minimum" in schema and value < schema["minimum"]:
+            return Invalid(param=path, problem=f"must be at least {schema['minimum']} (got {value})")
+        if "maximum" in schema and value > schema["maximum"]:
+            return Invalid(param=path, problem=f"must be at most {schema['maximum']} (got {value})")
+    if isinstance(value, list):
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            return Invalid(param=path, problem=f"must have at least {schema['minItems']} item(s)")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            return Invalid(param=path, problem=f"must have at most {schema['maxItems']} items")
+        if "items" in schema:
+            for i, item in enumerate(value):
+                problem = _check(item, schema["items"], _join(path, i))
+                if problem is not None:
+                    return problem
+    if isinstance(value, dict):
+        return _check_object(value, schema, path)
+    return None
+
+
+def _check_object(value: dict[str, Any], schema: Mapping[str, Any], path: str | None) -> Invalid | None:
+    for name in schema.get("required", ()):
+        if name not in value:
+            return Invalid(param=_join(path, name), problem="is required")
+    props: Mapping[str, Any] = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    for name, item in value.items():
+        if name in props:
+            problem = _check(item, props[name], _join(path, name))
+        elif extra is False:
+            problem = Invalid(param=_join(path, name), problem="is not allowed here")
+        elif isinstance(extra, Mapping):
+            problem = _check(item, extra, _join(path, name))
+        else:
+            problem = None
+        if problem is not None:
+            return problem
+    return None
