@@ -489,3 +489,12 @@ async def test_oversized_error_body_still_classified(make_client: MakeClient) ->
     client = make_client(Recorder(httpx.Response(500, content=huge)), max_retries=0)
     with pytest.raises(wi.InternalServerError):
         await client.call("chat.create", model=MODEL, messages=MESSAGES)
+
+
+async def test_stream_cut_inside_an_event_is_an_interruption(make_client: MakeClient) -> None:
+    body = sse(chunk("Hel"), done=False) + b'data: {"id": "c", "choi'
+    client = make_client(Recorder(httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})))
+    stream = await client.call("chat.create", model=MODEL, messages=MESSAGES, stream=True)
+    with pytest.raises(wi.StreamInterruptedError, match="middle of an event") as info:
+        await client.collect(stream)
+    assert info.value.text == "Hel"

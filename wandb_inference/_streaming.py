@@ -81,7 +81,16 @@ class StreamProcessor(Generic[C]):
         """
         if self.done:
             return []
-        chunks = self._handle_all(self._decoder.close())
+        try:
+            chunks = self._handle_all(self._decoder.close())
+        except StreamError as exc:
+            if type(exc) is not StreamError:
+                raise
+            # The body stopped inside an event (`data: {"partial`): a cut, not bad JSON.
+            raise self._error(
+                StreamInterruptedError,
+                "The stream ended in the middle of an event: the server or a proxy cut it short.",
+            ) from exc
         if not self.done:
             raise self._error(
                 StreamInterruptedError,
@@ -163,7 +172,7 @@ class StreamProcessor(Generic[C]):
             from ._types import ChatCompletion
 
             try:
-                partial = ChatCompletion.from_dict(acc.completion().to_dict())
+                partial = ChatCompletion.from_dict(acc.to_dict())
             except (KeyError, TypeError, ValueError, AttributeError):  # pragma: no cover
                 partial = None
         text, reasoning = acc.text, acc.reasoning
@@ -219,7 +228,7 @@ class _StreamBase(Generic[C]):
         """The completion accumulated from the chunks received so far."""
         from ._types import ChatCompletion
 
-        result = ChatCompletion.from_dict(self._processor.accumulator.completion().to_dict())
+        result = ChatCompletion.from_dict(self._processor.accumulator.to_dict())
         from ._types import set_response
 
         set_response(result, self.response)

@@ -11,6 +11,7 @@ supported: `pattern` (a regex cannot be inverted here; strings are still words) 
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -169,20 +170,23 @@ class _Builder:
                 out[name] = self.build(sub, depth + 1)
         for name in required - set(out):
             out[name] = self.build(props.get(name, True), depth + 1)
-        extra = schema.get("additionalProperties", False if props else True)
-        wanted = max(int(schema.get("minProperties", 0)), 0 if props else self._rng.randint(1, 2))
+        extra = schema.get("additionalProperties", not props)
+        wanted = int(schema.get("minProperties", 0)) if props else self._rng.randint(1, 2)
         while len(out) < wanted and extra is not False:
             key = self._words.word().replace(" ", "_")
-            if key not in out:
-                out[key] = self.build(extra if isinstance(extra, Mapping) else True, depth + 1)
-            else:
-                out[f"{key}_{len(out)}"] = self.build(extra if isinstance(extra, Mapping) else True, depth + 1)
+            if key in out:
+                key = f"{key}_{len(out)}"
+            out[key] = self.build(extra if isinstance(extra, Mapping) else True, depth + 1)
         return out
 
     def _array(self, schema: Mapping[str, Any], depth: int) -> list[Any]:
         low = int(schema.get("minItems", 0))
-        high = int(schema.get("maxItems", max(low, 3)))
-        count = low if depth >= _MAX_DEPTH else self._rng.randint(max(low, min(1, high)), max(low, min(high, low + 3)))
+        high = int(schema.get("maxItems", low + 3))
+        if depth >= _MAX_DEPTH or high <= low:
+            count = low
+        else:
+            # Usually one to three items, never outside [minItems, maxItems].
+            count = self._rng.randint(max(low, 1), min(high, low + 3))
         prefix: list[Any] = list(schema.get("prefixItems", []))
         items = schema.get("items", True)
         out: list[Any] = []
@@ -200,11 +204,12 @@ class _Builder:
         low, high = self._bounds(schema, default=(0, 100), step=1)
         multiple = schema.get("multipleOf")
         if isinstance(multiple, int) and multiple > 0:
-            first = -(-int(low) // multiple) * multiple
-            last = int(high) // multiple * multiple
+            first = -(-math.ceil(low) // multiple) * multiple
+            last = math.floor(high) // multiple * multiple
             if first <= last:
                 return first + multiple * self._rng.randint(0, (last - first) // multiple)
-        return self._rng.randint(int(-(-low // 1)), int(high // 1))
+        first_int, last_int = math.ceil(low), math.floor(high)
+        return self._rng.randint(first_int, max(first_int, last_int))
 
     def _number(self, schema: Mapping[str, Any]) -> float:
         low, high = self._bounds(schema, default=(0.0, 100.0), step=0.01)
