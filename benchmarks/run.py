@@ -124,8 +124,7 @@ def measure(url: str, quick: bool) -> dict[str, Any]:
 def _retry(url: str, peer: str) -> dict[str, Any]:
     fault_id = uuid.uuid4().hex
     header = {"X-Wandb-Fault": f"429;kind=concurrency;retry_after=1;times=2;id={fault_id}"}
-    res = _worker(peer, "retry", url, 0, json.dumps(header))
-    return res
+    return _worker(peer, "retry", url, 0, json.dumps(header))
 
 
 def _baseline(peer: str) -> str:
@@ -154,7 +153,9 @@ def ratios(results: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     return out
 
 
-def budgets(rat: dict[str, dict[str, float | None]], results: dict[str, Any]) -> list[tuple[str, str, float | None, float, bool]]:
+def budgets(
+    rat: dict[str, dict[str, float | None]], results: dict[str, Any]
+) -> list[tuple[str, str, float | None, float, bool]]:
     checks = []
     for scenario, limit in BUDGETS.items():
         for peer in ("wandb_inference", "wandb_inference-sync"):
@@ -174,7 +175,13 @@ def _fmt(value: float | None) -> str:
 
 
 def report(results: dict[str, Any], rat: dict[str, Any], checks: list[Any], out: Path, quick: bool) -> str:
-    units = {"import": ("ms", 1e3), "nonstream": ("us", 1), "stream": ("us", 1), "concurrent": ("s", 1), "embeddings": ("us", 1)}
+    units = {
+        "import": ("ms", 1e3),
+        "nonstream": ("us", 1),
+        "stream": ("us", 1),
+        "concurrent": ("s", 1),
+        "embeddings": ("us", 1),
+    }
     lines = [
         "# wandb-inference benchmarks",
         "",
@@ -197,9 +204,17 @@ def report(results: dict[str, Any], rat: dict[str, Any], checks: list[Any], out:
             spread = f"{st['min'] * scale:.1f} - {st['max'] * scale:.1f}"
             extra = ""
             if scenario == "concurrent":
-                extra = f" (errors {row['errors']}, RSS {row['rss_stats']['median']:.0f} MB)" if row["rss_stats"] else ""
+                extra = (
+                    f" (errors {row['errors']}, RSS {row['rss_stats']['median']:.0f} MB)" if row["rss_stats"] else ""
+                )
             lines.append(f"| {scenario} | {peer} | {cell}{extra} | {spread} | {_fmt(rat[scenario].get(peer))} |")
-    lines += ["", "## Budgets (wandb_inference / raw httpx)", "", "| budget | client | ratio | limit | |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Budgets (wandb_inference / raw httpx)",
+        "",
+        "| budget | client | ratio | limit | |",
+        "|---|---|---|---|---|",
+    ]
     for scenario, peer, value, limit, ok in checks:
         lines.append(f"| {scenario} | {peer} | {_fmt(value)} | {limit} | {'pass' if ok else '**MISS**'} |")
     lines += ["", "## Retry scenario (429 with Retry-After: 1 twice, then 200)", ""]
@@ -221,7 +236,11 @@ def chart(rat: dict[str, dict[str, float | None]], out: Path) -> None:
         print("  (matplotlib not installed: no chart; pip install 'wandb-inference[bench]')")
         return
     scenarios = [s for s in ("import", "nonstream", "stream", "concurrent", "concurrent_rss", "embeddings") if s in rat]
-    peers = [p for p in ("httpx-sse", "openai", "openai-sync", "wandb_inference", "wandb_inference-sync") if any(rat[s].get(p) for s in scenarios)]
+    peers = [
+        p
+        for p in ("httpx-sse", "openai", "openai-sync", "wandb_inference", "wandb_inference-sync")
+        if any(rat[s].get(p) for s in scenarios)
+    ]
     fig, ax = plt.subplots(figsize=(10, 4.5))
     width = 0.8 / max(1, len(peers))
     for i, peer in enumerate(peers):

@@ -86,9 +86,8 @@ def render() -> str:
         ("async", "AsyncConstructors", "AsyncBinder"),
         ("sync", "SyncConstructors", "SyncBinder"),
     ):
-        parts.append(
-            f'\n\nclass {cls}({base}):\n    """`client.<model>()` constructors of the {flavour} client."""\n\n    __slots__ = ()\n'
-        )
+        doc = f'"""`client.<model>()` constructors of the {flavour} client."""'
+        parts.append(f"\n\nclass {cls}({base}):\n    {doc}\n\n    __slots__ = ()\n")
         parts.extend(_method(info, flavour) for info in rows)
     text = "".join(parts)
     ruff = Path(sys.executable).parent / "ruff"

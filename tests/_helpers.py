@@ -33,7 +33,9 @@ def completion_body(text: str = "Hello there", **extra: Any) -> dict[str, Any]:
 
 
 def json_response(status: int, body: Any, **headers: str) -> httpx.Response:
-    return httpx.Response(status, content=json.dumps(body).encode(), headers={"content-type": "application/json", **headers})
+    return httpx.Response(
+        status, content=json.dumps(body).encode(), headers={"content-type": "application/json", **headers}
+    )
 
 
 def error_body(message: str, code: str | None = None, type_: str = "invalid_request_error") -> dict[str, Any]:
@@ -60,4 +62,3 @@ def chunk(content: str | None = None, **delta: Any) -> dict[str, Any]:
         "model": "m",
         "choices": [{"index": 0, "delta": d, "finish_reason": None}],
     }
-

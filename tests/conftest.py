@@ -8,10 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from _helpers import API_KEY, BASE_URL
 
 import wandb_inference
-
-from _helpers import API_KEY, BASE_URL
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

@@ -230,13 +230,28 @@ async def test_embeddings_from_chat_model_is_a_capability_error(make_client: Mak
     ("status", "body", "cls", "needle"),
     [
         (400, error_body("invalid temperature"), wi.BadRequestError, "invalid temperature"),
-        (422, {"detail": [{"loc": ["body", "messages"], "msg": "field required"}]}, wi.BadRequestError, "field required"),
+        (
+            422,
+            {"detail": [{"loc": ["body", "messages"], "msg": "field required"}]},
+            wi.BadRequestError,
+            "field required",
+        ),
         (401, error_body("Authentication failed"), wi.AuthenticationError, "project"),
         (402, error_body("You exceeded your current quota"), wi.QuotaExceededError, "billing"),
         (403, error_body("Country, region, or territory not supported"), wi.PermissionDeniedError, "region"),
         (404, error_body("model not found"), wi.NotFoundError, "models.list()"),
-        (429, error_body("You exceeded your current quota, please check your plan", "insufficient_quota"), wi.QuotaExceededError, "credits"),
-        (429, error_body("W&B Inference isn't available for personal accounts."), wi.PersonalAccountError, "team/project"),
+        (
+            429,
+            error_body("You exceeded your current quota, please check your plan", "insufficient_quota"),
+            wi.QuotaExceededError,
+            "credits",
+        ),
+        (
+            429,
+            error_body("W&B Inference isn't available for personal accounts."),
+            wi.PersonalAccountError,
+            "team/project",
+        ),
         (500, error_body("The server had an error while processing your request"), wi.InternalServerError, "30-60"),
         (503, error_body("The engine is currently overloaded"), wi.ServiceUnavailableError, "overloaded"),
         (502, "<html><head><title>502 Bad Gateway</title></head></html>", wi.InternalServerError, "502 Bad Gateway"),
@@ -371,7 +386,9 @@ async def test_server_errors_retried_up_to_max(make_client: MakeClient, sleeps: 
 
 
 async def test_concurrency_429_message_counts_retries(make_client: MakeClient) -> None:
-    limited = json_response(429, error_body("concurrency limit reached for requests: llama-project limit reached", "rate_limit_exceeded"))
+    limited = json_response(
+        429, error_body("concurrency limit reached for requests: llama-project limit reached", "rate_limit_exceeded")
+    )
     client = make_client(Recorder(limited), max_retries=2)
     with pytest.raises(wi.RateLimitError, match="after 2 retries"):
         await client.call("chat.create", model=MODEL, messages=MESSAGES)
@@ -399,11 +416,20 @@ async def test_debug_log_has_one_line_per_attempt_and_no_key(
 
 
 async def test_stream_yields_typed_chunks_and_accumulates(make_client: MakeClient) -> None:
-    usage = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+    usage = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    }
     body = sse(chunk(role="assistant"), chunk("Hel"), chunk("lo"), usage)
     rec = Recorder(httpx.Response(200, content=body, headers={"content-type": "text/event-stream"}))
     client = make_client(rec)
-    stream = await client.call("chat.create", model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+    stream = await client.call(
+        "chat.create", model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
     chunks = await client.collect(stream)
     assert [c.text for c in chunks] == ["", "Hel", "lo", ""]
     assert all(isinstance(c, wi.ChatCompletionChunk) for c in chunks)

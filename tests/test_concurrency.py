@@ -7,6 +7,7 @@ import threading
 import time
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from _helpers import API_KEY, BASE_URL, MESSAGES, MODEL, completion_body, error_body, json_response
@@ -97,7 +98,7 @@ async def test_async_batch_completes_against_a_one_in_flight_model() -> None:
         return json_response(200, completion_body())
 
     async def no_sleep(_: float) -> None:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     async with wi.AsyncClient(API_KEY, base_url=BASE_URL, http_client=http, sleep=no_sleep, max_retries=5) as client:

@@ -145,7 +145,7 @@ def test_bad_options(option: str, value: object) -> None:
 
 
 def test_wrong_http_client_colour() -> None:
-    with pytest.raises(wi.ConfigurationError, match="httpx.AsyncClient"):
+    with pytest.raises(wi.ConfigurationError, match=r"httpx\.AsyncClient"):
         wi.AsyncClient(API_KEY, http_client=httpx.Client())  # type: ignore[arg-type]
 
 

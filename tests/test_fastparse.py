@@ -12,7 +12,11 @@ from wandb_inference._types import ChatCompletionChunk
 
 text = st.text(max_size=20)
 maybe_text = st.one_of(st.none(), text)
-extra_keys = st.dictionaries(st.sampled_from(["x_vendor", "token_ids", "stop_reason", "meta"]), st.one_of(st.none(), st.integers(), text), max_size=2)
+extra_keys = st.dictionaries(
+    st.sampled_from(["x_vendor", "token_ids", "stop_reason", "meta"]),
+    st.one_of(st.none(), st.integers(), text),
+    max_size=2,
+)
 
 
 def _optional(keys: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:

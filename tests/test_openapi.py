@@ -94,7 +94,7 @@ CHAT = {
                 "content": "Paris.",
                 "reasoning": "The user asks for the capital of France.",
                 "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":\"x\"}"}}
+                    {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q":"x"}'}}
                 ],
                 "vendor_field": {"kept": True},
             },
@@ -127,8 +127,13 @@ CHUNK_TOOLS = {
                 "reasoning": "Need the weather tool.",
                 "reasoning_content": "Need the weather tool.",
                 "tool_calls": [
-                    {"index": 0, "id": "call_9", "type": "function", "function": {"name": "weather", "arguments": "{\"ci"}},
-                    {"index": 1, "function": {"arguments": "ty\":"}},
+                    {
+                        "index": 0,
+                        "id": "call_9",
+                        "type": "function",
+                        "function": {"name": "weather", "arguments": '{"ci'},
+                    },
+                    {"index": 1, "function": {"arguments": 'ty":'}},
                 ],
             },
             "finish_reason": None,
@@ -165,8 +170,26 @@ EMBEDDINGS = {
         (ChatCompletionChunk, CHUNK_TOOLS),
         (ChatCompletionChunk, CHUNK_USAGE),
         (EmbeddingResponse, EMBEDDINGS),
-        (ModelList, {"object": "list", "data": [{"id": "a", "object": "model", "created": 0, "owned_by": "wandb", "root": "a", "max_model_len": 131072}]}),
-        (ErrorResponse, {"error": {"message": "bad", "type": "invalid_request_error", "code": 400, "param": None, "extra": 1}}),
+        (
+            ModelList,
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": "a",
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": "wandb",
+                        "root": "a",
+                        "max_model_len": 131072,
+                    }
+                ],
+            },
+        ),
+        (
+            ErrorResponse,
+            {"error": {"message": "bad", "type": "invalid_request_error", "code": 400, "param": None, "extra": 1}},
+        ),
     ],
 )
 def test_generated_models_round_trip_keeping_unknown_fields(cls: Any, body: dict[str, Any]) -> None:
@@ -190,12 +213,25 @@ def test_request_models_round_trip() -> None:
         "model": "m",
         "messages": [
             {"role": "system", "content": "be brief"},
-            {"role": "user", "content": [{"type": "text", "text": "what"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA==", "detail": "low"}}]},
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA==", "detail": "low"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            },
             {"role": "tool", "content": "42", "tool_call_id": "c"},
         ],
         "stop": ["x", "y"],
-        "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object"}, "strict": True}},
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "s", "schema": {"type": "object"}, "strict": True},
+        },
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
         "tool_choice": {"type": "function", "function": {"name": "f"}},
         "stream": True,
@@ -220,8 +256,13 @@ def regen_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _check(root: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "VIRTUAL_ENV": str(Path(sys.executable).parents[1])}
-    return subprocess.run(["bash", "scripts/regen.sh", "--check"], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+        "VIRTUAL_ENV": str(Path(sys.executable).parents[1]),
+    }
+    return subprocess.run(
+        ["bash", "scripts/regen.sh", "--check"], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_regen_check_detects_hand_edits_and_spec_changes(regen_copy: Path) -> None:

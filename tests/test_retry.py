@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import json
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from wandb_inference._retry import RetryPolicy, RetryState, is_retryable_error
 
 
 def _error(status: int, message: str = "x", **headers: str) -> wi.APIStatusError:
-    body = ('{"error": {"message": "%s"}}' % message).encode()
+    body = json.dumps({"error": {"message": message}}).encode()
     return make_status_error(httpx.Response(status, content=body, headers=headers))
 
 
@@ -138,5 +139,5 @@ def test_parse_retry_after_http_date() -> None:
     "kwargs", [{"max_retries": -1}, {"initial_delay": -1}, {"max_delay": float("nan")}, {"total_timeout": 0}]
 )
 def test_policy_validation(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="RetryPolicy|max_retries"):
+    with pytest.raises(ValueError, match=r"RetryPolicy|max_retries"):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]

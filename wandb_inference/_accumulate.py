@@ -40,9 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ChatCompletionAccumulator"]
 
-_CHUNK_KEYS: Final = frozenset(
-    {"id", "object", "created", "model", "choices", "usage", "system_fingerprint"}
-)
+_CHUNK_KEYS: Final = frozenset({"id", "object", "created", "model", "choices", "usage", "system_fingerprint"})
 _CHOICE_KEYS: Final = frozenset({"index", "delta", "finish_reason", "logprobs"})
 _DELTA_KEYS: Final = frozenset(
     {"role", "content", "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"}
@@ -418,9 +416,7 @@ def _merge_tool_call(state: _Choice, item: Mapping[str, Any]) -> None:
         call = None
         if call_id is not None:
             call = next((c for c in calls if c.id == call_id), None)
-            index = (
-                call.index if call is not None else max((c.index for c in calls), default=-1) + 1
-            )
+            index = call.index if call is not None else max((c.index for c in calls), default=-1) + 1
         elif calls:
             call = calls[-1]
             index = call.index

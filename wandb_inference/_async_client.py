@@ -133,9 +133,7 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         if given is not None and not isinstance(given, httpx.AsyncClient):
             from ._exceptions import ConfigurationError
 
-            raise ConfigurationError(
-                "http_client must be an httpx.AsyncClient (use Client for httpx.Client)"
-            )
+            raise ConfigurationError("http_client must be an httpx.AsyncClient (use Client for httpx.Client)")
         owns = http_client is None
         http = http_client or httpx.AsyncClient(limits=DEFAULT_LIMITS, follow_redirects=False)
         self._setup(options, http, owns, sleep or anyio.sleep, AsyncLimiter.for_options(options))

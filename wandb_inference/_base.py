@@ -58,9 +58,7 @@ T = TypeVar("T")
 # Bodies a hostile or broken server could make huge are read up to these sizes.
 MAX_ERROR_BODY = 1 << 20  # 1 MiB: error pages
 MAX_RESPONSE_BODY = 100 << 20  # 100 MiB: a JSON reply (embeddings of long batches are big)
-DEFAULT_LIMITS = httpx.Limits(
-    max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30
-)
+DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
 
 
 def user_agent() -> str:
@@ -152,13 +150,9 @@ def resolve_options(
         except InvalidRequestError as exc:
             raise ConfigurationError(str(exc)) from exc
     if max_concurrency is not None and (
-        isinstance(max_concurrency, bool)
-        or not isinstance(max_concurrency, int)
-        or max_concurrency < 1
+        isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
     ):
-        raise ConfigurationError(
-            f"max_concurrency must be None or an int >= 1, got {max_concurrency!r}"
-        )
+        raise ConfigurationError(f"max_concurrency must be None or an int >= 1, got {max_concurrency!r}")
     return ClientOptions(
         api_key=resolve_api_key(api_key, environ),
         base_url=resolve_base_url(base_url, environ),
@@ -207,9 +201,7 @@ def build_request(
     content: bytes | None = None
     if body is not None:
         try:
-            content = json.dumps(
-                body, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-            ).encode()
+            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError(f"The request body is not valid JSON: {exc}") from exc
         headers["Content-Type"] = "application/json"
@@ -321,9 +313,7 @@ def _has_image(messages: Sequence[Mapping[str, Any]]) -> bool:
     return False
 
 
-def check_capabilities(
-    options: ClientOptions, endpoint: Endpoint, model: str, body: Mapping[str, Any]
-) -> None:
+def check_capabilities(options: ClientOptions, endpoint: Endpoint, model: str, body: Mapping[str, Any]) -> None:
     """Refuse, before sending, what the catalog says the model cannot do.
 
     Unknown models pass (the catalog is not authoritative); `check_capabilities=False`
@@ -345,14 +335,11 @@ def check_capabilities(
     if endpoint == "chat":
         if not caps.chat:
             raise CapabilityError(
-                f"{info.name} ({model}) is an embeddings model: use client.embeddings.create()."
-                + hint
+                f"{info.name} ({model}) is an embeddings model: use client.embeddings.create()." + hint
             )
         if not caps.vision and _has_image(body["messages"]):
             vision = ", ".join(_vision_models()[:4])
-            raise CapabilityError(
-                f"{info.name} ({model}) does not accept images. Vision models: {vision}." + hint
-            )
+            raise CapabilityError(f"{info.name} ({model}) does not accept images. Vision models: {vision}." + hint)
     elif endpoint == "embeddings" and not caps.embeddings:
         raise CapabilityError(
             f"{info.name} ({model}) is a chat model and serves no embeddings; use an embeddings "
@@ -436,9 +423,7 @@ def prepare_models(
     http: httpx.Client | httpx.AsyncClient, options: ClientOptions, params: Mapping[str, Any]
 ) -> RequestSpec:
     """Build the `GET /models` request."""
-    return build_request(
-        http, options, "GET", "/models", body=None, params=params, endpoint="models"
-    )
+    return build_request(http, options, "GET", "/models", body=None, params=params, endpoint="models")
 
 
 def finish_chat(data: object, response: httpx.Response) -> ChatCompletion:

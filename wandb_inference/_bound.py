@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from ._types import ChatCompletion
 
 __all__ = [
+    "AsyncBinder",
     "AsyncChatModel",
     "AsyncEmbeddingModel",
-    "AsyncBinder",
     "ChatModel",
     "EmbeddingModel",
     "RetiredModelWarning",
@@ -89,7 +89,7 @@ def _prompt_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
 
 
 def _answer(completion: ChatCompletion) -> str:
-    from ._helpers import split_reasoning  # noqa: PLC0415
+    from ._helpers import split_reasoning
 
     text = completion.text
     if completion.reasoning is None:
@@ -119,9 +119,7 @@ class AsyncChatModel(_Bound):
 
     __slots__ = ("_client",)
 
-    def __init__(
-        self, client: AsyncClient, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]
-    ) -> None:
+    def __init__(self, client: AsyncClient, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]) -> None:
         super().__init__(model, info, defaults)
         self._client = client
 
@@ -157,13 +155,9 @@ class AsyncChatModel(_Bound):
     ) -> ChatCompletion | AsyncChatStream:
         """`client.chat.create(model=<this model>, ...)` with this model's defaults."""
         merged: Any = self._params(params)
-        return await self._client.chat.create(
-            model=self.model, messages=messages, stream=stream, **merged
-        )
+        return await self._client.chat.create(model=self.model, messages=messages, stream=stream, **merged)
 
-    async def ask(
-        self, prompt: str, *, system: str | None = None, **params: Unpack[ChatParams]
-    ) -> str:
+    async def ask(self, prompt: str, *, system: str | None = None, **params: Unpack[ChatParams]) -> str:
         """Send one user prompt and return the answer text (reasoning left out)."""
         reply = await self.create(messages=_prompt_messages(prompt, system), **params)
         return _answer(reply)
@@ -175,9 +169,7 @@ class ChatModel(_Bound):
 
     __slots__ = ("_client",)
 
-    def __init__(
-        self, client: Client, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]
-    ) -> None:
+    def __init__(self, client: Client, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]) -> None:
         super().__init__(model, info, defaults)
         self._client = client
 
@@ -213,9 +205,7 @@ class ChatModel(_Bound):
     ) -> ChatCompletion | ChatStream:
         """`client.chat.create(model=<this model>, ...)` with this model's defaults."""
         merged: Any = self._params(params)
-        return self._client.chat.create(
-            model=self.model, messages=messages, stream=stream, **merged
-        )
+        return self._client.chat.create(model=self.model, messages=messages, stream=stream, **merged)
 
     def ask(self, prompt: str, *, system: str | None = None, **params: Unpack[ChatParams]) -> str:
         """Send one user prompt and return the answer text (reasoning left out)."""
@@ -229,15 +219,11 @@ class AsyncEmbeddingModel(_Bound):
 
     __slots__ = ("_client",)
 
-    def __init__(
-        self, client: AsyncClient, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]
-    ) -> None:
+    def __init__(self, client: AsyncClient, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]) -> None:
         super().__init__(model, info, defaults)
         self._client = client
 
-    async def embed(
-        self, input: str | Sequence[str], **params: Unpack[EmbeddingParams]
-    ) -> list[list[float]]:
+    async def embed(self, input: str | Sequence[str], **params: Unpack[EmbeddingParams]) -> list[list[float]]:
         """The vectors for one text or a list of texts, in input order."""
         merged: Any = self._params(params)
         result = await self._client.embeddings.create(model=self.model, input=input, **merged)
@@ -250,15 +236,11 @@ class EmbeddingModel(_Bound):
 
     __slots__ = ("_client",)
 
-    def __init__(
-        self, client: Client, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]
-    ) -> None:
+    def __init__(self, client: Client, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]) -> None:
         super().__init__(model, info, defaults)
         self._client = client
 
-    def embed(
-        self, input: str | Sequence[str], **params: Unpack[EmbeddingParams]
-    ) -> list[list[float]]:
+    def embed(self, input: str | Sequence[str], **params: Unpack[EmbeddingParams]) -> list[list[float]]:
         """The vectors for one text or a list of texts, in input order."""
         merged: Any = self._params(params)
         result = self._client.embeddings.create(model=self.model, input=input, **merged)
@@ -266,7 +248,7 @@ class EmbeddingModel(_Bound):
 
 
 def _info(model_id: str) -> ModelInfo | None:
-    from ._catalog import get_model_info  # noqa: PLC0415
+    from ._catalog import get_model_info
 
     return get_model_info(model_id)
 
@@ -276,25 +258,19 @@ class AsyncBinder:
 
     __slots__ = ()
 
-    def chat_model(
-        self, model: str, *, timeout: float | httpx.Timeout | None = None
-    ) -> AsyncChatModel:
+    def chat_model(self, model: str, *, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
         """Bind any chat model id (catalog or not, e.g. a `wandb-artifact:///` LoRA)."""
         checked = _check_override(model, "")
         info = _info(checked)
         return AsyncChatModel(self, checked, info, bound_defaults(info, timeout, stacklevel=3))  # type: ignore[arg-type]
 
-    def embedding_model(
-        self, model: str, *, timeout: float | httpx.Timeout | None = None
-    ) -> AsyncEmbeddingModel:
+    def embedding_model(self, model: str, *, timeout: float | httpx.Timeout | None = None) -> AsyncEmbeddingModel:
         """Bind any embeddings model id."""
         checked = _check_override(model, "")
         info = _info(checked)
         return AsyncEmbeddingModel(self, checked, info, bound_defaults(info, timeout, stacklevel=3))  # type: ignore[arg-type]
 
-    def _bind_chat(
-        self, default: str, model: str | None, timeout: float | httpx.Timeout | None
-    ) -> AsyncChatModel:
+    def _bind_chat(self, default: str, model: str | None, timeout: float | httpx.Timeout | None) -> AsyncChatModel:
         info = _info(default)
         defaults = bound_defaults(info, timeout)
         return AsyncChatModel(self, _check_override(model, default), info, defaults)  # type: ignore[arg-type]
@@ -318,24 +294,18 @@ class SyncBinder:
         info = _info(checked)
         return ChatModel(self, checked, info, bound_defaults(info, timeout, stacklevel=3))  # type: ignore[arg-type]
 
-    def embedding_model(
-        self, model: str, *, timeout: float | httpx.Timeout | None = None
-    ) -> EmbeddingModel:
+    def embedding_model(self, model: str, *, timeout: float | httpx.Timeout | None = None) -> EmbeddingModel:
         """Bind any embeddings model id."""
         checked = _check_override(model, "")
         info = _info(checked)
         return EmbeddingModel(self, checked, info, bound_defaults(info, timeout, stacklevel=3))  # type: ignore[arg-type]
 
-    def _bind_chat(
-        self, default: str, model: str | None, timeout: float | httpx.Timeout | None
-    ) -> ChatModel:
+    def _bind_chat(self, default: str, model: str | None, timeout: float | httpx.Timeout | None) -> ChatModel:
         info = _info(default)
         defaults = bound_defaults(info, timeout)
         return ChatModel(self, _check_override(model, default), info, defaults)  # type: ignore[arg-type]
 
-    def _bind_embedding(
-        self, default: str, model: str | None, timeout: float | httpx.Timeout | None
-    ) -> EmbeddingModel:
+    def _bind_embedding(self, default: str, model: str | None, timeout: float | httpx.Timeout | None) -> EmbeddingModel:
         info = _info(default)
         defaults = bound_defaults(info, timeout)
         return EmbeddingModel(self, _check_override(model, default), info, defaults)  # type: ignore[arg-type]

@@ -60,12 +60,8 @@ def _client_flags() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection (default: environment, like the SDK)")
     group.add_argument("--api-key", help="W&B API key (default: WANDB_API_KEY, then ~/.netrc)")
-    group.add_argument(
-        "--project", help="team/project sent as OpenAI-Project (default: WANDB_INFERENCE_PROJECT)"
-    )
-    group.add_argument(
-        "--base-url", help="API base URL (default: WANDB_INFERENCE_BASE_URL or the W&B service)"
-    )
+    group.add_argument("--project", help="team/project sent as OpenAI-Project (default: WANDB_INFERENCE_PROJECT)")
+    group.add_argument("--base-url", help="API base URL (default: WANDB_INFERENCE_BASE_URL or the W&B service)")
     group.add_argument("--timeout", type=float, help="seconds per attempt (default: SDK default)")
     group.add_argument("--max-retries", type=int, help="retries of retryable failures (default 3)")
     return common
@@ -100,9 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "-m", "--model", required=True, help="model id, e.g. meta-llama/Llama-3.3-70B-Instruct"
-    )
+    p.add_argument("-m", "--model", required=True, help="model id, e.g. meta-llama/Llama-3.3-70B-Instruct")
     p.add_argument("prompt", nargs="*", help="the prompt (default: read stdin)")
     p.add_argument("-s", "--system", help="a system message")
     p.add_argument("--max-tokens", type=int, help="cap on generated tokens")
@@ -122,9 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="*", help="texts to embed (default: one per stdin line)")
     p.add_argument("--dimensions", type=int, help="truncate vectors to this size")
 
-    p = sub.add_parser(
-        "serve", help="run the local OpenAI-compatible server (needs the [server] extra)"
-    )
+    p = sub.add_parser("serve", help="run the local OpenAI-compatible server (needs the [server] extra)")
     p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--api-key", help="require this bearer key (default: accept any)")
@@ -164,9 +156,7 @@ def _read_prompt(args: argparse.Namespace) -> str:
     if args.prompt and args.prompt != ["-"]:
         return " ".join(args.prompt)
     if sys.stdin is None or sys.stdin.isatty():
-        raise InvalidRequestError(
-            'give a prompt: wandb-inference chat -m MODEL "Hello" (or pipe it on stdin)'
-        )
+        raise InvalidRequestError('give a prompt: wandb-inference chat -m MODEL "Hello" (or pipe it on stdin)')
     text = sys.stdin.read()
     if not text.strip():
         raise InvalidRequestError("the prompt read from stdin is empty")
@@ -175,9 +165,7 @@ def _read_prompt(args: argparse.Namespace) -> str:
 
 def _stdin_lines() -> Iterator[str]:
     if sys.stdin is None or sys.stdin.isatty():
-        raise InvalidRequestError(
-            "give texts: wandb-inference embed -m MODEL 'text' ... (or pipe lines on stdin)"
-        )
+        raise InvalidRequestError("give texts: wandb-inference embed -m MODEL 'text' ... (or pipe lines on stdin)")
     for line in sys.stdin:
         line = line.rstrip("\n")
         if line.strip():
@@ -245,9 +233,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
                 err.write(_style(err, "2", reply.reasoning.strip()) + "\n\n")
             out.write(reply.text + "\n")
             return EXIT_OK
-        with client.chat.create(
-            model=args.model, messages=messages, stream=True, **params
-        ) as stream:
+        with client.chat.create(model=args.model, messages=messages, stream=True, **params) as stream:
             in_reasoning = False
             try:
                 for chunk in stream:
@@ -292,8 +278,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from .server import serve
     except ImportError as exc:
         raise ConfigurationError(
-            f"the local server needs the [server] extra ({exc.name} is missing): "
-            "pip install 'wandb-inference[server]'"
+            f"the local server needs the [server] extra ({exc.name} is missing): pip install 'wandb-inference[server]'"
         ) from exc
     serve(host=args.host, port=args.port, api_key=args.api_key, pace=args.pace)
     return EXIT_OK

@@ -164,9 +164,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
         if given is not None and not isinstance(given, httpx.Client):
             from ._exceptions import ConfigurationError
 
-            raise ConfigurationError(
-                "http_client must be an httpx.Client (use AsyncClient for httpx.AsyncClient)"
-            )
+            raise ConfigurationError("http_client must be an httpx.Client (use AsyncClient for httpx.AsyncClient)")
         pool = _Pool(
             http_client or httpx.Client(limits=DEFAULT_LIMITS, follow_redirects=False),
             owned=http_client is None,
@@ -434,9 +432,7 @@ class Embeddings(_Resource):
 
     __slots__ = ()
 
-    def create(
-        self, *, model: str, input: str | Sequence[str], **params: Unpack[EmbeddingParams]
-    ) -> EmbeddingResponse:
+    def create(self, *, model: str, input: str | Sequence[str], **params: Unpack[EmbeddingParams]) -> EmbeddingResponse:
         """Embed one text or a list of texts.
 
         `.data[i].embedding` is always a list of floats: base64 replies (the SDK asks for

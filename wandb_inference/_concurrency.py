@@ -125,9 +125,7 @@ class _Limits:
         key = model or ""
         per_model = self._models.get(key)
         if per_model is None:
-            per_model = self._models[key] = AIMDLimit(
-                ceiling=self._ceiling, adaptive=self._adaptive
-            )
+            per_model = self._models[key] = AIMDLimit(ceiling=self._ceiling, adaptive=self._adaptive)
         return (per_model,) if self._global is None else (self._global, per_model)
 
     def limit_for(self, model: str | None) -> float:

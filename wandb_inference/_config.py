@@ -133,9 +133,7 @@ def resolve_api_key(api_key: str | None, environ: Mapping[str, str] | None = Non
     return Secret(value=key)
 
 
-def resolve_base_url(
-    base_url: str | httpx.URL | None, environ: Mapping[str, str] | None = None
-) -> str:
+def resolve_base_url(base_url: str | httpx.URL | None, environ: Mapping[str, str] | None = None) -> str:
     """Find the base URL: argument, then `WANDB_INFERENCE_BASE_URL`, then the default.
 
     Raises:
@@ -155,8 +153,7 @@ def resolve_base_url(
         raise ConfigurationError(f"{source} {text!r} is not a valid URL: {exc}") from exc
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError(
-            f"{source} {text!r} must be an http(s) URL with a host, "
-            f"e.g. {DEFAULT_BASE_URL} or http://127.0.0.1:8000/v1"
+            f"{source} {text!r} must be an http(s) URL with a host, e.g. {DEFAULT_BASE_URL} or http://127.0.0.1:8000/v1"
         )
     if url.query or url.fragment:
         raise ConfigurationError(f"{source} {text!r} must not have a query or fragment")
@@ -204,11 +201,7 @@ def validate_header_value(name: str, value: str) -> str:
         InvalidRequestError: a non-str, a control character (CR, LF, NUL...) in the value,
             or an invalid header name.
     """
-    if (
-        not isinstance(name, str)
-        or not name
-        or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name)
-    ):
+    if not isinstance(name, str) or not name or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
         raise InvalidRequestError(f"Invalid header name {name!r}")
     if not isinstance(value, str):
         raise InvalidRequestError(f"Header {name!r} must be a str, not {type(value).__name__}")

@@ -22,9 +22,7 @@ class AsyncConstructors(AsyncBinder):
 
     __slots__ = ()
 
-    def bge_m3(
-        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
-    ) -> AsyncEmbeddingModel:
+    def bge_m3(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncEmbeddingModel:
         """BGE M3 (`BAAI/bge-m3`): 8k context, embeddings (1024 dims).
 
         Args:
@@ -50,9 +48,7 @@ class SyncConstructors(SyncBinder):
 
     __slots__ = ()
 
-    def bge_m3(
-        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
-    ) -> EmbeddingModel:
+    def bge_m3(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> EmbeddingModel:
         """BGE M3 (`BAAI/bge-m3`): 8k context, embeddings (1024 dims).
 
         Args:
@@ -61,9 +57,7 @@ class SyncConstructors(SyncBinder):
         """
         return self._bind_embedding("BAAI/bge-m3", model, timeout)
 
-    def llama_3_3_70b(
-        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
-    ) -> ChatModel:
+    def llama_3_3_70b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
         """Llama 3.3 70B (`meta-llama/Llama-3.3-70B-Instruct`): 128k context, tools, json_schema.
 
         Args:

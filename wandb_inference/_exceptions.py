@@ -425,9 +425,7 @@ def classify_429(server_message: str, code: str | None) -> type[APIStatusError]:
     """Which kind of 429 this is, from the error code and message."""
     if _has(server_message, "personal"):
         return PersonalAccountError
-    if code == "insufficient_quota" or (
-        _has(server_message, "quota") and not _has(server_message, "concurrency")
-    ):
+    if code == "insufficient_quota" or (_has(server_message, "quota") and not _has(server_message, "concurrency")):
         return QuotaExceededError
     return RateLimitError
 
@@ -510,10 +508,7 @@ def _advice(
             "WANDB_INFERENCE_PROJECT)."
         )
     if cls is ServiceUnavailableError:
-        return (
-            "The engine is overloaded. The SDK already retried; W&B advises waiting "
-            "60-120 s before trying again."
-        )
+        return "The engine is overloaded. The SDK already retried; W&B advises waiting 60-120 s before trying again."
     if cls is InternalServerError:
         return "The service failed. W&B advises waiting 30-60 s before trying again."
     if cls is BadRequestError:

@@ -29,9 +29,7 @@ __all__ = ["parse_chunk"]
 
 _CHUNK_KEYS = frozenset({"id", "created", "model", "choices", "object", "usage", "system_fingerprint"})
 _CHOICE_KEYS = frozenset({"index", "delta", "finish_reason", "logprobs"})
-_DELTA_KEYS = frozenset(
-    {"role", "content", "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"}
-)
+_DELTA_KEYS = frozenset({"role", "content", "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"})
 _MISSING_DEFAULTS = {"id": "", "created": 0, "model": "", "choices": []}
 
 

@@ -150,25 +150,18 @@ def _check_message(i: int, raw: object) -> Mapping[str, Any]:
     message = _as_mapping(raw, f"messages[{i}]")
     role = message.get("role")
     if role not in _ROLES:
-        raise _fail(
-            f"messages[{i}].role must be one of system, user, assistant, tool, got {role!r}"
-        )
+        raise _fail(f"messages[{i}].role must be one of system, user, assistant, tool, got {role!r}")
     content = message.get("content")
     where = f"messages[{i}].content"
     if isinstance(content, str):
         pass
     elif content is None:
         if role != "assistant" or not (message.get("tool_calls") or message.get("function_call")):
-            raise _fail(
-                f"{where} is required (None is only allowed for an assistant message "
-                "with tool calls)"
-            )
+            raise _fail(f"{where} is required (None is only allowed for an assistant message with tool calls)")
     elif isinstance(content, Sequence) and not isinstance(content, bytes | bytearray):
         _check_content_parts(where, content, allow_images=role == "user")
     else:
-        raise _fail(
-            f"{where} must be a str or a list of content parts, got {type(content).__name__}"
-        )
+        raise _fail(f"{where} must be a str or a list of content parts, got {type(content).__name__}")
     if role == "tool" and not isinstance(message.get("tool_call_id"), str):
         raise _fail(f"messages[{i}] (role 'tool') needs the tool_call_id it answers")
     return message
@@ -176,9 +169,7 @@ def _check_message(i: int, raw: object) -> Mapping[str, Any]:
 
 def _check_messages(messages: object) -> list[Mapping[str, Any]]:
     if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
-        raise _fail(
-            "messages must be a list of messages, e.g. [{'role': 'user', 'content': 'Hello'}]"
-        )
+        raise _fail("messages must be a list of messages, e.g. [{'role': 'user', 'content': 'Hello'}]")
     if not messages:
         raise _fail("messages must not be empty")
     return [_check_message(i, m) for i, m in enumerate(messages)]
@@ -205,9 +196,7 @@ def _check_choice(name: str, value: object, modes: frozenset[str]) -> object:
     mapping = _as_mapping(value, name)
     function = mapping.get("function", mapping)
     if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-        raise _fail(
-            f"{name} must name a function, e.g. {{'type': 'function', 'function': {{'name': 'f'}}}}"
-        )
+        raise _fail(f"{name} must name a function, e.g. {{'type': 'function', 'function': {{'name': 'f'}}}}")
     return mapping
 
 
@@ -246,9 +235,7 @@ def _check_response_format(value: object) -> Mapping[str, Any]:
         if schema is not None and not isinstance(schema, Mapping):
             raise _fail("response_format json_schema.schema must be a JSON schema dict")
     elif kind not in ("json_object", "text"):
-        raise _fail(
-            f"response_format.type must be 'json_object', 'json_schema' or 'text', got {kind!r}"
-        )
+        raise _fail(f"response_format.type must be 'json_object', 'json_schema' or 'text', got {kind!r}")
     return fmt
 
 
@@ -326,9 +313,7 @@ def _unknown(params: Mapping[str, Any], known: frozenset[str], method: str) -> N
         )
 
 
-def build_chat_body(
-    model: object, messages: object, stream: object, params: Mapping[str, Any]
-) -> dict[str, Any]:
+def build_chat_body(model: object, messages: object, stream: object, params: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a chat call and build its JSON body.
 
     Raises:
@@ -354,9 +339,7 @@ def build_chat_body(
     return body
 
 
-def build_embeddings_body(
-    model: object, input: object, params: Mapping[str, Any]
-) -> dict[str, Any]:
+def build_embeddings_body(model: object, input: object, params: Mapping[str, Any]) -> dict[str, Any]:
     """Validate an embeddings call and build its JSON body.
 
     Without an explicit `encoding_format` the SDK asks for base64 (4x smaller on the wire,
@@ -434,11 +417,6 @@ def check_timeout(value: object) -> float | httpx.Timeout:
     """
     if isinstance(value, httpx.Timeout):
         return value
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not value > 0
-        or not math.isfinite(value)
-    ):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or not math.isfinite(value):
         raise _fail(f"timeout must be a number of seconds > 0 or an httpx.Timeout, got {value!r}")
     return float(value)

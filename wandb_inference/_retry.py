@@ -93,9 +93,7 @@ class RetryDecision:
 def is_retryable_error(error: BaseException) -> bool:
     """Whether a failed attempt may be retried (before any body reached the caller)."""
     if isinstance(error, APIStatusError):
-        return isinstance(error, RateLimitError | ServiceUnavailableError) or (
-            error.status_code in _RETRYABLE_STATUSES
-        )
+        return isinstance(error, RateLimitError | ServiceUnavailableError) or (error.status_code in _RETRYABLE_STATUSES)
     return isinstance(error, _RETRYABLE_TRANSPORT)
 
 
@@ -123,8 +121,7 @@ class RetryState:
             if hint > self.policy.max_retry_after:
                 return RetryDecision(
                     False,
-                    reason=f"server asked to wait {hint:g}s > max_retry_after="
-                    f"{self.policy.max_retry_after:g}s",
+                    reason=f"server asked to wait {hint:g}s > max_retry_after={self.policy.max_retry_after:g}s",
                 )
             delay = hint
         else:

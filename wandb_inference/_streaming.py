@@ -138,9 +138,7 @@ class StreamProcessor(Generic[C]):
         try:
             obj = json.loads(data)
         except ValueError as exc:
-            raise self._error(
-                StreamError, f"The stream sent an event that is not JSON: {data[:200]!r}"
-            ) from exc
+            raise self._error(StreamError, f"The stream sent an event that is not JSON: {data[:200]!r}") from exc
         if not isinstance(obj, dict):
             raise self._error(StreamError, f"The stream sent a non-object event: {data[:200]!r}")
         if "error" in obj and not obj.get("choices"):
@@ -176,10 +174,7 @@ class StreamProcessor(Generic[C]):
             except (KeyError, TypeError, ValueError, AttributeError):  # pragma: no cover
                 partial = None
         text, reasoning = acc.text, acc.reasoning
-        kept = (
-            f" Kept the {acc.chunks} chunk(s) received so far on the error: "
-            f".partial, .text ({len(text)} chars)."
-        )
+        kept = f" Kept the {acc.chunks} chunk(s) received so far on the error: .partial, .text ({len(text)} chars)."
         if not acc.has_data:
             kept = " Nothing had been received."
         return cls(

@@ -65,9 +65,7 @@ class _ResponseMixin:
 class ChatCompletion(_ResponseMixin, _ChatCompletion):
     """A chat completion: the generated model plus `.text`, `.reasoning`, `.http_response`."""
 
-    _http_response: httpx.Response | None = attrs.field(
-        default=None, init=False, repr=False, eq=False
-    )
+    _http_response: httpx.Response | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     @property
     def text(self) -> str:
@@ -120,9 +118,7 @@ class ChatCompletionChunk(_ChatCompletionChunk):
 class EmbeddingResponse(_ResponseMixin, _EmbeddingResponse):
     """Embeddings, in input order; `.embeddings` gives the vectors as lists of floats."""
 
-    _http_response: httpx.Response | None = attrs.field(
-        default=None, init=False, repr=False, eq=False
-    )
+    _http_response: httpx.Response | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     @property
     def embeddings(self) -> list[list[float]]:
@@ -147,9 +143,7 @@ class Model(_Model):
 class ModelList(_ResponseMixin, _ModelList):
     """The model list: iterate it, index it, `len()` it, or read `.ids`."""
 
-    _http_response: httpx.Response | None = attrs.field(
-        default=None, init=False, repr=False, eq=False
-    )
+    _http_response: httpx.Response | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     def __iter__(self) -> Iterator[Model]:
         yield from self.data  # type: ignore[misc]  # parse_model_list builds Model items
@@ -167,9 +161,7 @@ class ModelList(_ResponseMixin, _ModelList):
 
     def _repr_markdown_(self) -> str:
         rows = ["| id | owned_by |", "|---|---|"]
-        rows += [
-            f"| {m.id} | {m.owned_by if isinstance(m.owned_by, str) else ''} |" for m in self.data
-        ]
+        rows += [f"| {m.id} | {m.owned_by if isinstance(m.owned_by, str) else ''} |" for m in self.data]
         return "\n".join(rows)
 
 

@@ -28,9 +28,7 @@ async def check_async(client: wi.AsyncClient, flag: bool) -> None:
 def check_sync(client: wi.Client, flag: bool) -> None:
     assert_type(client.chat.create(model="m", messages=MESSAGES), wi.ChatCompletion)
     assert_type(client.chat.create(model="m", messages=MESSAGES, stream=True), wi.ChatStream)
-    assert_type(
-        client.chat.create(model="m", messages=MESSAGES, stream=flag), wi.ChatCompletion | wi.ChatStream
-    )
+    assert_type(client.chat.create(model="m", messages=MESSAGES, stream=flag), wi.ChatCompletion | wi.ChatStream)
     with client.chat.create(model="m", messages=MESSAGES, stream=True) as stream:
         for chunk in stream:
             assert_type(chunk, wi.ChatCompletionChunk)
