@@ -156,7 +156,7 @@ class OpenAIAsync:
 
     async def stream(self, max_tokens: int) -> int:
         n = 0
-        s = await self.client.chat.completions.create(
+        s: Any = await self.client.chat.completions.create(
             model=MODEL,
             messages=MESSAGES,  # type: ignore[arg-type]
             max_tokens=max_tokens,
@@ -186,7 +186,7 @@ class OpenAISync:
 
     def stream(self, max_tokens: int) -> int:
         n = 0
-        s = self.client.chat.completions.create(
+        s: Any = self.client.chat.completions.create(
             model=MODEL,
             messages=MESSAGES,  # type: ignore[arg-type]
             max_tokens=max_tokens,

@@ -116,7 +116,11 @@ def test_bad_projects_rejected(bad: str) -> None:
 
 def test_project_with_newline_rejected_before_any_request() -> None:
     sent: list[httpx.Request] = []
-    transport = httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200))
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200)
+
+    transport = httpx.MockTransport(handler)
     with pytest.raises(wi.ConfigurationError):
         wi.Client(API_KEY, project="team/proj\n", http_client=httpx.Client(transport=transport))
     assert sent == []

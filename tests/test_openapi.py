@@ -199,11 +199,11 @@ def test_generated_models_round_trip_keeping_unknown_fields(cls: Any, body: dict
 
 def test_parsed_values_are_typed() -> None:
     chunk = ChatCompletionChunk.from_dict(CHUNK_TOOLS)
-    delta = chunk.choices[0].delta
+    delta: Any = chunk.choices[0].delta
     assert delta.reasoning == "Need the weather tool."
     assert delta.tool_calls[0].function.name == "weather"
     assert delta.tool_calls[1].index == 1
-    completion = ChatCompletion.from_dict(CHAT)
+    completion: Any = ChatCompletion.from_dict(CHAT)
     assert completion.usage.completion_tokens_details.reasoning_tokens == 25
     assert completion.choices[0].message["vendor_field"] == {"kept": True}
 

@@ -56,8 +56,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _client_flags() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _client_flags() -> _Parser:
+    common = _Parser(add_help=False)
     group = common.add_argument_group("connection (default: environment, like the SDK)")
     group.add_argument("--api-key", help="W&B API key (default: WANDB_API_KEY, then ~/.netrc)")
     group.add_argument("--project", help="team/project sent as OpenAI-Project (default: WANDB_INFERENCE_PROJECT)")

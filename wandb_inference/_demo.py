@@ -74,8 +74,8 @@ def _tour(client: Client, *, local: bool) -> None:
         seed=1,
     )
     print(f"   {reply.text}")
-    usage = reply.usage
-    print(f"   usage: {usage.to_dict() if hasattr(usage, 'to_dict') else usage}; request id: {reply.request_id}")
+    tokens = reply.usage.total_tokens if reply.usage else "?"
+    print(f"   {tokens} tokens in all; request id: {reply.request_id}")
 
     _title("3. chat.create(..., stream=True): printed as it arrives")
     print("   ", end="", flush=True)

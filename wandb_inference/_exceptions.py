@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 if TYPE_CHECKING:
-    from wandb_inference_generated.models.chat_completion import ChatCompletion
+    from ._types import ChatCompletion
 
 __all__ = [
     "APIConnectionError",

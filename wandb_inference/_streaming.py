@@ -39,7 +39,7 @@ _DONE = "[DONE]"
 class StreamProcessor(Generic[C]):
     """Bytes in, typed chunks out. Raises typed errors that carry the data so far."""
 
-    __slots__ = ("_accumulator", "_decoder", "_parse", "done", "request")
+    __slots__ = ("_accumulator", "_decoder", "_done", "_parse", "request")
 
     def __init__(
         self,
@@ -52,7 +52,11 @@ class StreamProcessor(Generic[C]):
         self._parse = parse
         self._decoder = SSEDecoder() if max_event_size is None else SSEDecoder(max_event_size)
         self._accumulator = ChatCompletionAccumulator()
-        self.done = False
+        self._done = False
+
+    def finished(self) -> bool:
+        """True once `data: [DONE]` arrived (a method: its value changes as bytes arrive)."""
+        return self._done
 
     @property
     def accumulator(self) -> ChatCompletionAccumulator:
@@ -79,7 +83,7 @@ class StreamProcessor(Generic[C]):
         Raises:
             StreamInterruptedError: the body ended without `data: [DONE]`.
         """
-        if self.done:
+        if self.finished():
             return []
         try:
             chunks = self._handle_all(self._decoder.close())
@@ -91,7 +95,7 @@ class StreamProcessor(Generic[C]):
                 StreamInterruptedError,
                 "The stream ended in the middle of an event: the server or a proxy cut it short.",
             ) from exc
-        if not self.done:
+        if not self.finished():
             raise self._error(
                 StreamInterruptedError,
                 "The stream ended without `data: [DONE]`: the server or a proxy cut it short "
@@ -113,7 +117,7 @@ class StreamProcessor(Generic[C]):
     def _handle_all(self, events: list[ServerSentEvent]) -> list[C]:
         out: list[C] = []
         for event in events:
-            if self.done:
+            if self.finished():
                 break
             chunk = self._handle(event)
             if chunk is not None:
@@ -133,7 +137,7 @@ class StreamProcessor(Generic[C]):
                 raise self._event_error(payload)
             return None  # other event types (pings...) carry no chunk
         if data == _DONE:
-            self.done = True
+            self._done = True
             return None
         try:
             obj = json.loads(data)
@@ -199,7 +203,7 @@ class _StreamBase(Generic[C]):
 
     def _release(self) -> None:
         if self._slot is not None:
-            self._slot.finish(ok=self._processor.done)
+            self._slot.finish(ok=self._processor.finished())
 
     @property
     def request_id(self) -> str | None:
@@ -261,13 +265,13 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
     async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
         processor = self._processor
         try:
-            if processor.done:
+            if processor.finished():
                 return
             try:
                 async for data in self.response.aiter_bytes():
                     for chunk in processor.feed(data):
                         yield chunk
-                    if processor.done:
+                    if processor.finished():
                         return
             except httpx.TransportError as exc:
                 raise processor.interrupted(exc) from exc
@@ -341,12 +345,12 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
     def _chunks(self) -> Iterator[ChatCompletionChunk]:
         processor = self._processor
         try:
-            if processor.done:
+            if processor.finished():
                 return
             try:
                 for data in self.response.iter_bytes():
                     yield from processor.feed(data)
-                    if processor.done:
+                    if processor.finished():
                         return
             except httpx.TransportError as exc:
                 raise processor.interrupted(exc) from exc
