@@ -357,17 +357,19 @@ async def test_retry_after_over_cap_gives_up_at_once(make_client: MakeClient, sl
 
 
 @pytest.mark.parametrize(
-    "response",
+    "make_response",
     [
-        json_response(402, error_body("You exceeded your current quota")),
-        json_response(429, error_body("You exceeded your current quota", "insufficient_quota")),
-        json_response(429, error_body("W&B Inference isn't available for personal accounts.")),
-        json_response(400, error_body("bad")),
-        json_response(401, error_body("Authentication failed")),
+        lambda: json_response(402, error_body("You exceeded your current quota")),
+        lambda: json_response(429, error_body("You exceeded your current quota", "insufficient_quota")),
+        lambda: json_response(429, error_body("W&B Inference isn't available for personal accounts.")),
+        lambda: json_response(400, error_body("bad")),
+        lambda: json_response(401, error_body("Authentication failed")),
     ],
 )
-async def test_never_retried(make_client: MakeClient, sleeps: Sleeps, response: httpx.Response) -> None:
-    rec = Recorder(response, json_response(200, completion_body()))
+async def test_never_retried(
+    make_client: MakeClient, sleeps: Sleeps, make_response: Callable[[], httpx.Response]
+) -> None:
+    rec = Recorder(make_response(), json_response(200, completion_body()))
     client = make_client(rec)
     with pytest.raises(wi.APIStatusError):
         await client.call("chat.create", model=MODEL, messages=MESSAGES)

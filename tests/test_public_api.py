@@ -37,15 +37,9 @@ def _normalise(sig: inspect.Signature | str) -> object:
     params = []
     for p in sig.parameters.values():
         annotation = str(p.annotation)
-        for async_name, sync_name in (
-            ("httpx.AsyncClient", "httpx.Client"),
-            ("Awaitable[None]", "None"),
-            ("AsyncChatStream", "ChatStream"),
-            ("AsyncClient", "Client"),
-        ):
-            annotation = annotation.replace(async_name, sync_name)
+        annotation = annotation.replace("Awaitable[None]", "None").replace("Async", "")
         params.append((p.name, p.kind, repr(p.default), annotation))
-    ret = str(sig.return_annotation).replace("AsyncChatStream", "ChatStream").replace("AsyncClient", "Client")
+    ret = str(sig.return_annotation).replace("Async", "")
     return params, ret
 
 
