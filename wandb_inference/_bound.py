@@ -89,7 +89,7 @@ def _prompt_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
 
 
 def _answer(completion: ChatCompletion) -> str:
-    from ._helpers import split_reasoning
+    from ._reasoning import split_reasoning
 
     text = completion.text
     if completion.reasoning is None:

@@ -115,9 +115,7 @@ def spec_for(status: int, kind: Kind | None = None) -> ErrorSpec:
     return ErrorSpec(message=phrase, type="server_error" if status >= 500 else "invalid_request_error")
 
 
-def error_body(
-    message: str, type_: str, code: str | int | None = None, param: str | None = None
-) -> dict[str, Any]:
+def error_body(message: str, type_: str, code: str | int | None = None, param: str | None = None) -> dict[str, Any]:
     """The service's JSON error body.
 
     Args:

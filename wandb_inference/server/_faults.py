@@ -421,9 +421,7 @@ class Fault:
         Returns:
             The fault.
         """
-        shape = StreamFault(
-            error_after=after, error_event=event, error_message=message or _DEFAULT_STREAM_ERROR
-        )
+        shape = StreamFault(error_after=after, error_event=event, error_message=message or _DEFAULT_STREAM_ERROR)
         return cls.streaming(shape, label=f"stream error{' event' if event else ''} after {after}")
 
     @classmethod
@@ -520,9 +518,7 @@ class FaultQueue:
         self._by_key: dict[str, _Entry] = {}
         self._header_uses: dict[str, int] = {}
 
-    def push(
-        self, fault: Fault, times: int | None = 1, path: str | None = None, model: str | None = None
-    ) -> None:
+    def push(self, fault: Fault, times: int | None = 1, path: str | None = None, model: str | None = None) -> None:
         """Queue a fault for the next matching request(s).
 
         Args:

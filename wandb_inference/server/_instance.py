@@ -31,12 +31,19 @@ _FORMATS = {
     "email": lambda r: f"user{r.randint(1, 999)}@example.com",
     "uri": lambda r: f"https://example.com/{r.randint(1, 9999)}",
     "url": lambda r: f"https://example.com/{r.randint(1, 9999)}",
-    "uuid": lambda r: "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}".format(
-        r.getrandbits(32), r.getrandbits(16), r.getrandbits(12), r.getrandbits(12), r.getrandbits(48)
+    "uuid": lambda r: (
+        f"{r.getrandbits(32):08x}-{r.getrandbits(16):04x}-4{r.getrandbits(12):03x}"
+        f"-8{r.getrandbits(12):03x}-{r.getrandbits(48):012x}"
     ),
     "ipv4": lambda r: ".".join(str(r.randint(1, 254)) for _ in range(4)),
     "hostname": lambda r: f"host{r.randint(1, 99)}.example.com",
 }
+
+
+def _number_or_none(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def json_object(rng: random.Random, words: Words) -> dict[str, Any]:
@@ -182,11 +189,9 @@ class _Builder:
     def _array(self, schema: Mapping[str, Any], depth: int) -> list[Any]:
         low = int(schema.get("minItems", 0))
         high = int(schema.get("maxItems", low + 3))
-        if depth >= _MAX_DEPTH or high <= low:
-            count = low
-        else:
-            # Usually one to three items, never outside [minItems, maxItems].
-            count = self._rng.randint(max(low, 1), min(high, low + 3))
+        # Usually one to three items, never outside [minItems, maxItems]; few when deep.
+        shallow = depth < _MAX_DEPTH and high > low
+        count = self._rng.randint(max(low, 1), min(high, low + 3)) if shallow else low
         prefix: list[Any] = list(schema.get("prefixItems", []))
         items = schema.get("items", True)
         out: list[Any] = []
@@ -217,21 +222,22 @@ class _Builder:
         return min(max(value, low), high)
 
     def _bounds(self, schema: Mapping[str, Any], *, default: tuple[float, float], step: float) -> tuple[float, float]:
-        low = schema.get("minimum")
-        high = schema.get("maximum")
-        exclusive_low = schema.get("exclusiveMinimum")
-        exclusive_high = schema.get("exclusiveMaximum")
-        if isinstance(exclusive_low, int | float) and not isinstance(exclusive_low, bool):
+        low = _number_or_none(schema.get("minimum"))
+        high = _number_or_none(schema.get("maximum"))
+        exclusive_low = _number_or_none(schema.get("exclusiveMinimum"))
+        exclusive_high = _number_or_none(schema.get("exclusiveMaximum"))
+        if exclusive_low is not None:
             low = exclusive_low + step if low is None else max(low, exclusive_low + step)
-        if isinstance(exclusive_high, int | float) and not isinstance(exclusive_high, bool):
+        if exclusive_high is not None:
             high = exclusive_high - step if high is None else min(high, exclusive_high - step)
-        if low is None and high is None:
-            return default
+        span = default[1] - default[0]
         if low is None:
-            low = min(default[0], high - (default[1] - default[0]))
-        if high is None:
-            high = max(default[1], low + (default[1] - default[0]))
-        return float(low), float(max(low, high))
+            if high is None:
+                return default
+            low = min(default[0], high - span)
+        elif high is None:
+            high = max(default[1], low + span)
+        return low, max(low, high)
 
     def _string(self, schema: Mapping[str, Any]) -> str:
         fmt = schema.get("format")

@@ -48,16 +48,10 @@ REQUEST_SCHEMAS: Final[dict[str, Any]] = {
             },
             "function_call": {"$ref": "#/components/schemas/FunctionCallChoice"},
             "stream": {"type": ["boolean", "null"]},
-            "stream_options": {
-                "anyOf": [{"$ref": "#/components/schemas/StreamOptions"}, {"type": "null"}]
-            },
-            "chat_template_kwargs": {
-                "anyOf": [{"$ref": "#/components/schemas/ChatTemplateKwargs"}, {"type": "null"}]
-            },
+            "stream_options": {"anyOf": [{"$ref": "#/components/schemas/StreamOptions"}, {"type": "null"}]},
+            "chat_template_kwargs": {"anyOf": [{"$ref": "#/components/schemas/ChatTemplateKwargs"}, {"type": "null"}]},
             "cache_salt": {"type": ["string", "null"]},
-            "reasoning_effort": {
-                "anyOf": [{"$ref": "#/components/schemas/ReasoningEffort"}, {"type": "null"}]
-            },
+            "reasoning_effort": {"anyOf": [{"$ref": "#/components/schemas/ReasoningEffort"}, {"type": "null"}]},
             "user": {"type": ["string", "null"]},
         },
     },
@@ -125,9 +119,7 @@ REQUEST_SCHEMAS: Final[dict[str, Any]] = {
             },
             "name": {"type": "string"},
             "tool_calls": {"type": "array", "items": {"$ref": "#/components/schemas/ToolCall"}},
-            "function_call": {
-                "anyOf": [{"$ref": "#/components/schemas/FunctionCall"}, {"type": "null"}]
-            },
+            "function_call": {"anyOf": [{"$ref": "#/components/schemas/FunctionCall"}, {"type": "null"}]},
             "reasoning": {"type": ["string", "null"]},
         },
     },

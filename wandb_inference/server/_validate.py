@@ -180,9 +180,7 @@ def _check_any_of(value: Any, members: Sequence[Mapping[str, Any]], path: str | 
             if tag not in value:
                 return Invalid(param=_join(path, tag), problem=f"is required (one of {_quote_all(allowed)})")
             got = value[tag]
-            return Invalid(
-                param=_join(path, tag), problem=f"must be one of {_quote_all(allowed)} (got {got!r})"
-            )
+            return Invalid(param=_join(path, tag), problem=f"must be one of {_quote_all(allowed)} (got {got!r})")
     first: Invalid | None = None
     for member in candidates:
         problem = _check(value, member, path)

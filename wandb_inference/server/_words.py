@@ -43,12 +43,14 @@ _NON_ASCII_NOUNS: Final = (
     "東京", "日本", "こんにちは", "crème", "fiancé", "🚀", "ünïcode",
 )  # fmt: skip
 _NON_ASCII_ADJECTIVES: Final = ("naïve", "très", "bien-aimé", "日本の", "süß", "déjà-vu")
-_STOP_TOPICS: Final = frozenset(
-    "about after again also because been before being could does from have here into just "
-    "like make many more most much only other over some such than that their them then there "
-    "these they this those very what when where which while will with would your please tell "
-    "write short give".split()
-)
+_STOP_WORDS: Final = (
+    "about", "after", "again", "also", "because", "been", "before", "being", "could", "does",
+    "from", "have", "here", "into", "just", "like", "make", "many", "more", "most", "much",
+    "only", "other", "over", "some", "such", "than", "that", "their", "them", "then", "there",
+    "these", "they", "this", "those", "very", "what", "when", "where", "which", "while",
+    "will", "with", "would", "your", "please", "tell", "write", "short", "give",
+)  # fmt: skip
+_STOP_TOPICS: Final = frozenset(_STOP_WORDS)
 
 
 def rng_for(*parts: object) -> random.Random:

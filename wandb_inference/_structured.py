@@ -1,0 +1,680 @@
+"""Structured output: a JSON schema from a Python type, and the reply parsed back.
+
+```python
+@attrs.frozen
+class City:
+    name: str
+    population: int | None = None
+
+reply = await client.chat.create(model=..., messages=..., response_format=response_format_from(City))
+city = parse_structured(reply.text, City)          # a City, or APIResponseValidationError
+```
+
+Types map to JSON Schema as: `str` string, `int` integer, `float` number, `bool`
+boolean, `None` null, `X | None` / `Optional` / `Union` anyOf, `list[X]` / `Sequence[X]`
+/ `tuple[X, ...]` / `set[X]` array, `dict[str, X]` object, `Literal[...]` and `Enum`
+enum, `Any` anything, nested attrs classes and dataclasses `$ref`s into `$defs`. Fields
+with a default are not required. Field descriptions come from field metadata
+(`metadata={"description": ...}`) or an `Attributes:` docstring section.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import dataclasses
+import enum
+import functools
+import inspect
+import json
+import math
+import operator
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeGuard, TypeVar, overload
+
+import attrs
+
+from ._exceptions import APIResponseValidationError, InvalidRequestError
+from ._reasoning import split_reasoning
+
+__all__ = ["parse_structured", "response_format_from"]
+
+T = TypeVar("T")
+
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_MISSING: Any = object()
+_SECTION = re.compile(r"^([A-Z][A-Za-z ]*):\s*$")
+_ENTRY = re.compile(r"^\*{0,2}([A-Za-z_][A-Za-z0-9_]*)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+_ARG_SECTIONS = frozenset({"Args", "Arguments", "Parameters", "Params", "Attributes"})
+_SEQUENCES = (list, cabc.Sequence, cabc.MutableSequence, cabc.Iterable, cabc.Collection)
+_SETS = (set, frozenset, cabc.Set, cabc.MutableSet)
+_MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
+_BARE: dict[Any, Any] = {
+    list: list[Any],
+    tuple: tuple[Any, ...],
+    set: set[Any],
+    frozenset: frozenset[Any],
+    dict: dict[str, Any],
+}
+_SUPPORTED = (
+    "str, int, float, bool, None, Any, Optional/Union, list/Sequence/tuple/set, "
+    "dict[str, X], Literal, Enum, attrs classes and dataclasses"
+)
+
+
+class _Mismatch(Exception):
+    """A value does not fit its type or schema; `path` says where."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"at {path}: {problem}")
+
+
+# --------------------------------------------------------------------------- docstrings
+
+
+def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
+    """A Google-style docstring's description and its per-name entries.
+
+    Args:
+        doc: the docstring, or None.
+
+    Returns:
+        `(description, entries)`: the text before the first section, and the entries of
+        the `Args:` / `Parameters:` / `Attributes:` sections by name.
+    """
+    if not doc:
+        return "", {}
+    description: list[str] = []
+    entries: dict[str, str] = {}
+    section: str | None = None
+    current: str | None = None
+    entry_indent = -1
+    for line in inspect.cleandoc(doc).splitlines():
+        header = _SECTION.match(line)
+        if header is not None:
+            section, current, entry_indent = header.group(1), None, -1
+            continue
+        if section is None:
+            description.append(line)
+            continue
+        if section not in _ARG_SECTIONS or not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        entry = _ENTRY.match(line.strip())
+        if entry is not None and (entry_indent == -1 or indent <= entry_indent):
+            current, entry_indent = entry.group(1), indent
+            entries[current] = entry.group(2).strip()
+        elif current is not None:
+            entries[current] = f"{entries[current]} {line.strip()}".strip()
+    paragraphs = "\n".join(description).strip().split("\n\n")
+    text = "\n\n".join(" ".join(p.split()) for p in paragraphs if p.strip())
+    return text, entries
+
+
+# --------------------------------------------------------------------------- records
+
+
+@attrs.frozen
+class _Field:
+    key: str  # the JSON key, and the keyword the class's __init__ takes
+    tp: Any
+    required: bool
+    default: Any
+    description: str
+
+
+def is_record(tp: object) -> TypeGuard[type]:
+    """True for an attrs class or a dataclass (the class, not an instance)."""
+    return isinstance(tp, type) and (attrs.has(tp) or dataclasses.is_dataclass(tp))
+
+
+def _hints(obj: Any, what: str) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(obj)
+    except NameError as exc:
+        raise InvalidRequestError(
+            f"cannot resolve the type hints of {what}: {exc}. Define the types it uses at "
+            "module level (not inside a function)"
+        ) from None
+
+
+@functools.cache
+def record_fields(cls: type) -> tuple[_Field, ...]:
+    """The init fields of an attrs class or dataclass, with resolved types."""
+    hints = _hints(cls, cls.__qualname__)
+    docs = parse_docstring(_own_doc(cls))[1]
+    out = []
+    if attrs.has(cls):
+        for a in attrs.fields(cls):
+            if not a.init:
+                continue
+            required = a.default is attrs.NOTHING
+            default = _MISSING if required or isinstance(a.default, attrs.Factory) else a.default  # type: ignore[arg-type]
+            key = a.alias or a.name
+            desc = a.metadata.get("description") or docs.get(a.name) or docs.get(key) or ""
+            out.append(_Field(key, hints.get(a.name, Any), required, default, str(desc)))
+    else:
+        for f in dataclasses.fields(cls):
+            if not f.init:
+                continue
+            no_factory = f.default_factory is dataclasses.MISSING
+            required = f.default is dataclasses.MISSING and no_factory
+            default = _MISSING if f.default is dataclasses.MISSING else f.default
+            desc = f.metadata.get("description") or docs.get(f.name) or ""
+            out.append(_Field(f.name, hints.get(f.name, Any), required, default, str(desc)))
+    return tuple(out)
+
+
+def _own_doc(cls: type) -> str | None:
+    doc = cls.__doc__
+    # dataclasses invent `Name(field: type, ...)` when a class has no docstring.
+    if doc is None or (dataclasses.is_dataclass(cls) and doc.startswith(f"{cls.__name__}(")):
+        return None
+    return doc
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def _json_scalar(value: object) -> object:
+    """The JSON value of a default or literal, or _MISSING when it has none."""
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return _MISSING
+
+
+def _enum_schema(values: list[object], where: str) -> dict[str, Any]:
+    json_values = [_json_scalar(v) for v in values]
+    if any(v is _MISSING for v in json_values):
+        raise InvalidRequestError(f"{where}: enum values must be str, int, float, bool or None")
+    kinds = {_json_type(v) for v in json_values}
+    schema: dict[str, Any] = {}
+    if len(kinds) == 1:
+        schema["type"] = kinds.pop()
+    schema["enum"] = json_values
+    return schema
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "string"
+
+
+class SchemaBuilder:
+    """Builds JSON schemas for Python types; nested records go into shared `$defs`."""
+
+    def __init__(self) -> None:
+        self.defs: dict[str, dict[str, Any]] = {}
+        self._names: dict[type, str] = {}
+
+    def schema(self, tp: Any, where: str) -> dict[str, Any]:
+        """The schema of one type (`where` names it in errors)."""
+        simple = {str: "string", bool: "boolean", int: "integer", float: "number"}
+        if tp is Any or tp is object:
+            return {}
+        if tp is None or tp is type(None):
+            return {"type": "null"}
+        if tp in simple:
+            return {"type": simple[tp]}
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin is Literal:
+            return _enum_schema(list(args), where)
+        if origin is typing.Union or origin is types.UnionType:
+            return {"anyOf": [self.schema(a, where) for a in args]}
+        if tp in (list, tuple, set, frozenset):
+            return {"type": "array"}
+        if tp is dict:
+            return {"type": "object"}
+        if origin in _SEQUENCES:
+            return {"type": "array", "items": self.schema(args[0], where)}
+        if origin in _SETS:
+            return {"type": "array", "items": self.schema(args[0], where), "uniqueItems": True}
+        if origin is tuple:
+            if len(args) == 2 and args[1] is Ellipsis:
+                return {"type": "array", "items": self.schema(args[0], where)}
+            items = [self.schema(a, where) for a in args]
+            return {"type": "array", "prefixItems": items, "minItems": len(items), "maxItems": len(items)}
+        if origin in _MAPPINGS:
+            if args[0] not in (str, Any):
+                raise InvalidRequestError(f"{where}: JSON object keys are strings, not {args[0]!r}")
+            return {"type": "object", "additionalProperties": self.schema(args[1], where)}
+        if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            return _enum_schema([m.value for m in tp], where)
+        if is_record(tp):
+            return {"$ref": f"#/$defs/{self._define(tp)}"}
+        raise InvalidRequestError(f"{where}: no JSON schema for {tp!r}; supported: {_SUPPORTED}")
+
+    def _define(self, cls: type) -> str:
+        name = self._names.get(cls)
+        if name is not None:
+            return name
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", cls.__name__)
+        taken = set(self._names.values())
+        base, n = name, 1
+        while name in taken:
+            n += 1
+            name = f"{base}{n}"
+        self._names[cls] = name
+        self.defs[name] = {}  # reserved first: a recursive record refers to itself
+        self.defs[name] = self.object_schema(cls)
+        return name
+
+    def object_schema(self, cls: type) -> dict[str, Any]:
+        """The inline object schema of an attrs class or dataclass."""
+        properties: dict[str, Any] = {}
+        required: list[str] = []
+        for field in record_fields(cls):
+            prop = self.schema(field.tp, f"{cls.__qualname__}.{field.key}")
+            if "$ref" not in prop:  # no siblings beside a $ref: some decoders drop them
+                if field.description:
+                    prop["description"] = field.description
+                default = _json_scalar(field.default)
+                if field.default is not _MISSING and default is not _MISSING:
+                    prop["default"] = default
+            properties[field.key] = prop
+            if field.required:
+                required.append(field.key)
+        schema: dict[str, Any] = {"type": "object"}
+        description = parse_docstring(_own_doc(cls))[0]
+        if description:
+            schema["description"] = description
+        schema.update(properties=properties, required=required, additionalProperties=False)
+        return schema
+
+    def root(self, cls: type) -> dict[str, Any]:
+        """The top-level schema of a record: inline, with `$defs` when it has nested ones."""
+        name = self._define(cls)
+        schema = dict(self.defs[name])
+        if not _refers_to(self.defs, f"#/$defs/{name}"):
+            del self.defs[name]
+        return self.with_defs(schema)
+
+    def with_defs(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """`schema` with the collected `$defs` attached (when there are any)."""
+        if self.defs:
+            schema["$defs"] = dict(self.defs)
+        return schema
+
+
+def _refers_to(node: object, ref: str) -> bool:
+    if isinstance(node, dict):
+        if node.get("$ref") == ref:
+            return True
+        return any(_refers_to(v, ref) for v in node.values())
+    if isinstance(node, list):
+        return any(_refers_to(v, ref) for v in node)
+    return False
+
+
+def json_schema_of(cls: type) -> dict[str, Any]:
+    """The JSON schema of an attrs class or dataclass."""
+    return SchemaBuilder().root(cls)
+
+
+def response_format_from(
+    schema_or_type: Mapping[str, Any] | type,
+    *,
+    name: str | None = None,
+    strict: bool = True,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """A `response_format` asking for JSON that fits a schema or a Python type.
+
+    Args:
+        schema_or_type: a JSON schema dict, or an attrs class or dataclass whose schema
+            is generated from its type hints (see the module docstring for the mapping).
+        name: the schema's name (letters, digits, `_` and `-`, up to 64); defaults to the
+            class name, or the schema's `title`, or `"response"`.
+        strict: asks the server to follow the schema exactly (vLLM-based servers such as
+            W&B constrain decoding to the schema either way).
+        description: an optional description of the expected reply.
+
+    Returns:
+        `{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}`.
+
+    Raises:
+        InvalidRequestError: a name that the API refuses, a schema that is not a
+            JSON-serializable dict, or a type the generator does not support.
+    """
+    if is_record(schema_or_type):
+        schema = json_schema_of(schema_or_type)
+        default_name = schema_or_type.__name__
+    elif isinstance(schema_or_type, Mapping):
+        try:
+            schema = json.loads(json.dumps(schema_or_type))  # a deep copy; proves it is JSON
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(f"the schema is not JSON-serializable: {exc}") from None
+        inner = schema.get("json_schema")
+        if schema.get("type") == "json_schema" and isinstance(inner, dict):  # a response_format
+            schema, title = inner.get("schema") or {}, inner.get("name")
+        else:
+            title = schema.get("title")
+        default_name = re.sub(r"[^A-Za-z0-9_-]", "_", title)[:64] if isinstance(title, str) else ""
+    else:
+        raise InvalidRequestError(
+            f"response_format_from() takes a JSON schema dict, an attrs class or a dataclass, not {schema_or_type!r}"
+        )
+    chosen = name if name is not None else (default_name or "response")
+    if not isinstance(chosen, str) or not _NAME.match(chosen):
+        raise InvalidRequestError(f"name must be 1-64 letters, digits, '_' or '-', got {chosen!r}")
+    spec: dict[str, Any] = {"name": chosen}
+    if description is not None:
+        spec["description"] = description
+    spec["schema"] = schema
+    spec["strict"] = strict
+    return {"type": "json_schema", "json_schema": spec}
+
+
+# --------------------------------------------------------------------------- parsing
+
+_FENCE = re.compile(r"```[A-Za-z0-9_+-]*[ \t]*\r?\n(.*?)```", re.DOTALL)
+
+
+def _candidates(text: str) -> list[str]:
+    """The texts to try as JSON: the reply, its fenced block, its outermost braces."""
+    answer = split_reasoning(text)[1].strip()
+    out = [answer]
+    if answer.startswith("```"):
+        match = _FENCE.match(answer)
+        body = match.group(1) if match else answer.split("\n", 1)[-1]  # unclosed fence
+        out.insert(0, body.strip())
+    else:
+        match = _FENCE.search(answer)
+        if match:
+            out.append(match.group(1).strip())
+    start, end = answer.find("{"), answer.rfind("}")
+    if -1 < start < end and answer[start : end + 1] != answer:
+        out.append(answer[start : end + 1])
+    return out
+
+
+def _load_json(text: str | None, what: str) -> Any:
+    if text is None or not text.strip():
+        raise APIResponseValidationError(f"the reply is empty: expected JSON for {what}", body=text)
+    error: ValueError | None = None
+    for candidate in _candidates(text):
+        try:
+            return json.loads(candidate)
+        except ValueError as exc:
+            error = error or exc
+    raise APIResponseValidationError(
+        f"the reply is not valid JSON for {what} ({error}); it starts {text[:200]!r}", body=text
+    )
+
+
+@overload
+def parse_structured(text: str | None, schema_or_type: type[T]) -> T: ...
+@overload
+def parse_structured(text: str | None, schema_or_type: Mapping[str, Any]) -> Any: ...
+def parse_structured(text: str | None, schema_or_type: type[T] | Mapping[str, Any]) -> Any:
+    """Parse a structured reply and check it against the schema or type asked for.
+
+    A leading `<think>` block, Markdown code fences (```` ```json ````) and text around
+    the outermost `{...}` are ignored: some models add them.
+
+    Args:
+        text: the reply's content (`reply.text`).
+        schema_or_type: what was asked for: an attrs class or dataclass, a JSON schema
+            dict, or the `response_format` dict itself.
+
+    Returns:
+        An instance of the class (nested records, enums, tuples and sets converted;
+        unknown keys ignored), or the parsed JSON value for a schema dict. A schema is
+        checked for `type`, `enum`, `const`, `properties`, `required`,
+        `additionalProperties`, `items`, `prefixItems`, `anyOf`/`oneOf`/`allOf`, local
+        `$ref`s, and length, size and range bounds; other keywords are not checked.
+
+    Raises:
+        APIResponseValidationError: the reply is not JSON or does not fit; its `body`
+            keeps the text.
+        InvalidRequestError: `schema_or_type` is neither a record class nor a dict.
+    """
+    if is_record(schema_or_type):
+        what = schema_or_type.__name__
+        value = _load_json(text, what)
+        try:
+            return convert(value, schema_or_type, "$")
+        except _Mismatch as exc:
+            raise APIResponseValidationError(f"the reply does not fit {what} {exc}", body=text) from None
+    if isinstance(schema_or_type, Mapping):
+        schema: Mapping[str, Any] = schema_or_type
+        inner = schema.get("json_schema")
+        if schema.get("type") == "json_schema" and isinstance(inner, Mapping):
+            schema = inner.get("schema") or {}
+        value = _load_json(text, "the schema")
+        try:
+            _validate(value, schema, schema, "$")
+        except _Mismatch as exc:
+            raise APIResponseValidationError(f"the reply does not fit the schema {exc}", body=text) from None
+        return value
+    raise InvalidRequestError(
+        f"parse_structured() takes an attrs class, a dataclass or a schema dict, not {schema_or_type!r}"
+    )
+
+
+def _describe(value: object) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def convert(value: Any, tp: Any, path: str) -> Any:
+    """`value` (parsed JSON) as the Python type `tp`.
+
+    Raises:
+        _Mismatch: the value does not fit.
+        InvalidRequestError: `tp` is not a supported type.
+    """
+    if tp is Any or tp is object:
+        return value
+    if tp is None or tp is type(None):
+        if value is not None:
+            raise _Mismatch(path, f"expected null, got {_describe(value)}")
+        return None
+    if tp is str or tp is bool:
+        if not isinstance(value, tp):
+            raise _Mismatch(path, f"expected {'a string' if tp is str else 'true or false'}, got {_describe(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Mismatch(path, f"expected an integer, got {_describe(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Mismatch(path, f"expected a number, got {_describe(value)}")
+        return float(value)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        for option in args:
+            if _json_scalar(option) == value and type(_json_scalar(option)) is type(value):
+                return option
+        raise _Mismatch(path, f"expected one of {list(args)!r}, got {_describe(value)}")
+    if origin is typing.Union or origin is types.UnionType:
+        problems = []
+        for option in args:
+            try:
+                return convert(value, option, path)
+            except _Mismatch as exc:
+                problems.append(str(exc).split(": ", 1)[1])
+        raise _Mismatch(path, " or ".join(problems))
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            allowed = [m.value for m in tp]
+            raise _Mismatch(path, f"expected one of {allowed!r}, got {_describe(value)}") from None
+    if is_record(tp):
+        return _convert_record(value, tp, path)
+    if tp in _BARE:
+        origin, args = typing.get_origin(_BARE[tp]), typing.get_args(_BARE[tp])
+    if origin in _MAPPINGS:
+        if not isinstance(value, dict):
+            raise _Mismatch(path, f"expected an object, got {_describe(value)}")
+        return {k: convert(v, args[1], f"{path}.{k}") for k, v in value.items()}
+    if origin in _SEQUENCES or origin in _SETS or origin is tuple:
+        if not isinstance(value, list):
+            raise _Mismatch(path, f"expected an array, got {_describe(value)}")
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(value) != len(args):
+                raise _Mismatch(path, f"expected {len(args)} items, got {len(value)}")
+            return tuple(convert(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+        items = [convert(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
+        if origin is tuple:
+            return tuple(items)
+        if origin in _SETS:
+            return frozenset(items) if origin is frozenset else set(items)
+        return items
+    raise InvalidRequestError(f"{path}: cannot convert to {tp!r}; supported: {_SUPPORTED}")
+
+
+def _convert_record(value: Any, cls: type, path: str) -> Any:
+    if not isinstance(value, dict):
+        raise _Mismatch(path, f"expected an object for {cls.__name__}, got {_describe(value)}")
+    kwargs = {}
+    for field in record_fields(cls):
+        if field.key in value:
+            kwargs[field.key] = convert(value[field.key], field.tp, f"{path}.{field.key}")
+        elif field.required:
+            raise _Mismatch(path, f"missing required key {field.key!r} of {cls.__name__}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:  # attrs validators and converters
+        raise _Mismatch(path, f"{cls.__name__} refused the values: {exc}") from None
+
+
+# --------------------------------------------------------------------------- checking
+
+_TYPE_CHECKS: dict[str, Callable[[object], bool]] = {
+    "null": lambda v: v is None,
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+
+
+def _resolve(root: Mapping[str, Any], ref: str, path: str) -> Any:
+    if not ref.startswith("#"):
+        raise _Mismatch(path, f"cannot follow the non-local $ref {ref!r}")
+    node: Any = root
+    for part in ref[1:].split("/")[1:] if ref != "#" else []:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, Mapping) or part not in node:
+            raise _Mismatch(path, f"the schema's $ref {ref!r} points nowhere")
+        node = node[part]
+    return node
+
+
+def _same(a: object, b: object) -> bool:
+    """JSON equality: 1 == 1.0, but True != 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return a == b
+
+
+def _validate(value: Any, schema: Any, root: Mapping[str, Any], path: str) -> None:
+    if schema is True or schema == {}:
+        return
+    if schema is False:
+        raise _Mismatch(path, "no value is allowed here")
+    if not isinstance(schema, Mapping):
+        return
+    if "$ref" in schema:
+        _validate(value, _resolve(root, schema["$ref"], path), root, path)
+    kinds = schema.get("type")
+    if kinds is not None:
+        names = [kinds] if isinstance(kinds, str) else list(kinds)
+        if not any(k not in _TYPE_CHECKS or _TYPE_CHECKS[k](value) for k in names):
+            raise _Mismatch(path, f"expected {' or '.join(names)}, got {_describe(value)}")
+    if "enum" in schema and not any(_same(value, e) for e in schema["enum"]):
+        raise _Mismatch(path, f"expected one of {schema['enum']!r}, got {_describe(value)}")
+    if "const" in schema and not _same(value, schema["const"]):
+        raise _Mismatch(path, f"expected {schema['const']!r}, got {_describe(value)}")
+    for sub in schema.get("allOf", ()):
+        _validate(value, sub, root, path)
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if options:
+        problems = []
+        for sub in options:
+            try:
+                _validate(value, sub, root, path)
+                break
+            except _Mismatch as exc:
+                problems.append(str(exc).split(": ", 1)[1])
+        else:
+            raise _Mismatch(path, " or ".join(problems))
+    if isinstance(value, dict):
+        _validate_object(value, schema, root, path)
+    elif isinstance(value, list):
+        _validate_array(value, schema, root, path)
+    elif isinstance(value, str):
+        _bounds(len(value), schema, "minLength", "maxLength", "characters", path)
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str) and re.search(pattern, value) is None:
+            raise _Mismatch(path, f"{_describe(value)} does not match {pattern!r}")
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        _range(value, schema, path)
+
+
+def _validate_object(value: dict[str, Any], schema: Mapping[str, Any], root: Any, path: str) -> None:
+    for key in schema.get("required", ()):
+        if key not in value:
+            raise _Mismatch(path, f"missing required key {key!r}")
+    properties = schema.get("properties") or {}
+    extra = schema.get("additionalProperties", True)
+    for key, item in value.items():
+        if key in properties:
+            _validate(item, properties[key], root, f"{path}.{key}")
+        elif extra is False:
+            raise _Mismatch(path, f"unexpected key {key!r}")
+        else:
+            _validate(item, extra, root, f"{path}.{key}")
+    _bounds(len(value), schema, "minProperties", "maxProperties", "keys", path)
+
+
+def _validate_array(value: list[Any], schema: Mapping[str, Any], root: Any, path: str) -> None:
+    prefix = schema.get("prefixItems") or []
+    for i, item in enumerate(value):
+        sub = prefix[i] if i < len(prefix) else schema.get("items", True)
+        _validate(item, sub, root, f"{path}[{i}]")
+    _bounds(len(value), schema, "minItems", "maxItems", "items", path)
+    if schema.get("uniqueItems"):
+        seen = [json.dumps(v, sort_keys=True) for v in value]
+        if len(set(seen)) != len(seen):
+            raise _Mismatch(path, "items must be unique")
+
+
+def _bounds(size: int, schema: Mapping[str, Any], low: str, high: str, unit: str, path: str) -> None:
+    if isinstance(schema.get(low), int) and size < schema[low]:
+        raise _Mismatch(path, f"expected at least {schema[low]} {unit}, got {size}")
+    if isinstance(schema.get(high), int) and size > schema[high]:
+        raise _Mismatch(path, f"expected at most {schema[high]} {unit}, got {size}")
+
+
+def _range(value: float, schema: Mapping[str, Any], path: str) -> None:
+    checks: tuple[tuple[str, Callable[[float, float], bool], str], ...] = (
+        ("minimum", operator.ge, ">="),
+        ("maximum", operator.le, "<="),
+        ("exclusiveMinimum", operator.gt, ">"),
+        ("exclusiveMaximum", operator.lt, "<"),
+    )
+    for key, ok, sign in checks:
+        bound = schema.get(key)
+        if isinstance(bound, int | float) and not isinstance(bound, bool) and not ok(value, bound):
+            raise _Mismatch(path, f"expected a number {sign} {bound}, got {_describe(value)}")

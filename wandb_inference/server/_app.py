@@ -1,0 +1,442 @@
+"""The Starlette application: a gateway step, then `/v1/models`, chat and embeddings.
+
+Every request, on any path, first passes the gateway (`_Backend.admit`), in the order
+the real service's front door works: record it, apply a fault if one matches (faults
+stand for the gateway or a proxy failing, so they come before authentication), check
+the API key, check the project. Then the route's handler validates the body against
+the OpenAPI schemas (422), finds the model (404), checks what the model can do (400),
+takes a concurrency slot (429) and answers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final
+
+import attrs
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from wandb_inference._catalog import CATALOG, ModelInfo
+
+from ._chat import ReasoningField, chunks, completion, plan_chat, semantic_problem
+from ._embed import embed, encode_base64, truncate
+from ._errors import spec_for
+from ._exchange import Connections, Exchange, read_body
+from ._fault_header import FAULT_HEADER, parse_fault_header
+from ._faults import Fault, FaultQueue, is_chat_path, normalise_path
+from ._log import RecordedRequest, RequestLog
+from ._stream import write_stream
+from ._validate import validate_request
+
+__all__ = ["ServerOptions", "ServerState", "create_app"]
+
+_ARTIFACT_PREFIX: Final = "wandb-artifact:///"
+_DEFAULT_DIMENSIONS: Final = 1024
+_ROUTES: Final = {"/models": "GET", "/chat/completions": "POST", "/embeddings": "POST"}
+
+
+def _as_info(model: str | ModelInfo) -> tuple[str, ModelInfo | None]:
+    return (model.id, model) if isinstance(model, ModelInfo) else (model, None)
+
+
+@attrs.frozen(kw_only=True)
+class ServerOptions:
+    """How the server behaves (see `LocalServer` for each option)."""
+
+    api_key: str | None = None
+    pace: float = 0.0
+    seed: int = 0
+    models: tuple[str | ModelInfo, ...] = ()
+    concurrency_limits: tuple[tuple[str, int], ...] = ()
+    reasoning_field: ReasoningField = "reasoning"
+    projects: frozenset[str] | None = None
+    header_faults: bool = True
+
+
+@attrs.define
+class ServerState:
+    """What the app shares with the `LocalServer` driving it.
+
+    Attributes:
+        options: the behaviour.
+        faults: the faults to inject.
+        requests: every request received.
+        connections: open connections' transports (for dropping them).
+    """
+
+    options: ServerOptions
+    faults: FaultQueue = attrs.field(factory=FaultQueue)
+    requests: RequestLog = attrs.field(factory=RequestLog)
+    connections: Connections = attrs.field(factory=Connections)
+
+
+def create_app(state: ServerState) -> Starlette:
+    """The ASGI application.
+
+    Args:
+        state: options, fault queue, request log and connection registry.
+
+    Returns:
+        A Starlette app serving `/v1/models`, `/v1/chat/completions`, `/v1/embeddings`.
+    """
+    backend = _Backend(state)
+    return Starlette(
+        routes=[
+            Route("/v1/models", _Endpoint(backend, backend.models), methods=["GET"]),
+            Route("/v1/chat/completions", _Endpoint(backend, backend.chat), methods=["POST"]),
+            Route("/v1/embeddings", _Endpoint(backend, backend.embeddings), methods=["POST"]),
+            Route("/{path:path}", _Endpoint(backend, backend.not_found)),
+        ]
+    )
+
+
+class _Call:
+    """One admitted request: the exchange plus what the gateway learnt."""
+
+    def __init__(self, exchange: Exchange, record: RecordedRequest, fault: Fault | None) -> None:
+        self.exchange = exchange
+        self.record = record
+        self.fault = fault
+
+
+class _Endpoint:
+    """A route endpoint: the gateway first, then the handler (an ASGI app for Starlette)."""
+
+    def __init__(self, backend: _Backend, handler: Callable[[_Call], Awaitable[None]]) -> None:
+        self._backend = backend
+        self._handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        call = await self._backend.admit(scope, receive, send)
+        if call is not None:
+            await self._handler(call)
+
+
+def _bearer(headers: Iterable[tuple[str, str]]) -> str | None:
+    for name, value in headers:
+        if name == "authorization":
+            scheme, _, token = value.strip().partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
+def _parse_json(content: bytes) -> tuple[Any, str | None]:
+    if not content.strip():
+        return None, "the request body is empty"
+
+    def reject(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        return json.loads(content, parse_constant=reject), None
+    except UnicodeDecodeError:
+        return None, "the request body is not UTF-8"
+    except ValueError as exc:
+        return None, str(exc)
+
+
+class _Backend:
+    def __init__(self, state: ServerState) -> None:
+        self._state = state
+        self._options = state.options
+        self._served: dict[str, ModelInfo | None] = {m.id: m for m in CATALOG}
+        for model in self._options.models:
+            model_id, info = _as_info(model)
+            self._served[model_id] = info
+        self._limits = dict(self._options.concurrency_limits)
+        self._in_flight: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ gateway
+    async def admit(self, scope: Scope, receive: Receive, send: Send) -> _Call | None:
+        content = await read_body(receive)
+        if content is None:
+            return None
+        body, _ = _parse_json(content) if content else (None, None)
+        request_id = f"req_{uuid.uuid4().hex[:24]}"
+        headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+        record = RecordedRequest(
+            request_id=request_id,
+            method=scope["method"],
+            path=scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+            content=content,
+            body=body,
+            received_at=time.time(),
+        )
+        self._state.requests.append(record)
+        exchange = Exchange(scope, receive, self._tracking(send, request_id), self._state.connections)
+        try:
+            fault = self._pick_fault(record)
+        except ValueError as exc:
+            await exchange.error(
+                400, f"Invalid {FAULT_HEADER} header: {exc}", "invalid_request_error", param=FAULT_HEADER
+            )
+            return None
+        if fault is not None:
+            self._state.requests.update(request_id, fault=fault)
+            if not await self._apply(exchange, fault, record):
+                return None
+        if not await self._authorised(exchange, record):
+            return None
+        return _Call(exchange, record, fault)
+
+    def _tracking(self, send: Send, request_id: str) -> Send:
+        requests = self._state.requests
+
+        async def tracking_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                requests.update(request_id, status=message["status"])
+            await send(message)
+
+        return tracking_send
+
+    def _pick_fault(self, record: RecordedRequest) -> Fault | None:
+        """The fault for this request, if any.
+
+        Raises:
+            ValueError: the request's fault header is malformed.
+        """
+        body = record.body if isinstance(record.body, dict) else {}
+        streamed_chat = is_chat_path(record.path) and body.get("stream") is True
+        scripted_header = record.header(FAULT_HEADER)
+        if scripted_header is not None and self._options.header_faults:
+            scripted = parse_fault_header(scripted_header)
+            if self._state.faults.take_scripted(scripted.fault, scripted.id, scripted.times, streamed_chat):
+                return scripted.fault
+        return self._state.faults.take(
+            path=record.path, model=record.model, key=_bearer(record.headers), streamed_chat=streamed_chat
+        )
+
+    async def _apply(self, exchange: Exchange, fault: Fault, record: RecordedRequest) -> bool:
+        """Do what the fault says before the reply; True when the reply should follow."""
+        if fault.delay and not await exchange.sleep(fault.delay):
+            return False
+        if fault.disconnect is not None:
+            await exchange.drop(reset=fault.disconnect == "reset")
+            return False
+        if fault.status_code is None:
+            return True
+        if fault.message is not None:
+            message = fault.message.replace("{model}", record.model or "model")
+            await exchange.error(
+                fault.status_code, message, fault.error_type or "server_error", fault.code, None, fault.headers
+            )
+        else:
+            await exchange.respond(fault.status_code, fault.body or b"", fault.content_type, fault.headers)
+        return False
+
+    async def _authorised(self, exchange: Exchange, record: RecordedRequest) -> bool:
+        expected = self._options.api_key
+        if expected is not None:
+            key = _bearer(record.headers)
+            if key is None or not hmac.compare_digest(key.encode(), expected.encode()):
+                spec = spec_for(401)
+                await exchange.error(401, spec.message, spec.type, spec.code)
+                return False
+        projects = self._options.projects
+        if projects is not None:
+            project = record.header("openai-project")
+            if project is None:
+                spec = spec_for(429, "personal")
+                await exchange.error(429, spec.message, spec.type, spec.code)
+                return False
+            if project not in projects:
+                spec = spec_for(401)
+                await exchange.error(401, f"{spec.message}: unknown project {project!r}", spec.type, spec.code)
+                return False
+        return True
+
+    # ------------------------------------------------------------------ helpers
+    async def _valid_body(self, call: _Call, schema: str) -> dict[str, Any] | None:
+        body, problem = _parse_json(call.record.content)
+        if problem is not None:
+            await call.exchange.error(400, f"Invalid JSON body: {problem}", "invalid_request_error", "invalid_json")
+            return None
+        invalid = validate_request(body, schema)
+        if invalid is not None:
+            await call.exchange.error(422, invalid.message, "invalid_request_error", "invalid_parameter", invalid.param)
+            return None
+        assert isinstance(body, dict)  # the schemas require an object
+        return body
+
+    async def _model(self, call: _Call, model: str) -> tuple[bool, ModelInfo | None]:
+        """(served?, catalog row); answers 404 for unknown and retired models."""
+        if model in self._served:
+            info = self._served[model]
+            if info is None or info.lifecycle.stage != "retired":
+                return True, info
+            when = f" on {info.lifecycle.retired_on.isoformat()}" if info.lifecycle.retired_on else ""
+            instead = f"; use {info.lifecycle.replacement!r} instead" if info.lifecycle.replacement else ""
+            message = f"model not found: {model!r} was retired{when}{instead}"
+        elif model.startswith(_ARTIFACT_PREFIX) and model.count("/") >= 5:
+            return True, None  # a LoRA adapter: any well-formed artifact id is served
+        else:
+            message = f"model not found: {model!r} (list the served models with GET /v1/models)"
+        spec = spec_for(404)
+        await call.exchange.error(404, message, spec.type, spec.code, "model")
+        return False, None
+
+    def _acquire(self, model: str) -> bool:
+        limit = self._limits.get(model)
+        count = self._in_flight.get(model, 0)
+        if limit is not None and count >= limit:
+            return False
+        self._in_flight[model] = count + 1
+        return True
+
+    def _release(self, model: str) -> None:
+        self._in_flight[model] -= 1
+
+    async def _limited(self, call: _Call, model: str, work: Callable[[], Awaitable[None]]) -> None:
+        if not self._acquire(model):
+            spec = spec_for(429, "concurrency")
+            await call.exchange.error(429, spec.message.replace("{model}", model), spec.type, spec.code)
+            return
+        try:
+            await work()
+        finally:
+            self._release(model)
+
+    # ------------------------------------------------------------------ routes
+    async def models(self, call: _Call) -> None:
+        data = [
+            {
+                "id": model_id,
+                "object": "model",
+                "created": 0,
+                "owned_by": model_id.split("/")[0] if "/" in model_id else "wandb",
+                "root": model_id,
+            }
+            for model_id, info in self._served.items()
+            if info is None or info.lifecycle.stage != "retired"
+        ]
+        await call.exchange.json(200, {"object": "list", "data": data})
+
+    async def chat(self, call: _Call) -> None:
+        body = await self._valid_body(call, "ChatCompletionRequest")
+        if body is None:
+            return
+        model = body["model"]
+        served, info = await self._model(call, model)
+        if not served:
+            return
+        if info is not None and not info.capabilities.chat:
+            await call.exchange.error(
+                400,
+                f"{model!r} is an embedding model: it serves POST /v1/embeddings, not chat completions",
+                "invalid_request_error",
+                "model_not_supported",
+                "model",
+            )
+            return
+        problem = semantic_problem(body)
+        if problem is not None:
+            await call.exchange.error(400, problem[0], "invalid_request_error", None, problem[1])
+            return
+        await self._limited(call, model, lambda: self._answer_chat(call, body, info))
+
+    async def _answer_chat(self, call: _Call, body: dict[str, Any], info: ModelInfo | None) -> None:
+        stream_fault = call.fault.stream if call.fault is not None else None
+        plan = plan_chat(
+            body,
+            info,
+            completion_id=f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            created=int(time.time()),
+            server_seed=self._options.seed,
+            non_ascii=stream_fault is not None and stream_fault.wants_non_ascii,
+        )
+        field = self._options.reasoning_field
+        exchange = call.exchange
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            events = chunks(plan, include_usage=include_usage, reasoning_field=field)
+            pace = self._options.pace
+            await exchange.unless_disconnected(
+                lambda: write_stream(exchange.send, events, shape=stream_fault, pace=pace, drop=exchange.drop)
+            )
+            return
+        # A real server takes the generation time before a non-streamed answer, too.
+        longest = max(c.completion_tokens for c in plan.choices)
+        if self._options.pace and not await exchange.sleep(self._options.pace * longest):
+            return
+        await exchange.json(200, completion(plan, field))
+
+    async def embeddings(self, call: _Call) -> None:
+        body = await self._valid_body(call, "EmbeddingRequest")
+        if body is None:
+            return
+        model = body["model"]
+        served, info = await self._model(call, model)
+        if not served:
+            return
+        if info is None or not info.capabilities.embeddings:
+            await call.exchange.error(
+                400,
+                f"{model!r} is not an embedding model: it does not serve POST /v1/embeddings",
+                "invalid_request_error",
+                "model_not_supported",
+                "model",
+            )
+            return
+        native = info.embedding_dimensions or _DEFAULT_DIMENSIONS
+        wanted = body.get("dimensions")
+        if wanted is not None and wanted > native:
+            await call.exchange.error(
+                400,
+                f"dimensions must be at most {native} for {model!r} (got {wanted})",
+                "invalid_request_error",
+                "invalid_parameter",
+                "dimensions",
+            )
+            return
+        await self._limited(call, model, lambda: self._answer_embeddings(call, body, native, wanted))
+
+    async def _answer_embeddings(self, call: _Call, body: dict[str, Any], native: int, wanted: int | None) -> None:
+        texts = [body["input"]] if isinstance(body["input"], str) else list(body["input"])
+        base64 = body.get("encoding_format") == "base64"
+        data = []
+        for index, text in enumerate(texts):
+            vector = embed(text, native)
+            if wanted is not None and wanted != native:
+                vector = truncate(vector, wanted)
+            data.append(
+                {"object": "embedding", "index": index, "embedding": encode_base64(vector) if base64 else vector}
+            )
+        tokens = sum(max(1, math.ceil(len(t) / 4)) for t in texts)
+        if self._options.pace and not await call.exchange.sleep(self._options.pace):
+            return
+        await call.exchange.json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
+
+    async def not_found(self, call: _Call) -> None:
+        path = call.record.path
+        method = call.record.method
+        bare = normalise_path(path)
+        if path.startswith("/v1/") and bare in _ROUTES:
+            allowed = _ROUTES[bare]
+            await call.exchange.error(
+                405,
+                f"Method {method} is not allowed on {path}: use {allowed}",
+                "invalid_request_error",
+                "method_not_allowed",
+                headers=[("allow", allowed)],
+            )
+            return
+        hint = " (the API lives under /v1: does the base URL end in /v1?)" if bare in _ROUTES else ""
+        await call.exchange.error(404, f"Not found: {method} {path}{hint}", "not_found_error", "not_found")
