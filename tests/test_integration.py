@@ -82,7 +82,7 @@ def test_headers_reach_the_server(server: LocalServer) -> None:
     with wi.Client(KEY, base_url=server.base_url, project="team/proj") as c:
         c.chat.create(model=MODEL, messages=MESSAGES, max_tokens=2, extra_headers={"X-Trace": "t1"})
     (seen,) = server.requests
-    headers = {k.lower(): v for k, v in seen.headers.items()}
+    headers = {k.lower(): v for k, v in seen.headers}
     assert headers["authorization"] == f"Bearer {KEY}"
     assert headers["openai-project"] == "team/proj"
     assert headers["x-trace"] == "t1"
@@ -143,7 +143,7 @@ def test_sync_break_closes_the_connection(client: wi.Client) -> None:
     assert _busy(client._pool.get()) == 0
 
 
-async def test_async_break_and_cancel_close_the_connection(aclient: wi.AsyncClient) -> None:
+async def test_async_break_and_cancel_close_the_connection(server: LocalServer, aclient: wi.AsyncClient) -> None:
     stream = await aclient.chat.create(model=MODEL, messages=MESSAGES, max_tokens=200, stream=True)
     async for chunk in stream:
         if chunk.text:
@@ -152,14 +152,18 @@ async def test_async_break_and_cancel_close_the_connection(aclient: wi.AsyncClie
         await asyncio.sleep(0)
     assert stream.closed
 
+    server.faults.push(Fault.stall_stream(after=2, seconds=30), times=1)
+    started = asyncio.Event()
+
     async def reader() -> None:
-        s = await aclient.chat.create(model=MODEL, messages=MESSAGES, max_tokens=100_000, stream=True)
+        s = await aclient.chat.create(model=MODEL, messages=MESSAGES, max_tokens=50, stream=True)
         async with s:
             async for _ in s:
-                await asyncio.sleep(0.001)
+                started.set()
 
     task = asyncio.create_task(reader())
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

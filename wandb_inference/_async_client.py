@@ -26,6 +26,7 @@ from ._base import (
     finish_chat,
     finish_embeddings,
     finish_models,
+    keep_error_body,
     log_attempt,
     prepare_chat,
     prepare_embeddings,
@@ -248,12 +249,14 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
                 log_attempt(spec, attempt, str(response.status_code), None)
                 redact_response(response)
                 return response, slot
+            content = b""
             try:
-                await _read_limited(response, MAX_ERROR_BODY, "error body")
+                content = await _read_limited(response, MAX_ERROR_BODY, "error body")
             except (httpx.TransportError, APIResponseValidationError):
                 pass  # the status alone still classifies the error
             finally:
                 await response.aclose()
+            keep_error_body(response, content)
             redact_response(response)
             error = status_error(response, spec, state.retries)
             if slot is not None:

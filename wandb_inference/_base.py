@@ -254,6 +254,17 @@ def redact_response(response: httpx.Response) -> None:
     response.request = redact_request(response.request)  # type: ignore[assignment]
 
 
+def keep_error_body(response: httpx.Response, content: bytes) -> None:
+    """Record an error body read (size-capped) from the stream as the response's content.
+
+    Reading with `aiter_bytes()` under a cap, as the clients do, does not set what
+    `Response.read()` sets; without this `response.content` (which classifies the error,
+    and which users read on `error.response`) raises `httpx.ResponseNotRead` for every
+    real, streamed error reply. `b""` when the body was over the cap or broke off.
+    """
+    response._content = content  # what `httpx.Response.read()` itself assigns
+
+
 def too_large(limit: int, what: str, request: httpx.Request | None) -> APIResponseValidationError:
     """The error for a body over its size limit."""
     return APIResponseValidationError(

@@ -40,7 +40,7 @@ REASONING_READ_TIMEOUT = 1800.0
 
 
 class RetiredModelWarning(UserWarning):
-    """A per-model constructor was called for a retired or deprecated model."""
+    """A per-model constructor was called for a retired model (it answers 404)."""
 
 
 def _check_override(model: str | None, default: str) -> str:
@@ -64,14 +64,12 @@ def bound_defaults(
         defaults["timeout"] = timeout
     elif info is not None and info.capabilities.reasoning in ("on", "always"):
         defaults["timeout"] = httpx.Timeout(60.0, connect=10.0, read=REASONING_READ_TIMEOUT)
-    if info is not None and info.lifecycle.stage in ("retired", "deprecated"):
+    if info is not None and info.lifecycle.stage == "retired":
         replacement = info.lifecycle.replacement
         when = f" on {info.lifecycle.retired_on.isoformat()}" if info.lifecycle.retired_on else ""
-        verb = "was retired" if info.lifecycle.stage == "retired" else "is deprecated"
-        tail = " and its requests answer 404" if info.lifecycle.stage == "retired" else ""
         use = f"; use {replacement!r} instead" if replacement else ""
         warnings.warn(
-            f"{info.name} ({info.id}) {verb}{when}{tail}{use}.",
+            f"{info.name} ({info.id}) was retired{when} and its requests answer 404{use}.",
             RetiredModelWarning,
             stacklevel=stacklevel,
         )

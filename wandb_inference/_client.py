@@ -30,6 +30,7 @@ from ._base import (
     finish_chat,
     finish_embeddings,
     finish_models,
+    keep_error_body,
     log_attempt,
     prepare_chat,
     prepare_embeddings,
@@ -281,12 +282,14 @@ class Client(ClientOptionsMixin, SyncConstructors):
                 log_attempt(spec, attempt, str(response.status_code), None)
                 redact_response(response)
                 return response, slot
+            content = b""
             try:
-                _read_limited(response, MAX_ERROR_BODY, "error body")
+                content = _read_limited(response, MAX_ERROR_BODY, "error body")
             except (httpx.TransportError, APIResponseValidationError):
                 pass  # the status alone still classifies the error
             finally:
                 response.close()
+            keep_error_body(response, content)
             redact_response(response)
             error = status_error(response, spec, state.retries)
             if slot is not None:

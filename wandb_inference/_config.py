@@ -186,7 +186,8 @@ def resolve_project(project: str | None, environ: Mapping[str, str] | None = Non
         return None
     if not isinstance(value, str):
         raise ConfigurationError(f"project must be a str, not {type(value).__name__}")
-    if not _PROJECT_RE.fullmatch(value):
+    # ASCII only: it is sent as a header, which httpx encodes as ASCII.
+    if not _PROJECT_RE.fullmatch(value) or not value.isascii():
         raise ConfigurationError(
             f"{source} must be 'team/project' (exactly one slash, no spaces or line breaks), "
             f"got {value!r}. The team is the W&B entity that owns the project."
@@ -210,4 +211,8 @@ def validate_header_value(name: str, value: str) -> str:
             f"Header {name!r} contains a control character (CR, LF, NUL...): refused before "
             "sending, as it could inject headers."
         )
+    if not value.isascii():
+        # httpx encodes header values as ASCII: refuse here rather than let a
+        # UnicodeEncodeError escape from the middle of a call.
+        raise InvalidRequestError(f"Header {name!r} must be ASCII, got {value!r}")
     return value

@@ -23,13 +23,162 @@ class AsyncConstructors(AsyncBinder):
     __slots__ = ()
 
     def bge_m3(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncEmbeddingModel:
-        """BGE M3 (`BAAI/bge-m3`): 8k context, embeddings (1024 dims).
+        """BGE M3 (`BAAI/bge-m3`): 8k context, embeddings (1024 dims), deprecated.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
             timeout: this model's per-call timeout (reasoning models default to a long read).
         """
         return self._bind_embedding("BAAI/bge-m3", model, timeout)
+
+    def deepseek_r1(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
+        """DeepSeek R1 (`deepseek-ai/DeepSeek-R1-0528`): 161k context, tools, json_schema, reasoning always, RETIRED 2026-03-04, use deepseek-ai/DeepSeek-V3.1.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("deepseek-ai/DeepSeek-R1-0528", model, timeout)
+
+    def deepseek_v3_1(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """DeepSeek V3.1 (`deepseek-ai/DeepSeek-V3.1`): 161k context, tools, json_schema, reasoning optional.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("deepseek-ai/DeepSeek-V3.1", model, timeout)
+
+    def deepseek_v4_1_flash(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """DeepSeek V4.1 Flash (`deepseek-ai/DeepSeek-V4.1-Flash`): 1048k context, vision, tools, json_schema, reasoning optional.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("deepseek-ai/DeepSeek-V4.1-Flash", model, timeout)
+
+    def deepseek_v4_flash(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """DeepSeek V4 Flash (`deepseek-ai/DeepSeek-V4-Flash-0731`): 262k context, tools, json_schema, reasoning optional.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("deepseek-ai/DeepSeek-V4-Flash-0731", model, timeout)
+
+    def deepseek_v4_pro(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """DeepSeek V4 Pro (`deepseek-ai/DeepSeek-V4-Pro-0813`): 1048k context, tools, json_schema, reasoning optional.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("deepseek-ai/DeepSeek-V4-Pro-0813", model, timeout)
+
+    def gemma_4_26b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
+        """Gemma 4 26B A4B (`google/gemma-4-26B-A4B-it`): 262k context, vision, tools, json_schema, reasoning optional.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("google/gemma-4-26B-A4B-it", model, timeout)
+
+    def gemma_4_31b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
+        """Gemma 4 31B (`google/gemma-4-31B-it`): 262k context, vision, tools, json_schema, reasoning on.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("google/gemma-4-31B-it", model, timeout)
+
+    def glm_5(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
+        """GLM-5 (`zai-org/GLM-5-FP8`): 200k context, tools, json_schema, reasoning on.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("zai-org/GLM-5-FP8", model, timeout)
+
+    def gpt_oss_120b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
+        """gpt-oss-120b (`openai/gpt-oss-120b`): 131k context, tools, json_schema, reasoning always.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("openai/gpt-oss-120b", model, timeout)
+
+    def gpt_oss_20b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
+        """gpt-oss-20b (`openai/gpt-oss-20b`): 131k context, tools, json_schema, reasoning always.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("openai/gpt-oss-20b", model, timeout)
+
+    def granite_3_3_8b(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """Granite 3.3 8B (`ibm-granite/granite-3.3-8b-instruct`): 131k context, tools, json_schema, reasoning optional.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("ibm-granite/granite-3.3-8b-instruct", model, timeout)
+
+    def granite_4_1_8b(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """Granite 4.1 8B (`ibm-granite/granite-4.1-8b`): 131k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("ibm-granite/granite-4.1-8b", model, timeout)
+
+    def kimi_k2_5(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
+        """Kimi K2.5 (`moonshotai/Kimi-K2.5`): 262k context, vision, tools, json_schema, reasoning on.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("moonshotai/Kimi-K2.5", model, timeout)
+
+    def llama_3_1_70b(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """Llama 3.1 70B (`meta-llama/Llama-3.1-70B-Instruct`): 128k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("meta-llama/Llama-3.1-70B-Instruct", model, timeout)
+
+    def llama_3_1_8b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
+        """Llama 3.1 8B (`meta-llama/Llama-3.1-8B-Instruct`): 128k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("meta-llama/Llama-3.1-8B-Instruct", model, timeout)
 
     def llama_3_3_70b(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
@@ -42,6 +191,130 @@ class AsyncConstructors(AsyncBinder):
         """
         return self._bind_chat("meta-llama/Llama-3.3-70B-Instruct", model, timeout)
 
+    def llama_4_maverick(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """Llama 4 Maverick (`meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8`): 1048k context, vision, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8", model, timeout)
+
+    def llama_4_scout(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """Llama 4 Scout (`meta-llama/Llama-4-Scout-17B-16E-Instruct`): 64k context, vision, tools, json_schema, RETIRED 2026-04-21, use google/gemma-4-26B-A4B-it.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("meta-llama/Llama-4-Scout-17B-16E-Instruct", model, timeout)
+
+    def minimax_m2_5(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
+        """MiniMax M2.5 (`MiniMaxAI/MiniMax-M2.5`): 196k context, tools, json_schema, reasoning always.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("MiniMaxAI/MiniMax-M2.5", model, timeout)
+
+    def mistral_small_3_1(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """Mistral Small 3.1 (`mistralai/Mistral-Small-3.1-24B-Instruct-2503`): 131k context, vision, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("mistralai/Mistral-Small-3.1-24B-Instruct-2503", model, timeout)
+
+    def phi_4_mini(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
+        """Phi 4 Mini (`microsoft/Phi-4-mini-instruct`): 131k context, tools, json_schema, RETIRED 2026-07-20, use meta-llama/Llama-3.1-8B-Instruct.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("microsoft/Phi-4-mini-instruct", model, timeout)
+
+    def qwen3_14b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
+        """OpenPipe Qwen3 14B Instruct (`OpenPipe/Qwen3-14B-Instruct`): 32k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("OpenPipe/Qwen3-14B-Instruct", model, timeout)
+
+    def qwen3_235b_instruct(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """Qwen3 235B A22B Instruct 2507 (`Qwen/Qwen3-235B-A22B-Instruct-2507`): 262k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("Qwen/Qwen3-235B-A22B-Instruct-2507", model, timeout)
+
+    def qwen3_235b_thinking(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """Qwen3 235B A22B Thinking 2507 (`Qwen/Qwen3-235B-A22B-Thinking-2507`): 262k context, tools, json_schema, reasoning always.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("Qwen/Qwen3-235B-A22B-Thinking-2507", model, timeout)
+
+    def qwen3_30b_a3b(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """Qwen3 30B A3B Instruct 2507 (`Qwen/Qwen3-30B-A3B-Instruct-2507`): 262k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("Qwen/Qwen3-30B-A3B-Instruct-2507", model, timeout)
+
+    def qwen3_coder_480b(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """Qwen3 Coder 480B A35B (`Qwen/Qwen3-Coder-480B-A35B-Instruct`): 262k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("Qwen/Qwen3-Coder-480B-A35B-Instruct", model, timeout)
+
+    def qwen_2_5_vl_7b(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> AsyncChatModel:
+        """Qwen 2.5 VL 7B (`Qwen/Qwen2.5-VL-7B-Instruct`): 32k context, vision, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("Qwen/Qwen2.5-VL-7B-Instruct", model, timeout)
+
+    def qwq_32b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
+        """QwQ 32B (`Qwen/QwQ-32B`): 131k context, tools, json_schema, reasoning always.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("Qwen/QwQ-32B", model, timeout)
+
 
 class SyncConstructors(SyncBinder):
     """`client.<model>()` constructors of the sync client."""
@@ -49,13 +322,150 @@ class SyncConstructors(SyncBinder):
     __slots__ = ()
 
     def bge_m3(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> EmbeddingModel:
-        """BGE M3 (`BAAI/bge-m3`): 8k context, embeddings (1024 dims).
+        """BGE M3 (`BAAI/bge-m3`): 8k context, embeddings (1024 dims), deprecated.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
             timeout: this model's per-call timeout (reasoning models default to a long read).
         """
         return self._bind_embedding("BAAI/bge-m3", model, timeout)
+
+    def deepseek_r1(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """DeepSeek R1 (`deepseek-ai/DeepSeek-R1-0528`): 161k context, tools, json_schema, reasoning always, RETIRED 2026-03-04, use deepseek-ai/DeepSeek-V3.1.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("deepseek-ai/DeepSeek-R1-0528", model, timeout)
+
+    def deepseek_v3_1(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """DeepSeek V3.1 (`deepseek-ai/DeepSeek-V3.1`): 161k context, tools, json_schema, reasoning optional.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("deepseek-ai/DeepSeek-V3.1", model, timeout)
+
+    def deepseek_v4_1_flash(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> ChatModel:
+        """DeepSeek V4.1 Flash (`deepseek-ai/DeepSeek-V4.1-Flash`): 1048k context, vision, tools, json_schema, reasoning optional.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("deepseek-ai/DeepSeek-V4.1-Flash", model, timeout)
+
+    def deepseek_v4_flash(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """DeepSeek V4 Flash (`deepseek-ai/DeepSeek-V4-Flash-0731`): 262k context, tools, json_schema, reasoning optional.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("deepseek-ai/DeepSeek-V4-Flash-0731", model, timeout)
+
+    def deepseek_v4_pro(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """DeepSeek V4 Pro (`deepseek-ai/DeepSeek-V4-Pro-0813`): 1048k context, tools, json_schema, reasoning optional.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("deepseek-ai/DeepSeek-V4-Pro-0813", model, timeout)
+
+    def gemma_4_26b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Gemma 4 26B A4B (`google/gemma-4-26B-A4B-it`): 262k context, vision, tools, json_schema, reasoning optional.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("google/gemma-4-26B-A4B-it", model, timeout)
+
+    def gemma_4_31b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Gemma 4 31B (`google/gemma-4-31B-it`): 262k context, vision, tools, json_schema, reasoning on.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("google/gemma-4-31B-it", model, timeout)
+
+    def glm_5(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """GLM-5 (`zai-org/GLM-5-FP8`): 200k context, tools, json_schema, reasoning on.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("zai-org/GLM-5-FP8", model, timeout)
+
+    def gpt_oss_120b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """gpt-oss-120b (`openai/gpt-oss-120b`): 131k context, tools, json_schema, reasoning always.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("openai/gpt-oss-120b", model, timeout)
+
+    def gpt_oss_20b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """gpt-oss-20b (`openai/gpt-oss-20b`): 131k context, tools, json_schema, reasoning always.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("openai/gpt-oss-20b", model, timeout)
+
+    def granite_3_3_8b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Granite 3.3 8B (`ibm-granite/granite-3.3-8b-instruct`): 131k context, tools, json_schema, reasoning optional.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("ibm-granite/granite-3.3-8b-instruct", model, timeout)
+
+    def granite_4_1_8b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Granite 4.1 8B (`ibm-granite/granite-4.1-8b`): 131k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("ibm-granite/granite-4.1-8b", model, timeout)
+
+    def kimi_k2_5(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Kimi K2.5 (`moonshotai/Kimi-K2.5`): 262k context, vision, tools, json_schema, reasoning on.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("moonshotai/Kimi-K2.5", model, timeout)
+
+    def llama_3_1_70b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Llama 3.1 70B (`meta-llama/Llama-3.1-70B-Instruct`): 128k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("meta-llama/Llama-3.1-70B-Instruct", model, timeout)
+
+    def llama_3_1_8b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Llama 3.1 8B (`meta-llama/Llama-3.1-8B-Instruct`): 128k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("meta-llama/Llama-3.1-8B-Instruct", model, timeout)
 
     def llama_3_3_70b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
         """Llama 3.3 70B (`meta-llama/Llama-3.3-70B-Instruct`): 128k context, tools, json_schema.
@@ -65,3 +475,115 @@ class SyncConstructors(SyncBinder):
             timeout: this model's per-call timeout (reasoning models default to a long read).
         """
         return self._bind_chat("meta-llama/Llama-3.3-70B-Instruct", model, timeout)
+
+    def llama_4_maverick(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Llama 4 Maverick (`meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8`): 1048k context, vision, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8", model, timeout)
+
+    def llama_4_scout(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Llama 4 Scout (`meta-llama/Llama-4-Scout-17B-16E-Instruct`): 64k context, vision, tools, json_schema, RETIRED 2026-04-21, use google/gemma-4-26B-A4B-it.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("meta-llama/Llama-4-Scout-17B-16E-Instruct", model, timeout)
+
+    def minimax_m2_5(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """MiniMax M2.5 (`MiniMaxAI/MiniMax-M2.5`): 196k context, tools, json_schema, reasoning always.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("MiniMaxAI/MiniMax-M2.5", model, timeout)
+
+    def mistral_small_3_1(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Mistral Small 3.1 (`mistralai/Mistral-Small-3.1-24B-Instruct-2503`): 131k context, vision, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("mistralai/Mistral-Small-3.1-24B-Instruct-2503", model, timeout)
+
+    def phi_4_mini(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Phi 4 Mini (`microsoft/Phi-4-mini-instruct`): 131k context, tools, json_schema, RETIRED 2026-07-20, use meta-llama/Llama-3.1-8B-Instruct.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("microsoft/Phi-4-mini-instruct", model, timeout)
+
+    def qwen3_14b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """OpenPipe Qwen3 14B Instruct (`OpenPipe/Qwen3-14B-Instruct`): 32k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("OpenPipe/Qwen3-14B-Instruct", model, timeout)
+
+    def qwen3_235b_instruct(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> ChatModel:
+        """Qwen3 235B A22B Instruct 2507 (`Qwen/Qwen3-235B-A22B-Instruct-2507`): 262k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("Qwen/Qwen3-235B-A22B-Instruct-2507", model, timeout)
+
+    def qwen3_235b_thinking(
+        self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
+    ) -> ChatModel:
+        """Qwen3 235B A22B Thinking 2507 (`Qwen/Qwen3-235B-A22B-Thinking-2507`): 262k context, tools, json_schema, reasoning always.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("Qwen/Qwen3-235B-A22B-Thinking-2507", model, timeout)
+
+    def qwen3_30b_a3b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Qwen3 30B A3B Instruct 2507 (`Qwen/Qwen3-30B-A3B-Instruct-2507`): 262k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("Qwen/Qwen3-30B-A3B-Instruct-2507", model, timeout)
+
+    def qwen3_coder_480b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Qwen3 Coder 480B A35B (`Qwen/Qwen3-Coder-480B-A35B-Instruct`): 262k context, tools, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("Qwen/Qwen3-Coder-480B-A35B-Instruct", model, timeout)
+
+    def qwen_2_5_vl_7b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """Qwen 2.5 VL 7B (`Qwen/Qwen2.5-VL-7B-Instruct`): 32k context, vision, json_schema.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("Qwen/Qwen2.5-VL-7B-Instruct", model, timeout)
+
+    def qwq_32b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
+        """QwQ 32B (`Qwen/QwQ-32B`): 131k context, tools, json_schema, reasoning always.
+
+        Args:
+            model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
+            timeout: this model's per-call timeout (reasoning models default to a long read).
+        """
+        return self._bind_chat("Qwen/QwQ-32B", model, timeout)

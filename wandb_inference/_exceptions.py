@@ -92,6 +92,19 @@ class WandbInferenceError(Exception):
         """Jupyter rendering: the class name in bold, then the message."""
         return f"**{type(self).__name__}**: {self.message}"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default exception pickling calls `cls(*self.args)`, which fails for the
+        # subclasses with required keyword-only arguments (`response=`, `error=`): their
+        # errors could not cross a process pool, nor be `copy`-ed. Rebuild without
+        # `__init__` and restore the attributes (request already redacted) instead.
+        return (_rebuild_error, (type(self), self.args), self.__dict__)
+
+
+def _rebuild_error(cls: type[WandbInferenceError], args: tuple[Any, ...]) -> WandbInferenceError:
+    error = cls.__new__(cls)
+    error.args = args
+    return error
+
 
 class ConfigurationError(WandbInferenceError, ValueError):
     """A client option is missing or invalid (API key, project, base URL, timeout...)."""
@@ -546,6 +559,7 @@ def connection_error_from(
     exc: httpx.TransportError, request: httpx.Request | None, *, base_url: str
 ) -> APIConnectionError:
     """Turn an httpx transport error into the SDK's typed error with advice."""
+    redact_transport_error(exc)
     kind = type(exc).__name__
     detail = str(exc) or kind
     if isinstance(exc, httpx.TimeoutException):
@@ -565,6 +579,21 @@ def connection_error_from(
         "and any proxy settings (HTTPS_PROXY); the SDK already retried.",
         request=request,
     )
+
+
+def redact_transport_error(exc: httpx.TransportError) -> None:
+    """Swap the request an httpx error keeps for a copy without credentials.
+
+    The SDK raises its own errors `from` httpx's, so the httpx error stays reachable as
+    `__cause__` (error reporters walk it); its `.request` is the one sent, with the key.
+    """
+    try:
+        request = exc.request
+    except RuntimeError:  # raised before httpx attached a request
+        return
+    redacted = redact_request(request)
+    if redacted is not None:
+        exc.request = redacted
 
 
 def error_payload_message(error: object) -> tuple[str, str | None]:

@@ -37,8 +37,8 @@ _EXTENSIONS = {
     ".gif": "image/gif",
     ".webp": "image/webp",
 }
-_URL_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
-_DATA_URL = re.compile(r"^data:(image/[a-zA-Z0-9.+-]+)(;[^,]*)?,", re.IGNORECASE)
+_URL_SCHEME = r"^([a-zA-Z][a-zA-Z0-9+.-]*):"
+_DATA_URL = r"(?i)^data:(image/[a-zA-Z0-9.+-]+)(;[^,]*)?,"
 
 
 def text_part(text: str) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def image_part(
 
 def _is_other_url(source: str) -> bool:
     """`ftp://...`, `file:///...`: a scheme, and no local file of that name."""
-    if not _URL_SCHEME.match(source):
+    if not re.match(_URL_SCHEME, source):
         return False
     # `C:\pics\cat.png` and `C:/pics/cat.png` look like a URL scheme; they are paths.
     if len(source) >= 3 and source[1] == ":" and source[2] in "\\/":
@@ -126,7 +126,7 @@ def _checked_url(url: str, media_type: str | None, max_bytes: int) -> str:
         raise InvalidRequestError("media_type applies to files and bytes; a URL carries its own type")
     if not url[:5].lower().startswith("data:"):
         return url
-    match = _DATA_URL.match(url)
+    match = re.match(_DATA_URL, url)
     if match is None:
         raise InvalidRequestError(
             f"a data URL for an image must look like 'data:image/png;base64,...'; got {url[:40]!r}"
@@ -210,6 +210,10 @@ def _data_url(data: bytes, media_type: str | None, suffix: str | None, max_bytes
 
 def _too_big(what: str, size: int, max_bytes: int) -> str:
     return (
-        f"{what} is {size / 1_048_576:.1f} MiB, over the {max_bytes / 1_048_576:.1f} MiB "
-        "image limit: resize or recompress it (or pass max_bytes= if your server allows more)"
+        f"{what} is {_size(size)}, over the {_size(max_bytes)} image limit: resize or "
+        "recompress it (or pass max_bytes= if your server allows more)"
     )
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_048_576:.1f} MiB" if n >= 1_048_576 else f"{n:,} bytes"

@@ -99,7 +99,13 @@ def _as_mapping(value: object, what: str) -> Mapping[str, Any]:
 
 
 def _check_number(name: str, value: object, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    # Only floats can be non-finite; `math.isfinite` on an int too large for a float
+    # raises OverflowError, and the range check below handles any int exactly.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
         raise _fail(f"{name} must be a finite number, got {value!r}")
     if not low <= value <= high:
         raise _fail(f"{name} must be between {low:g} and {high:g}, got {value!r}")
@@ -128,7 +134,7 @@ def _check_content_parts(where: str, parts: Sequence[object], allow_images: bool
     for j, raw in enumerate(parts):
         part = _as_mapping(raw, f"{where}[{j}]")
         kind = part.get("type")
-        if kind not in _PART_TYPES:
+        if not isinstance(kind, str) or kind not in _PART_TYPES:  # a list or dict is unhashable
             raise _fail(f"{where}[{j}].type must be 'text' or 'image_url', got {kind!r}")
         if kind == "text":
             _check_str(f"{where}[{j}].text", part.get("text"), allow_empty=True)
@@ -149,7 +155,7 @@ def _check_content_parts(where: str, parts: Sequence[object], allow_images: bool
 def _check_message(i: int, raw: object) -> Mapping[str, Any]:
     message = _as_mapping(raw, f"messages[{i}]")
     role = message.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:  # a list or dict is unhashable
         raise _fail(f"messages[{i}].role must be one of system, user, assistant, tool, got {role!r}")
     content = message.get("content")
     where = f"messages[{i}].content"
@@ -417,6 +423,12 @@ def check_timeout(value: object) -> float | httpx.Timeout:
     """
     if isinstance(value, httpx.Timeout):
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or not math.isfinite(value):
+    seconds = math.nan
+    if not isinstance(value, bool) and isinstance(value, int | float):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float: refused, like infinity
+            seconds = math.inf
+    if not seconds > 0 or not math.isfinite(seconds):
         raise _fail(f"timeout must be a number of seconds > 0 or an httpx.Timeout, got {value!r}")
-    return float(value)
+    return seconds

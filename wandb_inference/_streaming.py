@@ -23,6 +23,7 @@ from ._exceptions import (
     StreamEventError,
     StreamInterruptedError,
     error_payload_message,
+    redact_transport_error,
 )
 from ._sse import ServerSentEvent, SSEDecoder
 
@@ -105,6 +106,8 @@ class StreamProcessor(Generic[C]):
 
     def interrupted(self, exc: BaseException) -> StreamInterruptedError:
         """The error for a transport failure in the middle of the stream."""
+        if isinstance(exc, httpx.TransportError):
+            redact_transport_error(exc)  # it becomes the error's __cause__: no key on it
         kind = type(exc).__name__
         what = "timed out" if isinstance(exc, httpx.TimeoutException) else "broke"
         error = self._error(

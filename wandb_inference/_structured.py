@@ -43,10 +43,10 @@ __all__ = ["parse_structured", "response_format_from"]
 
 T = TypeVar("T")
 
-_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
 _MISSING: Any = object()
-_SECTION = re.compile(r"^([A-Z][A-Za-z ]*):\s*$")
-_ENTRY = re.compile(r"^\*{0,2}([A-Za-z_][A-Za-z0-9_]*)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+_SECTION = r"^([A-Z][A-Za-z ]*):\s*$"
+_ENTRY = r"^\*{0,2}([A-Za-z_][A-Za-z0-9_]*)\s*(?:\([^)]*\))?\s*:\s*(.*)$"
 _ARG_SECTIONS = frozenset({"Args", "Arguments", "Parameters", "Params", "Attributes"})
 _SEQUENCES = (list, cabc.Sequence, cabc.MutableSequence, cabc.Iterable, cabc.Collection)
 _SETS = (set, frozenset, cabc.Set, cabc.MutableSet)
@@ -64,11 +64,17 @@ _SUPPORTED = (
 )
 
 
-class _Mismatch(Exception):
+class Mismatch(Exception):
     """A value does not fit its type or schema; `path` says where."""
 
     def __init__(self, path: str, problem: str) -> None:
         super().__init__(f"at {path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+    def relative_to(self, path: str) -> str:
+        """The problem, as said from `path` (an option of a union tried there)."""
+        return self.problem if self.path == path else f"({self})"
 
 
 # --------------------------------------------------------------------------- docstrings
@@ -92,7 +98,7 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
     current: str | None = None
     entry_indent = -1
     for line in inspect.cleandoc(doc).splitlines():
-        header = _SECTION.match(line)
+        header = re.match(_SECTION, line)
         if header is not None:
             section, current, entry_indent = header.group(1), None, -1
             continue
@@ -102,7 +108,7 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
         if section not in _ARG_SECTIONS or not line.strip():
             continue
         indent = len(line) - len(line.lstrip())
-        entry = _ENTRY.match(line.strip())
+        entry = re.match(_ENTRY, line.strip())
         if entry is not None and (entry_indent == -1 or indent <= entry_indent):
             current, entry_indent = entry.group(1), indent
             entries[current] = entry.group(2).strip()
@@ -116,13 +122,16 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
 # --------------------------------------------------------------------------- records
 
 
-@attrs.frozen
 class _Field:
-    key: str  # the JSON key, and the keyword the class's __init__ takes
-    tp: Any
-    required: bool
-    default: Any
-    description: str
+    # A plain class, not attrs: defining attrs classes costs import time.
+    __slots__ = ("default", "description", "key", "required", "tp")
+
+    def __init__(self, key: str, tp: Any, required: bool, default: Any, description: str) -> None:
+        self.key = key  # the JSON key, and the keyword the class's __init__ takes
+        self.tp = tp
+        self.required = required
+        self.default = default
+        self.description = description
 
 
 def is_record(tp: object) -> TypeGuard[type]:
@@ -144,7 +153,7 @@ def _hints(obj: Any, what: str) -> dict[str, Any]:
 def record_fields(cls: type) -> tuple[_Field, ...]:
     """The init fields of an attrs class or dataclass, with resolved types."""
     hints = _hints(cls, cls.__qualname__)
-    docs = parse_docstring(_own_doc(cls))[1]
+    docs = parse_docstring(own_doc(cls))[1]
     out = []
     if attrs.has(cls):
         for a in attrs.fields(cls):
@@ -167,7 +176,7 @@ def record_fields(cls: type) -> tuple[_Field, ...]:
     return tuple(out)
 
 
-def _own_doc(cls: type) -> str | None:
+def own_doc(cls: type) -> str | None:
     doc = cls.__doc__
     # dataclasses invent `Name(field: type, ...)` when a class has no docstring.
     if doc is None or (dataclasses.is_dataclass(cls) and doc.startswith(f"{cls.__name__}(")):
@@ -288,7 +297,7 @@ class SchemaBuilder:
             if field.required:
                 required.append(field.key)
         schema: dict[str, Any] = {"type": "object"}
-        description = parse_docstring(_own_doc(cls))[0]
+        description = parse_docstring(own_doc(cls))[0]
         if description:
             schema["description"] = description
         schema.update(properties=properties, required=required, additionalProperties=False)
@@ -368,7 +377,7 @@ def response_format_from(
             f"response_format_from() takes a JSON schema dict, an attrs class or a dataclass, not {schema_or_type!r}"
         )
     chosen = name if name is not None else (default_name or "response")
-    if not isinstance(chosen, str) or not _NAME.match(chosen):
+    if not isinstance(chosen, str) or not re.match(_NAME, chosen):
         raise InvalidRequestError(f"name must be 1-64 letters, digits, '_' or '-', got {chosen!r}")
     spec: dict[str, Any] = {"name": chosen}
     if description is not None:
@@ -380,7 +389,7 @@ def response_format_from(
 
 # --------------------------------------------------------------------------- parsing
 
-_FENCE = re.compile(r"```[A-Za-z0-9_+-]*[ \t]*\r?\n(.*?)```", re.DOTALL)
+_FENCE = r"(?s)```[A-Za-z0-9_+-]*[ \t]*\r?\n(.*?)```"
 
 
 def _candidates(text: str) -> list[str]:
@@ -388,11 +397,11 @@ def _candidates(text: str) -> list[str]:
     answer = split_reasoning(text)[1].strip()
     out = [answer]
     if answer.startswith("```"):
-        match = _FENCE.match(answer)
+        match = re.match(_FENCE, answer)
         body = match.group(1) if match else answer.split("\n", 1)[-1]  # unclosed fence
         out.insert(0, body.strip())
     else:
-        match = _FENCE.search(answer)
+        match = re.search(_FENCE, answer)
         if match:
             out.append(match.group(1).strip())
     start, end = answer.find("{"), answer.rfind("}")
@@ -447,7 +456,7 @@ def parse_structured(text: str | None, schema_or_type: type[T] | Mapping[str, An
         value = _load_json(text, what)
         try:
             return convert(value, schema_or_type, "$")
-        except _Mismatch as exc:
+        except Mismatch as exc:
             raise APIResponseValidationError(f"the reply does not fit {what} {exc}", body=text) from None
     if isinstance(schema_or_type, Mapping):
         schema: Mapping[str, Any] = schema_or_type
@@ -457,7 +466,7 @@ def parse_structured(text: str | None, schema_or_type: type[T] | Mapping[str, An
         value = _load_json(text, "the schema")
         try:
             _validate(value, schema, schema, "$")
-        except _Mismatch as exc:
+        except Mismatch as exc:
             raise APIResponseValidationError(f"the reply does not fit the schema {exc}", body=text) from None
         return value
     raise InvalidRequestError(
@@ -474,63 +483,63 @@ def convert(value: Any, tp: Any, path: str) -> Any:
     """`value` (parsed JSON) as the Python type `tp`.
 
     Raises:
-        _Mismatch: the value does not fit.
+        Mismatch: the value does not fit.
         InvalidRequestError: `tp` is not a supported type.
     """
     if tp is Any or tp is object:
         return value
     if tp is None or tp is type(None):
         if value is not None:
-            raise _Mismatch(path, f"expected null, got {_describe(value)}")
+            raise Mismatch(path, f"expected null, got {_describe(value)}")
         return None
     if tp is str or tp is bool:
         if not isinstance(value, tp):
-            raise _Mismatch(path, f"expected {'a string' if tp is str else 'true or false'}, got {_describe(value)}")
+            raise Mismatch(path, f"expected {'a string' if tp is str else 'true or false'}, got {_describe(value)}")
         return value
     if tp is int:
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _Mismatch(path, f"expected an integer, got {_describe(value)}")
+            raise Mismatch(path, f"expected an integer, got {_describe(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _Mismatch(path, f"expected a number, got {_describe(value)}")
+            raise Mismatch(path, f"expected a number, got {_describe(value)}")
         return float(value)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is Literal:
         for option in args:
             if _json_scalar(option) == value and type(_json_scalar(option)) is type(value):
                 return option
-        raise _Mismatch(path, f"expected one of {list(args)!r}, got {_describe(value)}")
+        raise Mismatch(path, f"expected one of {list(args)!r}, got {_describe(value)}")
     if origin is typing.Union or origin is types.UnionType:
         problems = []
         for option in args:
             try:
                 return convert(value, option, path)
-            except _Mismatch as exc:
-                problems.append(str(exc).split(": ", 1)[1])
-        raise _Mismatch(path, " or ".join(problems))
+            except Mismatch as exc:
+                problems.append(exc.relative_to(path))
+        raise Mismatch(path, " or ".join(problems))
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
             return tp(value)
         except ValueError:
             allowed = [m.value for m in tp]
-            raise _Mismatch(path, f"expected one of {allowed!r}, got {_describe(value)}") from None
+            raise Mismatch(path, f"expected one of {allowed!r}, got {_describe(value)}") from None
     if is_record(tp):
         return _convert_record(value, tp, path)
     if tp in _BARE:
         origin, args = typing.get_origin(_BARE[tp]), typing.get_args(_BARE[tp])
     if origin in _MAPPINGS:
         if not isinstance(value, dict):
-            raise _Mismatch(path, f"expected an object, got {_describe(value)}")
+            raise Mismatch(path, f"expected an object, got {_describe(value)}")
         return {k: convert(v, args[1], f"{path}.{k}") for k, v in value.items()}
     if origin in _SEQUENCES or origin in _SETS or origin is tuple:
         if not isinstance(value, list):
-            raise _Mismatch(path, f"expected an array, got {_describe(value)}")
+            raise Mismatch(path, f"expected an array, got {_describe(value)}")
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             if len(value) != len(args):
-                raise _Mismatch(path, f"expected {len(args)} items, got {len(value)}")
+                raise Mismatch(path, f"expected {len(args)} items, got {len(value)}")
             return tuple(convert(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
         items = [convert(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
         if origin is tuple:
@@ -543,17 +552,17 @@ def convert(value: Any, tp: Any, path: str) -> Any:
 
 def _convert_record(value: Any, cls: type, path: str) -> Any:
     if not isinstance(value, dict):
-        raise _Mismatch(path, f"expected an object for {cls.__name__}, got {_describe(value)}")
+        raise Mismatch(path, f"expected an object for {cls.__name__}, got {_describe(value)}")
     kwargs = {}
     for field in record_fields(cls):
         if field.key in value:
             kwargs[field.key] = convert(value[field.key], field.tp, f"{path}.{field.key}")
         elif field.required:
-            raise _Mismatch(path, f"missing required key {field.key!r} of {cls.__name__}")
+            raise Mismatch(path, f"missing required key {field.key!r} of {cls.__name__}")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:  # attrs validators and converters
-        raise _Mismatch(path, f"{cls.__name__} refused the values: {exc}") from None
+        raise Mismatch(path, f"{cls.__name__} refused the values: {exc}") from None
 
 
 # --------------------------------------------------------------------------- checking
@@ -571,12 +580,12 @@ _TYPE_CHECKS: dict[str, Callable[[object], bool]] = {
 
 def _resolve(root: Mapping[str, Any], ref: str, path: str) -> Any:
     if not ref.startswith("#"):
-        raise _Mismatch(path, f"cannot follow the non-local $ref {ref!r}")
+        raise Mismatch(path, f"cannot follow the non-local $ref {ref!r}")
     node: Any = root
     for part in ref[1:].split("/")[1:] if ref != "#" else []:
         part = part.replace("~1", "/").replace("~0", "~")
         if not isinstance(node, Mapping) or part not in node:
-            raise _Mismatch(path, f"the schema's $ref {ref!r} points nowhere")
+            raise Mismatch(path, f"the schema's $ref {ref!r} points nowhere")
         node = node[part]
     return node
 
@@ -592,7 +601,7 @@ def _validate(value: Any, schema: Any, root: Mapping[str, Any], path: str) -> No
     if schema is True or schema == {}:
         return
     if schema is False:
-        raise _Mismatch(path, "no value is allowed here")
+        raise Mismatch(path, "no value is allowed here")
     if not isinstance(schema, Mapping):
         return
     if "$ref" in schema:
@@ -601,11 +610,11 @@ def _validate(value: Any, schema: Any, root: Mapping[str, Any], path: str) -> No
     if kinds is not None:
         names = [kinds] if isinstance(kinds, str) else list(kinds)
         if not any(k not in _TYPE_CHECKS or _TYPE_CHECKS[k](value) for k in names):
-            raise _Mismatch(path, f"expected {' or '.join(names)}, got {_describe(value)}")
+            raise Mismatch(path, f"expected {' or '.join(names)}, got {_describe(value)}")
     if "enum" in schema and not any(_same(value, e) for e in schema["enum"]):
-        raise _Mismatch(path, f"expected one of {schema['enum']!r}, got {_describe(value)}")
+        raise Mismatch(path, f"expected one of {schema['enum']!r}, got {_describe(value)}")
     if "const" in schema and not _same(value, schema["const"]):
-        raise _Mismatch(path, f"expected {schema['const']!r}, got {_describe(value)}")
+        raise Mismatch(path, f"expected {schema['const']!r}, got {_describe(value)}")
     for sub in schema.get("allOf", ()):
         _validate(value, sub, root, path)
     options = schema.get("anyOf") or schema.get("oneOf")
@@ -615,10 +624,10 @@ def _validate(value: Any, schema: Any, root: Mapping[str, Any], path: str) -> No
             try:
                 _validate(value, sub, root, path)
                 break
-            except _Mismatch as exc:
-                problems.append(str(exc).split(": ", 1)[1])
+            except Mismatch as exc:
+                problems.append(exc.relative_to(path))
         else:
-            raise _Mismatch(path, " or ".join(problems))
+            raise Mismatch(path, " or ".join(problems))
     if isinstance(value, dict):
         _validate_object(value, schema, root, path)
     elif isinstance(value, list):
@@ -627,7 +636,7 @@ def _validate(value: Any, schema: Any, root: Mapping[str, Any], path: str) -> No
         _bounds(len(value), schema, "minLength", "maxLength", "characters", path)
         pattern = schema.get("pattern")
         if isinstance(pattern, str) and re.search(pattern, value) is None:
-            raise _Mismatch(path, f"{_describe(value)} does not match {pattern!r}")
+            raise Mismatch(path, f"{_describe(value)} does not match {pattern!r}")
     elif isinstance(value, int | float) and not isinstance(value, bool):
         _range(value, schema, path)
 
@@ -635,14 +644,14 @@ def _validate(value: Any, schema: Any, root: Mapping[str, Any], path: str) -> No
 def _validate_object(value: dict[str, Any], schema: Mapping[str, Any], root: Any, path: str) -> None:
     for key in schema.get("required", ()):
         if key not in value:
-            raise _Mismatch(path, f"missing required key {key!r}")
+            raise Mismatch(path, f"missing required key {key!r}")
     properties = schema.get("properties") or {}
     extra = schema.get("additionalProperties", True)
     for key, item in value.items():
         if key in properties:
             _validate(item, properties[key], root, f"{path}.{key}")
         elif extra is False:
-            raise _Mismatch(path, f"unexpected key {key!r}")
+            raise Mismatch(path, f"unexpected key {key!r}")
         else:
             _validate(item, extra, root, f"{path}.{key}")
     _bounds(len(value), schema, "minProperties", "maxProperties", "keys", path)
@@ -657,14 +666,14 @@ def _validate_array(value: list[Any], schema: Mapping[str, Any], root: Any, path
     if schema.get("uniqueItems"):
         seen = [json.dumps(v, sort_keys=True) for v in value]
         if len(set(seen)) != len(seen):
-            raise _Mismatch(path, "items must be unique")
+            raise Mismatch(path, "items must be unique")
 
 
 def _bounds(size: int, schema: Mapping[str, Any], low: str, high: str, unit: str, path: str) -> None:
     if isinstance(schema.get(low), int) and size < schema[low]:
-        raise _Mismatch(path, f"expected at least {schema[low]} {unit}, got {size}")
+        raise Mismatch(path, f"expected at least {schema[low]} {unit}, got {size}")
     if isinstance(schema.get(high), int) and size > schema[high]:
-        raise _Mismatch(path, f"expected at most {schema[high]} {unit}, got {size}")
+        raise Mismatch(path, f"expected at most {schema[high]} {unit}, got {size}")
 
 
 def _range(value: float, schema: Mapping[str, Any], path: str) -> None:
@@ -677,4 +686,4 @@ def _range(value: float, schema: Mapping[str, Any], path: str) -> None:
     for key, ok, sign in checks:
         bound = schema.get(key)
         if isinstance(bound, int | float) and not isinstance(bound, bool) and not ok(value, bound):
-            raise _Mismatch(path, f"expected a number {sign} {bound}, got {_describe(value)}")
+            raise Mismatch(path, f"expected a number {sign} {bound}, got {_describe(value)}")

@@ -18,7 +18,7 @@ import threading
 import time
 import types
 from collections.abc import Collection, Iterable, Mapping
-from typing import Final, final
+from typing import Any, Final, final
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -30,6 +30,7 @@ from wandb_inference._catalog import ModelInfo
 from ._app import ServerOptions, ServerState, create_app
 from ._chat import ReasoningField
 from ._exchange import Connections
+from ._fault_header import FAULT_HEADER
 from ._faults import FaultQueue
 from ._log import RequestLog
 
@@ -366,7 +367,7 @@ def serve(
         log_level=log_level,
         access_log=access_log,
     )
-    previous: dict[signal.Signals, object] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
@@ -374,10 +375,11 @@ def serve(
         with server:
             auth = "Authorization: Bearer <your key>" if api_key else "any key (or none)"
             print(f"wandb-inference local server: {server.base_url}", flush=True)
-            print(f"  auth: {auth}; faults: the {'X-Wandb-Fault'} header; Ctrl+C stops", flush=True)
+            print(f"  auth: {auth}; faults: the {FAULT_HEADER} header; Ctrl+C stops", flush=True)
             while not stop.wait(1.0):
                 pass
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+            if handler is not None:  # None: installed outside Python, cannot be restored
+                signal.signal(sig, handler)
     print("wandb-inference local server: stopped", file=sys.stderr, flush=True)
