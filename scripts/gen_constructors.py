@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +59,10 @@ def _summary(info: ModelInfo) -> str:
     return ", ".join(bits)
 
 
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=96, initial_indent=" " * 8, subsequent_indent=" " * 8)
+
+
 def _method(info: ModelInfo, flavour: str) -> str:
     embedding = info.capabilities.embeddings and not info.capabilities.chat
     if flavour == "async":
@@ -69,7 +74,9 @@ def _method(info: ModelInfo, flavour: str) -> str:
     def {info.constructor}(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> {ret}:
-        """{info.name} (`{info.id}`): {_summary(info)}.
+        """{info.name} (`{info.id}`).
+
+{_wrap(_summary(info) + ".")}
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).

@@ -28,9 +28,7 @@ def _client(sent: list[httpx.Request]) -> wi.Client:
     return wi.Client(API_KEY, base_url=BASE_URL, http_client=httpx.Client(transport=httpx.MockTransport(handler)))
 
 
-@pytest.mark.parametrize(
-    "info", [m for m in CATALOG if m.lifecycle.stage != "retired"], ids=lambda m: m.constructor
-)
+@pytest.mark.parametrize("info", [m for m in CATALOG if m.lifecycle.stage != "retired"], ids=lambda m: m.constructor)
 def test_each_constructor_sends_its_catalog_id(info: ModelInfo) -> None:
     sent: list[httpx.Request] = []
     client = _client(sent)
@@ -46,9 +44,7 @@ def test_each_constructor_sends_its_catalog_id(info: ModelInfo) -> None:
     client.close()
 
 
-@pytest.mark.parametrize(
-    "info", [m for m in CATALOG if m.lifecycle.stage == "retired"], ids=lambda m: m.constructor
-)
+@pytest.mark.parametrize("info", [m for m in CATALOG if m.lifecycle.stage == "retired"], ids=lambda m: m.constructor)
 def test_retired_constructors_warn_with_replacement(info: ModelInfo) -> None:
     client = wi.Client(API_KEY, base_url=BASE_URL)
     with pytest.warns(RetiredModelWarning, match=info.lifecycle.replacement or "") as record:

@@ -9,6 +9,7 @@ import keyword
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import attrs
 import httpx
@@ -372,7 +373,10 @@ def _listing(ids: list[str], status: int = 200) -> tuple[httpx.MockTransport, li
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        body = {"object": "list", "data": [{"id": i, "object": "model", "created": 0, "owned_by": "x"} for i in ids]}
+        body: dict[str, Any] = {
+            "object": "list",
+            "data": [{"id": i, "object": "model", "created": 0, "owned_by": "x"} for i in ids],
+        }
         if status != 200:
             body = {"error": {"message": "Authentication failed"}}
         return httpx.Response(status, content=json.dumps(body).encode())

@@ -45,7 +45,10 @@ def test_text_without_a_leading_block_is_unchanged(text: str) -> None:
     assert split_reasoning(text) == (None, text)
 
 
-@given(st.text(alphabet=st.characters(blacklist_characters="<>")), st.text(alphabet=st.characters(blacklist_characters="<>")))
+@given(
+    st.text(alphabet=st.characters(blacklist_characters="<>")),
+    st.text(alphabet=st.characters(blacklist_characters="<>")),
+)
 def test_any_block_round_trips(reasoning: str, answer: str) -> None:
     got = split_reasoning(f"<think>{reasoning}</think>{answer}")
     assert got == (reasoning.strip() or None, answer.strip())

@@ -25,6 +25,11 @@ class Color(enum.Enum):
     GREEN = "green"
 
 
+class Ratio(enum.Enum):
+    HALF = 0.5
+    ONE = 1.0
+
+
 class Level(enum.IntEnum):
     LOW = 1
     HIGH = 2
@@ -105,6 +110,30 @@ class Private:
     hidden: int = attrs.field(init=False, default=0)
 
 
+OtherPoint = dataclasses.make_dataclass("Point", [("z", int)])  # same name, another class
+
+
+@dataclasses.dataclass
+class Twins:
+    a: Point
+    b: OtherPoint  # type: ignore[valid-type]
+
+
+@dataclasses.dataclass
+class Loose:
+    items: list  # type: ignore[type-arg]
+    pair: tuple  # type: ignore[type-arg]
+    bag: set  # type: ignore[type-arg]
+    table: dict  # type: ignore[type-arg]
+    mixed: Literal["a", 1, True, None]
+    ratio: Ratio = Ratio.HALF
+
+
+@dataclasses.dataclass
+class BadLiteral:
+    x: Literal[b"bytes"]
+
+
 ITEM_JSON = {
     "name": "lamp",
     "tags": [{"label": "home", "weight": 2.5}, {"label": "light"}],
@@ -159,7 +188,11 @@ def test_schema_maps_every_supported_type() -> None:
     assert schema["required"] == ["name", "tags", "where"]  # defaults are not required
     assert schema["additionalProperties"] is False
     assert props["name"] == {"type": "string", "description": "what it is called."}
-    assert props["tags"] == {"type": "array", "items": {"$ref": "#/$defs/Tag"}, "description": "labels, as many as needed."}
+    assert props["tags"] == {
+        "type": "array",
+        "items": {"$ref": "#/$defs/Tag"},
+        "description": "labels, as many as needed.",
+    }
     assert props["where"] == {"$ref": "#/$defs/Point"}
     assert props["color"] == {"type": "string", "enum": ["red", "green"], "default": "red"}
     assert props["kind"] == {"type": "string", "enum": ["new", "used"], "default": "new"}
@@ -217,6 +250,26 @@ def test_recursive_and_repeated_classes_use_defs() -> None:
     assert "description" not in _schema(Tag)  # dataclasses' invented docstring is not one
 
 
+def test_bare_containers_mixed_literals_and_name_clashes() -> None:
+    props = _schema(Loose)["properties"]
+    assert props["items"] == props["pair"] == props["bag"] == {"type": "array"}
+    assert props["table"] == {"type": "object"}
+    assert props["mixed"] == {"enum": ["a", 1, True, None]}  # no single type
+    assert props["ratio"] == {"type": "number", "enum": [0.5, 1.0], "default": 0.5}
+    loose = parse_structured(
+        '{"items": [1, "a"], "pair": [1], "bag": [2, 2], "table": {"k": [1]}, "mixed": 1, "ratio": 1.0}', Loose
+    )
+    assert loose == Loose(items=[1, "a"], pair=(1,), bag={2}, table={"k": [1]}, mixed=1, ratio=Ratio.ONE)
+    assert parse_structured('{"items": [], "pair": [], "bag": [], "table": {}, "mixed": true}', Loose).mixed is True
+    with pytest.raises(wi.APIResponseValidationError, match="expected one of"):
+        parse_structured('{"items": [], "pair": [], "bag": [], "table": {}, "mixed": 1.5}', Loose)
+    twins = _schema(Twins)
+    assert twins["properties"] == {"a": {"$ref": "#/$defs/Point"}, "b": {"$ref": "#/$defs/Point2"}}
+    assert twins["$defs"]["Point2"]["required"] == ["z"]
+    with pytest.raises(wi.InvalidRequestError, match="enum values must be str, int, float, bool or None"):
+        response_format_from(BadLiteral)
+
+
 def test_private_attrs_fields_use_their_init_name() -> None:
     schema = _schema(Private)
     assert schema["required"] == ["secret"] and list(schema["properties"]) == ["secret"]
@@ -264,7 +317,7 @@ def test_unsupported_inputs_are_refused() -> None:
 def test_local_classes_with_unresolvable_hints_get_a_clear_error() -> None:
     @dataclasses.dataclass
     class Local:
-        inner: Inner  # noqa: F821 - defined after, in the function: unresolvable
+        inner: Inner  # type: ignore[name-defined]  # noqa: F821 - unresolvable
 
     with pytest.raises(wi.InvalidRequestError, match="module level"):
         response_format_from(Local)
@@ -377,7 +430,7 @@ def test_class_validators_refusing_values_are_validation_errors() -> None:
 
 @pytest.mark.parametrize("text", ["", "   ", None, "not json at all", '{"x": 1, "y": ', "```json\n```"])
 def test_non_json_replies_keep_the_text(text: str | None) -> None:
-    with pytest.raises(wi.APIResponseValidationError, match="empty|not valid JSON") as info:
+    with pytest.raises(wi.APIResponseValidationError, match=r"empty|not valid JSON") as info:
         parse_structured(text, Point)
     assert info.value.body == text
 
@@ -508,5 +561,5 @@ def test_missing_required_and_bad_refs() -> None:
 
 
 def test_unknown_keywords_and_types_are_not_checked() -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "custom", "format": "email"}}}
-    assert parse_structured('{"a": "not an email"}', schema) == {"a": "not an email"}
+    schema = {"type": "object", "properties": {"a": {"type": "custom", "format": "email"}, "b": "junk"}}
+    assert parse_structured('{"a": "not an email", "b": 1}', schema) == {"a": "not an email", "b": 1}

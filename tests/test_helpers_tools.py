@@ -9,6 +9,7 @@ import enum
 import functools
 import gc
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
@@ -16,9 +17,11 @@ import httpx
 import pytest
 from _helpers import API_KEY, BASE_URL, completion_body, json_response
 from wandb_inference_generated.models.tool_call import ToolCall
+from wandb_inference_generated.types import UNSET
 
 import wandb_inference as wi
 from wandb_inference._helpers import (
+    ToolCallLike,
     arun_tool_calls,
     function_tool,
     parse_tool_arguments,
@@ -108,7 +111,12 @@ def test_function_tool_from_a_documented_function() -> None:
     assert params["required"] == ["place"]
     assert params["properties"] == {
         "place": {"$ref": "#/$defs/Place"},
-        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "description": "the temperature unit.", "default": "celsius"},
+        "unit": {
+            "type": "string",
+            "enum": ["celsius", "fahrenheit"],
+            "description": "the temperature unit.",
+            "default": "celsius",
+        },
         "days": {"type": "integer", "description": "how many days ahead.", "default": 1},
         "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
     }
@@ -146,6 +154,28 @@ def test_function_tool_shapes() -> None:
         pass
 
     assert list(function_tool(pos_default)["function"]["parameters"]["properties"]) == ["b"]
+
+
+def odd_docstring(x: int, y: int = 0) -> None:
+    """Does things.
+
+    Args:
+        see the notes below, which are not an entry
+        x: the x.
+        y: the y,
+            continued.
+
+    Example:
+        odd_docstring(1)
+    """
+
+
+def test_docstring_sections() -> None:
+    function = function_tool(odd_docstring)["function"]
+    assert function["description"] == "Does things."
+    props = function["parameters"]["properties"]
+    assert props["x"]["description"] == "the x."
+    assert props["y"]["description"] == "the y, continued."
 
 
 def test_function_tool_options_and_names() -> None:
@@ -277,11 +307,16 @@ def test_parse_tool_arguments_refuses_non_calls() -> None:
 # --------------------------------------------------------------------------- running calls
 
 
-FUNCTIONS = {"get_weather": get_weather, "no_args": no_args, "explode": explode, "add": add}
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "get_weather": get_weather,
+    "no_args": no_args,
+    "explode": explode,
+    "add": add,
+}
 
 
 def test_run_tool_calls_answers_each_call_in_order() -> None:
-    calls = [
+    calls: list[ToolCallLike] = [
         _call("get_weather", '{"place": {"city": "Paris"}, "unit": "fahrenheit"}', "c1"),
         ToolCall.from_dict(_call("no_args", "", "c2")),
         _call("add", '{"a": 2, "b": 3.0}', "c3"),
@@ -294,6 +329,7 @@ def test_run_tool_calls_answers_each_call_in_order() -> None:
     assert messages[1]["content"] == "pong"
     assert messages[2]["content"] == "5"
     assert run_tool_calls(None, FUNCTIONS) == []
+    assert run_tool_calls(UNSET, FUNCTIONS) == []  # `message.tool_calls` of a reply without calls
     assert run_tool_calls([], FUNCTIONS) == []
 
 
@@ -301,7 +337,10 @@ def test_run_tool_calls_answers_each_call_in_order() -> None:
     ("call", "error"),
     [
         (_call("nope", "{}"), "unknown function 'nope'; the functions are: add, explode, get_weather, no_args"),
-        (_call("add", '{"a": 1'), "invalid arguments for add: the arguments of tool call 'call_1' (add) are not valid JSON"),
+        (
+            _call("add", '{"a": 1'),
+            "invalid arguments for add: the arguments of tool call 'call_1' (add) are not valid JSON",
+        ),
         (_call("add", '{"a": 1}'), "invalid arguments for add: missing a required argument: 'b'"),
         (_call("add", '{"a": 1, "b": 2, "c": 3}'), "invalid arguments for add: got an unexpected keyword argument 'c'"),
         (_call("add", '{"a": "one", "b": 2}'), 'invalid arguments for add: at a: expected an integer, got "one"'),
@@ -349,19 +388,27 @@ def test_annotations_the_sdk_cannot_check_pass_through() -> None:
 
     (message,) = run_tool_calls([_call("stamp", '{"day": "2026-01-01", "raw": [1], "n": 3}')], {"stamp": stamp})
     assert message["content"] == "'2026-01-01' [1] 3"
-    (message,) = run_tool_calls([_call("len", '{"obj": [1, 2]}')], {"len": len})
-    assert "len failed: TypeError" in message["content"]  # builtins: the call itself decides
+    # Builtins without a signature: the call itself decides.
+    (message,) = run_tool_calls([_call("max", '{"obj": [1, 2]}')], {"max": max})
+    assert "max failed: TypeError" in message["content"]
+    (message,) = run_tool_calls([_call("dict", '{"a": 1}')], {"dict": dict})
+    assert _content(message) == {"a": 1}
 
 
 async def test_arun_tool_calls_awaits_coroutines_and_runs_sync_functions() -> None:
-    calls = [
+    calls: list[ToolCallLike] = [
         _call("slow_add", '{"a": 1, "b": 2}', "c1"),
         _call("add", '{"a": 3, "b": 4}', "c2"),
         _call("async_explode", "{}", "c3"),
         _call("nope", "{}", "c4"),
         ToolCall.from_dict(_call("explode", '{"reason": "sync"}', "c5")),
     ]
-    functions = {"slow_add": slow_add, "add": add, "async_explode": async_explode, "explode": explode}
+    functions: dict[str, Callable[..., Any]] = {
+        "slow_add": slow_add,
+        "add": add,
+        "async_explode": async_explode,
+        "explode": explode,
+    }
     messages = await arun_tool_calls(calls, functions)
     assert [m["tool_call_id"] for m in messages] == ["c1", "c2", "c3", "c4", "c5"]
     assert messages[0]["content"] == "3" and messages[1]["content"] == "7"
@@ -407,9 +454,12 @@ def test_round_trip_through_the_client() -> None:
 
     tools = [function_tool(get_weather), function_tool(add)]
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Oslo?"}]
-    with wi.Client(API_KEY, base_url=BASE_URL, http_client=httpx.Client(transport=httpx.MockTransport(handler))) as client:
+    with wi.Client(
+        API_KEY, base_url=BASE_URL, http_client=httpx.Client(transport=httpx.MockTransport(handler))
+    ) as client:
         reply = client.chat.create(model="m", messages=messages, tools=tools)
         message = reply.choices[0].message
+        assert isinstance(message.tool_calls, list)
         messages.append({"role": "assistant", "content": None, "tool_calls": [c.to_dict() for c in message.tool_calls]})
         messages += run_tool_calls(message.tool_calls, FUNCTIONS)
         final = client.chat.create(model="m", messages=messages, tools=tools)

@@ -58,7 +58,8 @@ def test_sync_round_trip(client: wi.Client) -> None:
     reply = client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=12, seed=5)
     again = client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=12, seed=5)
     assert reply.text and reply.text == again.text
-    assert reply.usage is not None and reply.usage.completion_tokens <= 12
+    usage: Any = reply.usage
+    assert usage.completion_tokens <= 12
     with client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=12, seed=5, stream=True) as stream:
         streamed = "".join(stream.text_stream())
     assert streamed == reply.text
@@ -102,10 +103,17 @@ def test_retry_after_gaps_are_about_one_second(server: LocalServer, client: wi.C
 @pytest.mark.parametrize("status", [402, 403, 500, 503])
 def test_fault_statuses_map_to_typed_errors(server: LocalServer, status: int) -> None:
     server.faults.push(Fault.status(status), times=None)
-    with wi.Client(KEY, base_url=server.base_url, max_retries=1, sleep=lambda s: None) as c:
-        with pytest.raises(wi.APIStatusError) as info:
-            c.chat.create(model=MODEL, messages=MESSAGES)
-    expected = {402: wi.QuotaExceededError, 403: wi.PermissionDeniedError, 500: wi.InternalServerError, 503: wi.ServiceUnavailableError}
+    with (
+        wi.Client(KEY, base_url=server.base_url, max_retries=1, sleep=lambda s: None) as c,
+        pytest.raises(wi.APIStatusError) as info,
+    ):
+        c.chat.create(model=MODEL, messages=MESSAGES)
+    expected = {
+        402: wi.QuotaExceededError,
+        403: wi.PermissionDeniedError,
+        500: wi.InternalServerError,
+        503: wi.ServiceUnavailableError,
+    }
     assert type(info.value) is expected[status]
     assert len(server.requests) == (2 if status >= 500 else 1)
 
@@ -113,7 +121,7 @@ def test_fault_statuses_map_to_typed_errors(server: LocalServer, status: int) ->
 def test_wrong_key_and_unknown_model(server: LocalServer) -> None:
     with wi.Client("wrong", base_url=server.base_url) as c, pytest.raises(wi.AuthenticationError):
         c.models.list()
-    with wi.Client(KEY, base_url=server.base_url) as c, pytest.raises(wi.NotFoundError, match="models.list"):
+    with wi.Client(KEY, base_url=server.base_url) as c, pytest.raises(wi.NotFoundError, match=r"models\.list"):
         c.chat.create(model="nobody/model", messages=MESSAGES)
 
 
@@ -127,9 +135,13 @@ def test_cut_stream_keeps_partial_text(server: LocalServer, client: wi.Client) -
     server.faults.push(Fault.cut_stream(after=4, mid_utf8=True), times=1)
     stream = client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=50, stream=True)
     got: list[str] = []
-    with pytest.raises(wi.StreamInterruptedError) as info:
+
+    def read_all() -> None:
         for chunk in stream:
             got.append(chunk.text)
+
+    with pytest.raises(wi.StreamInterruptedError) as info:
+        read_all()
     assert info.value.text == "".join(got)
     assert info.value.chunks_received >= 4
     assert stream.closed

@@ -43,9 +43,9 @@ with client.chat.create(model={MODEL!r}, messages=[{{"role": "user", "content": 
 print()
 print("STREAMED:", len(s.completion.text) > 0, s.closed)
 """,
-        f"""
+        """
 try:
-    client.chat.create(model="no-such/model", messages=[{{"role": "user", "content": "x"}}])
+    client.chat.create(model="no-such/model", messages=[{"role": "user", "content": "x"}])
 except wi.NotFoundError as exc:
     err = exc
 print("ERROR:", type(err).__name__)
@@ -77,7 +77,10 @@ def test_notebook_runs_client_in_a_real_kernel(server: LocalServer) -> None:
     client.execute()
     outputs = json.dumps([cell.get("outputs", []) for cell in nb.cells])  # type: ignore[attr-defined]
     text = "".join(
-        out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []) if out.get("output_type") == "stream"  # type: ignore[attr-defined]
+        out.get("text", "")
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream"  # type: ignore[attr-defined]
     )
     assert "loop running: True" in text  # the kernel's loop is running: no asyncio.run anywhere
     assert "TEXT: " in text and "TEXT: \n" not in text

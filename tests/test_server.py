@@ -52,7 +52,7 @@ VISION = "test/vision"
 EMBED = "test/embed-384"
 EMBED_DEFAULT = "test/embed-default"
 RETIRED = "test/retired"
-MODELS = [
+MODELS: list[str | ModelInfo] = [
     _model(TEXT, tools=True),
     _model(THINK_ON, reasoning="on"),
     _model(THINK_ALWAYS, reasoning="always"),
@@ -65,7 +65,7 @@ MODELS = [
 ]
 ASK = [{"role": "user", "content": "Tell me about rivers, gardens and lanterns."}]
 
-WEATHER_TOOL = {
+WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -82,7 +82,10 @@ WEATHER_TOOL = {
         },
     },
 }
-CLOCK_TOOL = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+CLOCK_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+}
 
 
 # ---------------------------------------------------------------------- helpers
@@ -129,9 +132,7 @@ def chunk_bodies(raw: bytes) -> list[dict[str, Any]]:
 
 def stream_text(chunks: list[dict[str, Any]], field: str = "content", index: int = 0) -> str:
     return "".join(
-        c["choices"][0]["delta"].get(field) or ""
-        for c in chunks
-        if c["choices"] and c["choices"][0]["index"] == index
+        c["choices"][0]["delta"].get(field) or "" for c in chunks if c["choices"] and c["choices"][0]["index"] == index
     )
 
 
@@ -289,7 +290,9 @@ def test_pace_spaces_streamed_tokens() -> None:
     with (
         LocalServer(pace=0.02, models=MODELS) as srv,
         httpx.Client(base_url=srv.base_url) as client,
-        client.stream("POST", "/chat/completions", json={"model": TEXT, "messages": ASK, "max_tokens": 10, "stream": True}) as response,
+        client.stream(
+            "POST", "/chat/completions", json={"model": TEXT, "messages": ASK, "max_tokens": 10, "stream": True}
+        ) as response,
     ):
         arrivals = []
         start = time.monotonic()
@@ -350,7 +353,10 @@ def test_json_object_gives_a_json_object(http: httpx.Client) -> None:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_json_schema_gives_a_conforming_instance(http: httpx.Client, seed: int) -> None:
-    response_format = {"type": "json_schema", "json_schema": {"name": "review", "strict": True, "schema": NESTED_SCHEMA}}
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "review", "strict": True, "schema": NESTED_SCHEMA},
+    }
     content = chat(http, seed=seed, response_format=response_format)["choices"][0]["message"]["content"]
     jsonschema.validate(json.loads(content), NESTED_SCHEMA, format_checker=jsonschema.FormatChecker())
     chunks, _ = stream(http, seed=seed, response_format=response_format)
@@ -459,7 +465,9 @@ def test_legacy_functions_and_function_call(http: httpx.Client, openapi: Callabl
     jsonschema.validate(json.loads(choice["message"]["function_call"]["arguments"]), functions[0]["parameters"])
     assert "tool_calls" not in choice["message"]
     chunks, _ = stream(http, functions=functions, function_call={"name": "get_weather"})
-    deltas = [c["choices"][0]["delta"]["function_call"] for c in chunks if c["choices"][0]["delta"].get("function_call")]
+    deltas = [
+        c["choices"][0]["delta"]["function_call"] for c in chunks if c["choices"][0]["delta"].get("function_call")
+    ]
     assert deltas[0]["name"] == "get_weather"
     assert "".join(d["arguments"] for d in deltas) == choice["message"]["function_call"]["arguments"]
     text = chat(http, functions=functions, function_call="none")["choices"][0]
@@ -569,7 +577,9 @@ def test_embedding_dimensions_truncate_and_renormalise(http: httpx.Client) -> No
 
 def test_embeddings_base64_is_little_endian_float32(http: httpx.Client, openapi: Callable[[str, Any], None]) -> None:
     floats = http.post("/embeddings", json={"model": EMBED, "input": ["one", "two"]}).json()
-    encoded = http.post("/embeddings", json={"model": EMBED, "input": ["one", "two"], "encoding_format": "base64"}).json()
+    encoded = http.post(
+        "/embeddings", json={"model": EMBED, "input": ["one", "two"], "encoding_format": "base64"}
+    ).json()
     openapi("EmbeddingResponse", encoded)
     for plain, packed in zip(floats["data"], encoded["data"], strict=True):
         raw = base64.b64decode(packed["embedding"])
@@ -594,12 +604,19 @@ def test_models_refuse_the_other_endpoint(http: httpx.Client, openapi: Callable[
     [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {KEY}"}, {"Authorization": "Bearer"}],
     ids=["missing", "wrong", "not-bearer", "empty"],
 )
-def test_authentication_failures(server: LocalServer, headers: dict[str, str], openapi: Callable[[str, Any], None]) -> None:
+def test_authentication_failures(
+    server: LocalServer, headers: dict[str, str], openapi: Callable[[str, Any], None]
+) -> None:
     with httpx.Client(base_url=server.base_url) as client:
         response = client.post("/chat/completions", json={"model": TEXT, "messages": ASK}, headers=headers)
     assert response.status_code == 401
     assert response.json() == {
-        "error": {"message": "Authentication failed", "type": "authentication_error", "code": "invalid_api_key", "param": None}
+        "error": {
+            "message": "Authentication failed",
+            "type": "authentication_error",
+            "code": "invalid_api_key",
+            "param": None,
+        }
     }
     openapi("ErrorResponse", response.json())
 
@@ -636,8 +653,14 @@ def test_invalid_json_is_400(http: httpx.Client, openapi: Callable[[str, Any], N
         ({"model": TEXT, "messages": [{"content": "x"}]}, "messages[0].role"),
         ({"model": TEXT, "messages": [{"role": "user"}]}, "messages[0].content"),
         ({"model": TEXT, "messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),
-        ({"model": TEXT, "messages": [{"role": "user", "content": [{"type": "audio"}]}]}, "messages[0].content[0].type"),
-        ({"model": TEXT, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content[0].image_url"),
+        (
+            {"model": TEXT, "messages": [{"role": "user", "content": [{"type": "audio"}]}]},
+            "messages[0].content[0].type",
+        ),
+        (
+            {"model": TEXT, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            "messages[0].content[0].image_url",
+        ),
         ({"model": TEXT, "messages": ASK, "temperature": 3}, "temperature"),
         ({"model": TEXT, "messages": ASK, "temperature": "hot"}, "temperature"),
         ({"model": TEXT, "messages": ASK, "top_p": -0.1}, "top_p"),

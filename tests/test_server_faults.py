@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import itertools
 import json
 import re
 import socket
@@ -71,12 +72,24 @@ def events(raw: bytes) -> list[tuple[str | None, str]]:
 
 def read_until_dropped(http: httpx.Client, body: dict[str, Any], **kwargs: Any) -> tuple[bytes, Exception]:
     """Stream raw bytes until the connection breaks; return what arrived and the error."""
+    received = bytearray()
+
+    def consume() -> None:
+        with http.stream("POST", "/chat/completions", json=body, **kwargs) as response:
+            assert response.status_code == 200
+            for piece in response.iter_raw():
+                received.extend(piece)
+
+    with pytest.raises(DROPPED) as caught:
+        consume()
+    return bytes(received), caught.value
+
+
+def _read_all(sock: socket.socket) -> bytes:
     received = b""
-    with pytest.raises(DROPPED) as caught, http.stream("POST", "/chat/completions", json=body, **kwargs) as response:
-        assert response.status_code == 200
-        for piece in response.iter_raw():
-            received += piece
-    return received, caught.value
+    while piece := sock.recv(65536):
+        received += piece
+    return received
 
 
 # ---------------------------------------------------------------------- canned statuses
@@ -95,11 +108,22 @@ def read_until_dropped(http: httpx.Client, body: dict[str, Any], **kwargs: Any) 
             "insufficient_quota",
             "insufficient_quota",
         ),
-        ("personal", "W&B Inference isn't available for personal accounts.", "invalid_request_error", "personal_account"),
+        (
+            "personal",
+            "W&B Inference isn't available for personal accounts.",
+            "invalid_request_error",
+            "personal_account",
+        ),
     ],
 )
 def test_429_kinds(
-    server: LocalServer, http: httpx.Client, kind: Any, message: str, type_: str, code: str, error_schema: dict[str, Any]
+    server: LocalServer,
+    http: httpx.Client,
+    kind: Any,
+    message: str,
+    type_: str,
+    code: str,
+    error_schema: dict[str, Any],
 ) -> None:
     server.faults.push(Fault.status(429, kind=kind))
     response = http.post("/chat/completions", json=BODY)
@@ -192,8 +216,7 @@ def test_reset_is_a_real_tcp_rst(server: LocalServer) -> None:
             + request
         )
         with pytest.raises(ConnectionResetError):
-            while sock.recv(4096):
-                pass
+            _read_all(sock)
 
 
 def test_close_is_a_disconnect_without_response(server: LocalServer, http: httpx.Client) -> None:
@@ -284,9 +307,7 @@ def test_awkward_stream_decodes_to_the_same_chunks(server: LocalServer, http: ht
     assert b"\r\n" in awkward and b": ping\r\n\r\n" in awkward and b"data:\r\n\r\n" in awkward
     assert b"\r\n" not in clean
     chunks = [d for _, d in events(awkward) if d]
-    assert [json.loads(d)["choices"] for d in chunks[:-1]] == [
-        json.loads(d)["choices"] for _, d in events(clean)[:-1]
-    ]
+    assert [json.loads(d)["choices"] for d in chunks[:-1]] == [json.loads(d)["choices"] for _, d in events(clean)[:-1]]
     assert chunks[-1] == "[DONE]"
     assert [d for _, d in events(awkward)].count("") == len(chunks) - 1  # one before each chunk
 
@@ -326,7 +347,7 @@ def test_stall_mid_stream(server: LocalServer, http: httpx.Client) -> None:
     with http.stream("POST", "/chat/completions", json=STREAM) as response:
         start = time.monotonic()
         arrivals.extend(time.monotonic() - start for line in response.iter_lines() if line.startswith("data:"))
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert gaps[1] >= 0.28  # between the 2nd and 3rd chunk
     assert sum(gaps) - gaps[1] < 0.2
 

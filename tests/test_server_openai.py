@@ -183,11 +183,12 @@ def test_stream_error_event_raises_in_the_openai_sdk(server: LocalServer, client
 
 def test_cut_stream_raises_a_connection_error_in_the_openai_sdk(server: LocalServer, client: openai.OpenAI) -> None:
     server.faults.push(Fault.cut_stream(after=2))
-    received = 0
-    with (
-        pytest.raises(openai.APIConnectionError),
-        client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True) as stream,
-    ):
-        for _ in stream:
-            received += 1
-    assert received == 2  # the chunks before the cut were delivered
+    received: list[object] = []
+
+    def consume() -> None:
+        with client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True) as stream:
+            received.extend(stream)
+
+    with pytest.raises(openai.APIConnectionError):
+        consume()
+    assert len(received) == 2  # the chunks before the cut were delivered

@@ -186,8 +186,9 @@ def resolve_project(project: str | None, environ: Mapping[str, str] | None = Non
         return None
     if not isinstance(value, str):
         raise ConfigurationError(f"project must be a str, not {type(value).__name__}")
-    # ASCII only: it is sent as a header, which httpx encodes as ASCII.
-    if not _PROJECT_RE.fullmatch(value) or not value.isascii():
+    # It is sent as a header: `\s` in the pattern does not cover NUL and the other control
+    # characters, and httpx encodes header values as ASCII.
+    if not _PROJECT_RE.fullmatch(value) or _CONTROL_RE.search(value) or not value.isascii():
         raise ConfigurationError(
             f"{source} must be 'team/project' (exactly one slash, no spaces or line breaks), "
             f"got {value!r}. The team is the W&B entity that owns the project."

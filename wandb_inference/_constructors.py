@@ -23,7 +23,9 @@ class AsyncConstructors(AsyncBinder):
     __slots__ = ()
 
     def bge_m3(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncEmbeddingModel:
-        """BGE M3 (`BAAI/bge-m3`): 8k context, embeddings (1024 dims), deprecated.
+        """BGE M3 (`BAAI/bge-m3`).
+
+        8k context, embeddings (1024 dims), deprecated.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -32,7 +34,10 @@ class AsyncConstructors(AsyncBinder):
         return self._bind_embedding("BAAI/bge-m3", model, timeout)
 
     def deepseek_r1(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
-        """DeepSeek R1 (`deepseek-ai/DeepSeek-R1-0528`): 161k context, tools, json_schema, reasoning always, RETIRED 2026-03-04, use deepseek-ai/DeepSeek-V3.1.
+        """DeepSeek R1 (`deepseek-ai/DeepSeek-R1-0528`).
+
+        161k context, tools, json_schema, reasoning always, RETIRED 2026-03-04, use deepseek-
+        ai/DeepSeek-V3.1.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -43,7 +48,9 @@ class AsyncConstructors(AsyncBinder):
     def deepseek_v3_1(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """DeepSeek V3.1 (`deepseek-ai/DeepSeek-V3.1`): 161k context, tools, json_schema, reasoning optional.
+        """DeepSeek V3.1 (`deepseek-ai/DeepSeek-V3.1`).
+
+        161k context, tools, json_schema, reasoning optional.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -54,7 +61,9 @@ class AsyncConstructors(AsyncBinder):
     def deepseek_v4_1_flash(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """DeepSeek V4.1 Flash (`deepseek-ai/DeepSeek-V4.1-Flash`): 1048k context, vision, tools, json_schema, reasoning optional.
+        """DeepSeek V4.1 Flash (`deepseek-ai/DeepSeek-V4.1-Flash`).
+
+        1048k context, vision, tools, json_schema, reasoning optional.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -65,7 +74,9 @@ class AsyncConstructors(AsyncBinder):
     def deepseek_v4_flash(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """DeepSeek V4 Flash (`deepseek-ai/DeepSeek-V4-Flash-0731`): 262k context, tools, json_schema, reasoning optional.
+        """DeepSeek V4 Flash (`deepseek-ai/DeepSeek-V4-Flash-0731`).
+
+        262k context, tools, json_schema, reasoning optional.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -76,7 +87,9 @@ class AsyncConstructors(AsyncBinder):
     def deepseek_v4_pro(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """DeepSeek V4 Pro (`deepseek-ai/DeepSeek-V4-Pro-0813`): 1048k context, tools, json_schema, reasoning optional.
+        """DeepSeek V4 Pro (`deepseek-ai/DeepSeek-V4-Pro-0813`).
+
+        1048k context, tools, json_schema, reasoning optional.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -85,7 +98,9 @@ class AsyncConstructors(AsyncBinder):
         return self._bind_chat("deepseek-ai/DeepSeek-V4-Pro-0813", model, timeout)
 
     def gemma_4_26b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
-        """Gemma 4 26B A4B (`google/gemma-4-26B-A4B-it`): 262k context, vision, tools, json_schema, reasoning optional.
+        """Gemma 4 26B A4B (`google/gemma-4-26B-A4B-it`).
+
+        262k context, vision, tools, json_schema, reasoning optional.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -94,7 +109,9 @@ class AsyncConstructors(AsyncBinder):
         return self._bind_chat("google/gemma-4-26B-A4B-it", model, timeout)
 
     def gemma_4_31b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
-        """Gemma 4 31B (`google/gemma-4-31B-it`): 262k context, vision, tools, json_schema, reasoning on.
+        """Gemma 4 31B (`google/gemma-4-31B-it`).
+
+        262k context, vision, tools, json_schema, reasoning on.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -103,7 +120,9 @@ class AsyncConstructors(AsyncBinder):
         return self._bind_chat("google/gemma-4-31B-it", model, timeout)
 
     def glm_5(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
-        """GLM-5 (`zai-org/GLM-5-FP8`): 200k context, tools, json_schema, reasoning on.
+        """GLM-5 (`zai-org/GLM-5-FP8`).
+
+        200k context, tools, json_schema, reasoning on.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -112,7 +131,9 @@ class AsyncConstructors(AsyncBinder):
         return self._bind_chat("zai-org/GLM-5-FP8", model, timeout)
 
     def gpt_oss_120b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
-        """gpt-oss-120b (`openai/gpt-oss-120b`): 131k context, tools, json_schema, reasoning always.
+        """gpt-oss-120b (`openai/gpt-oss-120b`).
+
+        131k context, tools, json_schema, reasoning always.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -121,7 +142,9 @@ class AsyncConstructors(AsyncBinder):
         return self._bind_chat("openai/gpt-oss-120b", model, timeout)
 
     def gpt_oss_20b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
-        """gpt-oss-20b (`openai/gpt-oss-20b`): 131k context, tools, json_schema, reasoning always.
+        """gpt-oss-20b (`openai/gpt-oss-20b`).
+
+        131k context, tools, json_schema, reasoning always.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -132,7 +155,9 @@ class AsyncConstructors(AsyncBinder):
     def granite_3_3_8b(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """Granite 3.3 8B (`ibm-granite/granite-3.3-8b-instruct`): 131k context, tools, json_schema, reasoning optional.
+        """Granite 3.3 8B (`ibm-granite/granite-3.3-8b-instruct`).
+
+        131k context, tools, json_schema, reasoning optional.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -143,7 +168,9 @@ class AsyncConstructors(AsyncBinder):
     def granite_4_1_8b(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """Granite 4.1 8B (`ibm-granite/granite-4.1-8b`): 131k context, tools, json_schema.
+        """Granite 4.1 8B (`ibm-granite/granite-4.1-8b`).
+
+        131k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -152,7 +179,9 @@ class AsyncConstructors(AsyncBinder):
         return self._bind_chat("ibm-granite/granite-4.1-8b", model, timeout)
 
     def kimi_k2_5(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
-        """Kimi K2.5 (`moonshotai/Kimi-K2.5`): 262k context, vision, tools, json_schema, reasoning on.
+        """Kimi K2.5 (`moonshotai/Kimi-K2.5`).
+
+        262k context, vision, tools, json_schema, reasoning on.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -163,7 +192,9 @@ class AsyncConstructors(AsyncBinder):
     def llama_3_1_70b(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """Llama 3.1 70B (`meta-llama/Llama-3.1-70B-Instruct`): 128k context, tools, json_schema.
+        """Llama 3.1 70B (`meta-llama/Llama-3.1-70B-Instruct`).
+
+        128k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -172,7 +203,9 @@ class AsyncConstructors(AsyncBinder):
         return self._bind_chat("meta-llama/Llama-3.1-70B-Instruct", model, timeout)
 
     def llama_3_1_8b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
-        """Llama 3.1 8B (`meta-llama/Llama-3.1-8B-Instruct`): 128k context, tools, json_schema.
+        """Llama 3.1 8B (`meta-llama/Llama-3.1-8B-Instruct`).
+
+        128k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -183,7 +216,9 @@ class AsyncConstructors(AsyncBinder):
     def llama_3_3_70b(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """Llama 3.3 70B (`meta-llama/Llama-3.3-70B-Instruct`): 128k context, tools, json_schema.
+        """Llama 3.3 70B (`meta-llama/Llama-3.3-70B-Instruct`).
+
+        128k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -194,7 +229,9 @@ class AsyncConstructors(AsyncBinder):
     def llama_4_maverick(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """Llama 4 Maverick (`meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8`): 1048k context, vision, tools, json_schema.
+        """Llama 4 Maverick (`meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8`).
+
+        1048k context, vision, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -205,7 +242,10 @@ class AsyncConstructors(AsyncBinder):
     def llama_4_scout(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """Llama 4 Scout (`meta-llama/Llama-4-Scout-17B-16E-Instruct`): 64k context, vision, tools, json_schema, RETIRED 2026-04-21, use google/gemma-4-26B-A4B-it.
+        """Llama 4 Scout (`meta-llama/Llama-4-Scout-17B-16E-Instruct`).
+
+        64k context, vision, tools, json_schema, RETIRED 2026-04-21, use
+        google/gemma-4-26B-A4B-it.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -214,7 +254,9 @@ class AsyncConstructors(AsyncBinder):
         return self._bind_chat("meta-llama/Llama-4-Scout-17B-16E-Instruct", model, timeout)
 
     def minimax_m2_5(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
-        """MiniMax M2.5 (`MiniMaxAI/MiniMax-M2.5`): 196k context, tools, json_schema, reasoning always.
+        """MiniMax M2.5 (`MiniMaxAI/MiniMax-M2.5`).
+
+        196k context, tools, json_schema, reasoning always.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -225,7 +267,9 @@ class AsyncConstructors(AsyncBinder):
     def mistral_small_3_1(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """Mistral Small 3.1 (`mistralai/Mistral-Small-3.1-24B-Instruct-2503`): 131k context, vision, tools, json_schema.
+        """Mistral Small 3.1 (`mistralai/Mistral-Small-3.1-24B-Instruct-2503`).
+
+        131k context, vision, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -234,7 +278,10 @@ class AsyncConstructors(AsyncBinder):
         return self._bind_chat("mistralai/Mistral-Small-3.1-24B-Instruct-2503", model, timeout)
 
     def phi_4_mini(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
-        """Phi 4 Mini (`microsoft/Phi-4-mini-instruct`): 131k context, tools, json_schema, RETIRED 2026-07-20, use meta-llama/Llama-3.1-8B-Instruct.
+        """Phi 4 Mini (`microsoft/Phi-4-mini-instruct`).
+
+        131k context, tools, json_schema, RETIRED 2026-07-20, use meta-
+        llama/Llama-3.1-8B-Instruct.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -243,7 +290,9 @@ class AsyncConstructors(AsyncBinder):
         return self._bind_chat("microsoft/Phi-4-mini-instruct", model, timeout)
 
     def qwen3_14b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
-        """OpenPipe Qwen3 14B Instruct (`OpenPipe/Qwen3-14B-Instruct`): 32k context, tools, json_schema.
+        """OpenPipe Qwen3 14B Instruct (`OpenPipe/Qwen3-14B-Instruct`).
+
+        32k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -254,7 +303,9 @@ class AsyncConstructors(AsyncBinder):
     def qwen3_235b_instruct(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """Qwen3 235B A22B Instruct 2507 (`Qwen/Qwen3-235B-A22B-Instruct-2507`): 262k context, tools, json_schema.
+        """Qwen3 235B A22B Instruct 2507 (`Qwen/Qwen3-235B-A22B-Instruct-2507`).
+
+        262k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -265,7 +316,9 @@ class AsyncConstructors(AsyncBinder):
     def qwen3_235b_thinking(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """Qwen3 235B A22B Thinking 2507 (`Qwen/Qwen3-235B-A22B-Thinking-2507`): 262k context, tools, json_schema, reasoning always.
+        """Qwen3 235B A22B Thinking 2507 (`Qwen/Qwen3-235B-A22B-Thinking-2507`).
+
+        262k context, tools, json_schema, reasoning always.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -276,7 +329,9 @@ class AsyncConstructors(AsyncBinder):
     def qwen3_30b_a3b(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """Qwen3 30B A3B Instruct 2507 (`Qwen/Qwen3-30B-A3B-Instruct-2507`): 262k context, tools, json_schema.
+        """Qwen3 30B A3B Instruct 2507 (`Qwen/Qwen3-30B-A3B-Instruct-2507`).
+
+        262k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -287,7 +342,9 @@ class AsyncConstructors(AsyncBinder):
     def qwen3_coder_480b(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """Qwen3 Coder 480B A35B (`Qwen/Qwen3-Coder-480B-A35B-Instruct`): 262k context, tools, json_schema.
+        """Qwen3 Coder 480B A35B (`Qwen/Qwen3-Coder-480B-A35B-Instruct`).
+
+        262k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -298,7 +355,9 @@ class AsyncConstructors(AsyncBinder):
     def qwen_2_5_vl_7b(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> AsyncChatModel:
-        """Qwen 2.5 VL 7B (`Qwen/Qwen2.5-VL-7B-Instruct`): 32k context, vision, json_schema.
+        """Qwen 2.5 VL 7B (`Qwen/Qwen2.5-VL-7B-Instruct`).
+
+        32k context, vision, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -307,7 +366,9 @@ class AsyncConstructors(AsyncBinder):
         return self._bind_chat("Qwen/Qwen2.5-VL-7B-Instruct", model, timeout)
 
     def qwq_32b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
-        """QwQ 32B (`Qwen/QwQ-32B`): 131k context, tools, json_schema, reasoning always.
+        """QwQ 32B (`Qwen/QwQ-32B`).
+
+        131k context, tools, json_schema, reasoning always.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -322,7 +383,9 @@ class SyncConstructors(SyncBinder):
     __slots__ = ()
 
     def bge_m3(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> EmbeddingModel:
-        """BGE M3 (`BAAI/bge-m3`): 8k context, embeddings (1024 dims), deprecated.
+        """BGE M3 (`BAAI/bge-m3`).
+
+        8k context, embeddings (1024 dims), deprecated.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -331,7 +394,10 @@ class SyncConstructors(SyncBinder):
         return self._bind_embedding("BAAI/bge-m3", model, timeout)
 
     def deepseek_r1(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """DeepSeek R1 (`deepseek-ai/DeepSeek-R1-0528`): 161k context, tools, json_schema, reasoning always, RETIRED 2026-03-04, use deepseek-ai/DeepSeek-V3.1.
+        """DeepSeek R1 (`deepseek-ai/DeepSeek-R1-0528`).
+
+        161k context, tools, json_schema, reasoning always, RETIRED 2026-03-04, use deepseek-
+        ai/DeepSeek-V3.1.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -340,7 +406,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("deepseek-ai/DeepSeek-R1-0528", model, timeout)
 
     def deepseek_v3_1(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """DeepSeek V3.1 (`deepseek-ai/DeepSeek-V3.1`): 161k context, tools, json_schema, reasoning optional.
+        """DeepSeek V3.1 (`deepseek-ai/DeepSeek-V3.1`).
+
+        161k context, tools, json_schema, reasoning optional.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -351,7 +419,9 @@ class SyncConstructors(SyncBinder):
     def deepseek_v4_1_flash(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> ChatModel:
-        """DeepSeek V4.1 Flash (`deepseek-ai/DeepSeek-V4.1-Flash`): 1048k context, vision, tools, json_schema, reasoning optional.
+        """DeepSeek V4.1 Flash (`deepseek-ai/DeepSeek-V4.1-Flash`).
+
+        1048k context, vision, tools, json_schema, reasoning optional.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -360,7 +430,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("deepseek-ai/DeepSeek-V4.1-Flash", model, timeout)
 
     def deepseek_v4_flash(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """DeepSeek V4 Flash (`deepseek-ai/DeepSeek-V4-Flash-0731`): 262k context, tools, json_schema, reasoning optional.
+        """DeepSeek V4 Flash (`deepseek-ai/DeepSeek-V4-Flash-0731`).
+
+        262k context, tools, json_schema, reasoning optional.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -369,7 +441,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("deepseek-ai/DeepSeek-V4-Flash-0731", model, timeout)
 
     def deepseek_v4_pro(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """DeepSeek V4 Pro (`deepseek-ai/DeepSeek-V4-Pro-0813`): 1048k context, tools, json_schema, reasoning optional.
+        """DeepSeek V4 Pro (`deepseek-ai/DeepSeek-V4-Pro-0813`).
+
+        1048k context, tools, json_schema, reasoning optional.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -378,7 +452,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("deepseek-ai/DeepSeek-V4-Pro-0813", model, timeout)
 
     def gemma_4_26b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Gemma 4 26B A4B (`google/gemma-4-26B-A4B-it`): 262k context, vision, tools, json_schema, reasoning optional.
+        """Gemma 4 26B A4B (`google/gemma-4-26B-A4B-it`).
+
+        262k context, vision, tools, json_schema, reasoning optional.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -387,7 +463,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("google/gemma-4-26B-A4B-it", model, timeout)
 
     def gemma_4_31b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Gemma 4 31B (`google/gemma-4-31B-it`): 262k context, vision, tools, json_schema, reasoning on.
+        """Gemma 4 31B (`google/gemma-4-31B-it`).
+
+        262k context, vision, tools, json_schema, reasoning on.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -396,7 +474,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("google/gemma-4-31B-it", model, timeout)
 
     def glm_5(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """GLM-5 (`zai-org/GLM-5-FP8`): 200k context, tools, json_schema, reasoning on.
+        """GLM-5 (`zai-org/GLM-5-FP8`).
+
+        200k context, tools, json_schema, reasoning on.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -405,7 +485,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("zai-org/GLM-5-FP8", model, timeout)
 
     def gpt_oss_120b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """gpt-oss-120b (`openai/gpt-oss-120b`): 131k context, tools, json_schema, reasoning always.
+        """gpt-oss-120b (`openai/gpt-oss-120b`).
+
+        131k context, tools, json_schema, reasoning always.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -414,7 +496,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("openai/gpt-oss-120b", model, timeout)
 
     def gpt_oss_20b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """gpt-oss-20b (`openai/gpt-oss-20b`): 131k context, tools, json_schema, reasoning always.
+        """gpt-oss-20b (`openai/gpt-oss-20b`).
+
+        131k context, tools, json_schema, reasoning always.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -423,7 +507,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("openai/gpt-oss-20b", model, timeout)
 
     def granite_3_3_8b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Granite 3.3 8B (`ibm-granite/granite-3.3-8b-instruct`): 131k context, tools, json_schema, reasoning optional.
+        """Granite 3.3 8B (`ibm-granite/granite-3.3-8b-instruct`).
+
+        131k context, tools, json_schema, reasoning optional.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -432,7 +518,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("ibm-granite/granite-3.3-8b-instruct", model, timeout)
 
     def granite_4_1_8b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Granite 4.1 8B (`ibm-granite/granite-4.1-8b`): 131k context, tools, json_schema.
+        """Granite 4.1 8B (`ibm-granite/granite-4.1-8b`).
+
+        131k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -441,7 +529,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("ibm-granite/granite-4.1-8b", model, timeout)
 
     def kimi_k2_5(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Kimi K2.5 (`moonshotai/Kimi-K2.5`): 262k context, vision, tools, json_schema, reasoning on.
+        """Kimi K2.5 (`moonshotai/Kimi-K2.5`).
+
+        262k context, vision, tools, json_schema, reasoning on.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -450,7 +540,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("moonshotai/Kimi-K2.5", model, timeout)
 
     def llama_3_1_70b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Llama 3.1 70B (`meta-llama/Llama-3.1-70B-Instruct`): 128k context, tools, json_schema.
+        """Llama 3.1 70B (`meta-llama/Llama-3.1-70B-Instruct`).
+
+        128k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -459,7 +551,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("meta-llama/Llama-3.1-70B-Instruct", model, timeout)
 
     def llama_3_1_8b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Llama 3.1 8B (`meta-llama/Llama-3.1-8B-Instruct`): 128k context, tools, json_schema.
+        """Llama 3.1 8B (`meta-llama/Llama-3.1-8B-Instruct`).
+
+        128k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -468,7 +562,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("meta-llama/Llama-3.1-8B-Instruct", model, timeout)
 
     def llama_3_3_70b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Llama 3.3 70B (`meta-llama/Llama-3.3-70B-Instruct`): 128k context, tools, json_schema.
+        """Llama 3.3 70B (`meta-llama/Llama-3.3-70B-Instruct`).
+
+        128k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -477,7 +573,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("meta-llama/Llama-3.3-70B-Instruct", model, timeout)
 
     def llama_4_maverick(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Llama 4 Maverick (`meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8`): 1048k context, vision, tools, json_schema.
+        """Llama 4 Maverick (`meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8`).
+
+        1048k context, vision, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -486,7 +584,10 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8", model, timeout)
 
     def llama_4_scout(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Llama 4 Scout (`meta-llama/Llama-4-Scout-17B-16E-Instruct`): 64k context, vision, tools, json_schema, RETIRED 2026-04-21, use google/gemma-4-26B-A4B-it.
+        """Llama 4 Scout (`meta-llama/Llama-4-Scout-17B-16E-Instruct`).
+
+        64k context, vision, tools, json_schema, RETIRED 2026-04-21, use
+        google/gemma-4-26B-A4B-it.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -495,7 +596,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("meta-llama/Llama-4-Scout-17B-16E-Instruct", model, timeout)
 
     def minimax_m2_5(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """MiniMax M2.5 (`MiniMaxAI/MiniMax-M2.5`): 196k context, tools, json_schema, reasoning always.
+        """MiniMax M2.5 (`MiniMaxAI/MiniMax-M2.5`).
+
+        196k context, tools, json_schema, reasoning always.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -504,7 +607,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("MiniMaxAI/MiniMax-M2.5", model, timeout)
 
     def mistral_small_3_1(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Mistral Small 3.1 (`mistralai/Mistral-Small-3.1-24B-Instruct-2503`): 131k context, vision, tools, json_schema.
+        """Mistral Small 3.1 (`mistralai/Mistral-Small-3.1-24B-Instruct-2503`).
+
+        131k context, vision, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -513,7 +618,10 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("mistralai/Mistral-Small-3.1-24B-Instruct-2503", model, timeout)
 
     def phi_4_mini(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Phi 4 Mini (`microsoft/Phi-4-mini-instruct`): 131k context, tools, json_schema, RETIRED 2026-07-20, use meta-llama/Llama-3.1-8B-Instruct.
+        """Phi 4 Mini (`microsoft/Phi-4-mini-instruct`).
+
+        131k context, tools, json_schema, RETIRED 2026-07-20, use meta-
+        llama/Llama-3.1-8B-Instruct.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -522,7 +630,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("microsoft/Phi-4-mini-instruct", model, timeout)
 
     def qwen3_14b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """OpenPipe Qwen3 14B Instruct (`OpenPipe/Qwen3-14B-Instruct`): 32k context, tools, json_schema.
+        """OpenPipe Qwen3 14B Instruct (`OpenPipe/Qwen3-14B-Instruct`).
+
+        32k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -533,7 +643,9 @@ class SyncConstructors(SyncBinder):
     def qwen3_235b_instruct(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> ChatModel:
-        """Qwen3 235B A22B Instruct 2507 (`Qwen/Qwen3-235B-A22B-Instruct-2507`): 262k context, tools, json_schema.
+        """Qwen3 235B A22B Instruct 2507 (`Qwen/Qwen3-235B-A22B-Instruct-2507`).
+
+        262k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -544,7 +656,9 @@ class SyncConstructors(SyncBinder):
     def qwen3_235b_thinking(
         self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None
     ) -> ChatModel:
-        """Qwen3 235B A22B Thinking 2507 (`Qwen/Qwen3-235B-A22B-Thinking-2507`): 262k context, tools, json_schema, reasoning always.
+        """Qwen3 235B A22B Thinking 2507 (`Qwen/Qwen3-235B-A22B-Thinking-2507`).
+
+        262k context, tools, json_schema, reasoning always.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -553,7 +667,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("Qwen/Qwen3-235B-A22B-Thinking-2507", model, timeout)
 
     def qwen3_30b_a3b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Qwen3 30B A3B Instruct 2507 (`Qwen/Qwen3-30B-A3B-Instruct-2507`): 262k context, tools, json_schema.
+        """Qwen3 30B A3B Instruct 2507 (`Qwen/Qwen3-30B-A3B-Instruct-2507`).
+
+        262k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -562,7 +678,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("Qwen/Qwen3-30B-A3B-Instruct-2507", model, timeout)
 
     def qwen3_coder_480b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Qwen3 Coder 480B A35B (`Qwen/Qwen3-Coder-480B-A35B-Instruct`): 262k context, tools, json_schema.
+        """Qwen3 Coder 480B A35B (`Qwen/Qwen3-Coder-480B-A35B-Instruct`).
+
+        262k context, tools, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -571,7 +689,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("Qwen/Qwen3-Coder-480B-A35B-Instruct", model, timeout)
 
     def qwen_2_5_vl_7b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Qwen 2.5 VL 7B (`Qwen/Qwen2.5-VL-7B-Instruct`): 32k context, vision, json_schema.
+        """Qwen 2.5 VL 7B (`Qwen/Qwen2.5-VL-7B-Instruct`).
+
+        32k context, vision, json_schema.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).
@@ -580,7 +700,9 @@ class SyncConstructors(SyncBinder):
         return self._bind_chat("Qwen/Qwen2.5-VL-7B-Instruct", model, timeout)
 
     def qwq_32b(self, *, model: str | None = None, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """QwQ 32B (`Qwen/QwQ-32B`): 131k context, tools, json_schema, reasoning always.
+        """QwQ 32B (`Qwen/QwQ-32B`).
+
+        131k context, tools, json_schema, reasoning always.
 
         Args:
             model: another id to send instead (a staging id, a `wandb-artifact:///` LoRA).

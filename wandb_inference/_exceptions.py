@@ -574,6 +574,17 @@ def connection_error_from(
             "before the first token: raise `timeout=` or use stream=True.",
             request=request,
         )
+    if isinstance(exc, httpx.RemoteProtocolError):
+        # The server was reached but its reply was not valid HTTP: "Could not reach" would
+        # send the user looking at the network. h11 says "Receive buffer too long" when
+        # the headers pass httpx's 100 KiB limit: name that in words.
+        hint = " (the response headers exceed httpx's 100 KiB limit)" if "buffer too long" in detail else ""
+        return APIConnectionError(
+            f"The server at {base_url} sent a broken HTTP response or closed the connection "
+            f"without one ({kind}: {detail}){hint}. Check the base URL and any proxy in "
+            "between; the SDK already retried.",
+            request=request,
+        )
     return APIConnectionError(
         f"Could not reach {base_url} ({kind}: {detail}). Check the network, the base URL "
         "and any proxy settings (HTTPS_PROXY); the SDK already retried.",

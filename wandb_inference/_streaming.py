@@ -110,9 +110,12 @@ class StreamProcessor(Generic[C]):
             redact_transport_error(exc)  # it becomes the error's __cause__: no key on it
         kind = type(exc).__name__
         what = "timed out" if isinstance(exc, httpx.TimeoutException) else "broke"
+        # str(exc), not exc: an exception is always truthy, and httpx's async ReadTimeout
+        # has an empty message ("(ReadTimeout: )").
+        detail = f"{kind}: {exc}" if str(exc) else kind
         error = self._error(
             StreamInterruptedError,
-            f"The stream {what} mid-way ({kind}: {exc or kind}).",
+            f"The stream {what} mid-way ({detail}).",
         )
         assert isinstance(error, StreamInterruptedError)
         return error

@@ -33,12 +33,15 @@ import json
 import re
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from ._exceptions import APIResponseValidationError, InvalidRequestError
 from ._structured import Mismatch, SchemaBuilder, convert, is_record, own_doc, parse_docstring
+
+if TYPE_CHECKING:
+    from wandb_inference_generated.types import Unset
 
 __all__ = [
     "arun_tool_calls",
@@ -405,7 +408,7 @@ def _result(call: _Prepared, result: object, raise_errors: bool) -> dict[str, An
 
 
 def run_tool_calls(
-    tool_calls: Iterable[ToolCallLike] | None,
+    tool_calls: Iterable[ToolCallLike] | Unset | None,
     functions: Mapping[str, Callable[..., Any]],
     *,
     raise_errors: bool = False,
@@ -421,7 +424,7 @@ def run_tool_calls(
     message, never its traceback).
 
     Args:
-        tool_calls: the reply's `message.tool_calls` (None gives `[]`).
+        tool_calls: the reply's `message.tool_calls` (None or unset gives `[]`).
         functions: the callable for each function name.
         raise_errors: re-raise the functions' own exceptions (and result encoding
             errors) instead of telling the model, e.g. while debugging.
@@ -454,7 +457,7 @@ def run_tool_calls(
 
 
 async def arun_tool_calls(
-    tool_calls: Iterable[ToolCallLike] | None,
+    tool_calls: Iterable[ToolCallLike] | Unset | None,
     functions: Mapping[str, Callable[..., Any]],
     *,
     raise_errors: bool = False,
@@ -466,7 +469,7 @@ async def arun_tool_calls(
     errors become tool messages as in `run_tool_calls`. Cancellation propagates.
 
     Args:
-        tool_calls: the reply's `message.tool_calls` (None gives `[]`).
+        tool_calls: the reply's `message.tool_calls` (None or unset gives `[]`).
         functions: the callable (sync or async) for each function name.
         raise_errors: re-raise the functions' own exceptions instead of telling the model.
 
