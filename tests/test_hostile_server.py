@@ -138,9 +138,9 @@ class RawServer:
         assert not self.errors, self.errors
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[..., RawServer]]:
-    """Start raw servers for a test; all are stopped at its end."""
+@contextmanager
+def running_servers() -> Iterator[Callable[..., RawServer]]:
+    """A function starting raw servers; all are stopped on exit."""
     servers: list[RawServer] = []
 
     def start(handler: Handler, *, ssl_context: ssl.SSLContext | None = None) -> RawServer:
@@ -148,9 +148,18 @@ def serve() -> Iterator[Callable[..., RawServer]]:
         servers.append(server)
         return server
 
-    yield start
-    for server in servers:
-        server.close()
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., RawServer]]:
+    """Start raw servers for a test; all are stopped at its end."""
+    with running_servers() as start:
+        yield start
 
 
 async def chat(kind: str, base_url: str, sleeps: Sleeps, *, stream: bool = False, **options: Any) -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._async_client import AsyncClient
+from ._bound import AsyncChatModel, AsyncEmbeddingModel, ChatModel, EmbeddingModel, RetiredModelWarning
 from ._client import Client
 from ._concurrency import AIMDLimit
 from ._exceptions import (
@@ -49,6 +50,19 @@ from ._retry import RetryPolicy
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._catalog import Capabilities, Lifecycle, ModelInfo, all_models, get_model_info
+    from ._helpers import (
+        arun_tool_calls,
+        function_tool,
+        image_part,
+        parse_structured,
+        parse_tool_arguments,
+        response_format_from,
+        run_tool_calls,
+        split_reasoning,
+        text_part,
+        tool_result_message,
+    )
     from ._streaming import AsyncChatStream, ChatStream
     from ._types import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, Model, ModelList
 
@@ -59,26 +73,34 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncChatModel",
     "AsyncChatStream",
     "AsyncClient",
+    "AsyncEmbeddingModel",
     "AuthenticationError",
     "BadRequestError",
+    "Capabilities",
     "CapabilityError",
     "ChatCompletion",
     "ChatCompletionChunk",
+    "ChatModel",
     "ChatStream",
     "Client",
     "ConfigurationError",
+    "EmbeddingModel",
     "EmbeddingResponse",
     "InternalServerError",
     "InvalidRequestError",
+    "Lifecycle",
     "Model",
+    "ModelInfo",
     "ModelList",
     "NotFoundError",
     "PermissionDeniedError",
     "PersonalAccountError",
     "QuotaExceededError",
     "RateLimitError",
+    "RetiredModelWarning",
     "RetryPolicy",
     "ServiceUnavailableError",
     "StreamError",
@@ -86,6 +108,18 @@ __all__ = [
     "StreamInterruptedError",
     "WandbInferenceError",
     "__version__",
+    "all_models",
+    "arun_tool_calls",
+    "function_tool",
+    "get_model_info",
+    "image_part",
+    "parse_structured",
+    "parse_tool_arguments",
+    "response_format_from",
+    "run_tool_calls",
+    "split_reasoning",
+    "text_part",
+    "tool_result_message",
 ]
 
 # Public names whose modules import the generated models: loaded on first access.
@@ -97,6 +131,21 @@ _LAZY = {
     "ModelList": "._types",
     "AsyncChatStream": "._streaming",
     "ChatStream": "._streaming",
+    "Capabilities": "._catalog",
+    "Lifecycle": "._catalog",
+    "ModelInfo": "._catalog",
+    "all_models": "._catalog",
+    "get_model_info": "._catalog",
+    "arun_tool_calls": "._helpers",
+    "function_tool": "._helpers",
+    "image_part": "._helpers",
+    "parse_structured": "._helpers",
+    "parse_tool_arguments": "._helpers",
+    "response_format_from": "._helpers",
+    "run_tool_calls": "._helpers",
+    "split_reasoning": "._helpers",
+    "text_part": "._helpers",
+    "tool_result_message": "._helpers",
 }
 
 
