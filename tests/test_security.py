@@ -124,11 +124,15 @@ def test_the_leak_finder_finds_the_key() -> None:
     request = with_key_request()
     assert leaks(request)
     assert leaks(httpx.Response(200, request=request))
-    with pytest.raises(wi.APIConnectionError) as info:
+
+    def fail() -> None:
         try:
             raise httpx.ConnectError("refused", request=request)
         except httpx.ConnectError as exc:
             raise wi.APIConnectionError("could not connect") from exc
+
+    with pytest.raises(wi.APIConnectionError) as info:
+        fail()
     assert [p for p in leaks(info.value) if p.startswith("obj.__cause__")]
     assert leaks(Secret(value=KEY))  # the client's own copy of the key is reachable...
     assert KEY not in repr(Secret(value=KEY))  # ...but never shown
@@ -214,8 +218,9 @@ async def test_results_never_carry_the_key(make_client: MakeClient) -> None:
         assert_no_key_anywhere(result)
         data = pickle.dumps(result)
         assert KEY.encode() not in data
-        # to_dict(): the generated `Unset` sentinel does not keep its identity through pickle.
-        assert pickle.loads(data).to_dict() == result.to_dict()
+        # Copies stay whole: same JSON (the generated `UNSET` must survive as itself).
+        for clone in (pickle.loads(data), copy.copy(result), copy.deepcopy(result)):
+            assert json.dumps(clone.to_dict()) == json.dumps(result.to_dict())
     for kept in (results[0], results[1], results[2], stream):
         response = kept.http_response if hasattr(kept, "http_response") else kept.response
         assert response.request.headers["authorization"] == REDACTED

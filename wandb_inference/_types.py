@@ -8,6 +8,7 @@ response, the request id, `.text`. This module imports the generated package, so
 
 from __future__ import annotations
 
+import copyreg
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -25,6 +26,12 @@ from wandb_inference_generated.models.model_list import ModelList as _ModelList
 from wandb_inference_generated.types import Unset
 
 from ._exceptions import APIResponseValidationError, request_id_of
+
+# The generated `to_dict()`s test `value is not UNSET`: a result that is copied
+# (`copy.deepcopy`) or pickled (a process pool) must keep the one UNSET, or `to_dict()`
+# emits the copies (and JSON cannot encode them). Reducing an `Unset` to the name of the
+# module global makes both `pickle` and `copy` resolve it to the singleton.
+copyreg.pickle(Unset, lambda _: "UNSET")
 
 __all__ = [
     "ChatCompletion",

@@ -1,0 +1,189 @@
+"""The `wandb-inference` command, driven as a user would: subprocesses and a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wandb_inference._cli import EXIT_CODES
+from wandb_inference.server import Fault, LocalServer
+
+KEY = "cli-secret-key-31337"
+MODEL = "meta-llama/Llama-3.3-70B-Instruct"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    with LocalServer(api_key=KEY) as srv:
+        yield srv
+
+
+def run(server: LocalServer | None, *args: str, stdin: str | None = None, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
+    env["HOME"] = "/nonexistent-home"
+    if key is not None:
+        env["WANDB_API_KEY"] = key
+    if server is not None:
+        env["WANDB_INFERENCE_BASE_URL"] = server.base_url
+    return subprocess.run(
+        [sys.executable, "-m", "wandb_inference", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, needle: str) -> None:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("wandb-inference: error: ")
+    assert needle in lines[0]
+    assert "Traceback" not in result.stderr
+    assert KEY not in result.stderr + result.stdout
+
+
+def test_models_table_and_json(server: LocalServer) -> None:
+    table = run(server, "models")
+    assert table.returncode == 0
+    assert table.stdout.splitlines()[0].split() == ["ID", "NAME", "CONTEXT", "STAGE"]
+    assert MODEL in table.stdout
+    as_json = run(server, "models", "--json")
+    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert any(r["id"] == MODEL and r["catalog"]["context_window"] for r in rows)
+
+
+def test_chat_streams_and_reads_stdin(server: LocalServer) -> None:
+    streamed = run(server, "chat", "-m", MODEL, "--max-tokens", "10", "Say", "hi")
+    assert streamed.returncode == 0 and streamed.stdout.strip()
+    whole = run(server, "chat", "-m", MODEL, "--max-tokens", "10", "--no-stream", "Say", "hi")
+    assert whole.stdout == streamed.stdout  # deterministic server, same text either way
+    piped = run(server, "chat", "-m", MODEL, "--max-tokens", "10", "--system", "be brief", stdin="Say hi\n")
+    assert piped.returncode == 0 and piped.stdout.strip()
+    as_json = run(server, "chat", "-m", MODEL, "--max-tokens", "5", "--json", "hi")
+    assert json.loads(as_json.stdout)["object"] == "chat.completion"
+
+
+def test_chat_reasoning_goes_to_stderr(server: LocalServer) -> None:
+    result = run(server, "chat", "-m", "openai/gpt-oss-20b", "--max-tokens", "300", "why?")
+    assert result.returncode == 0
+    assert result.stdout.strip() and result.stderr.strip()
+    hidden = run(server, "chat", "-m", "openai/gpt-oss-20b", "--max-tokens", "300", "--hide-reasoning", "why?")
+    assert hidden.stderr.strip() == ""
+
+
+def test_embed_args_and_stdin_lines(server: LocalServer) -> None:
+    result = run(server, "embed", "-m", "BAAI/bge-m3", "first", "second", "--dimensions", "4")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["first", "second"]
+    assert all(len(r["embedding"]) == 4 for r in rows)
+    piped = run(server, "embed", "-m", "BAAI/bge-m3", stdin="one\n\ntwo\nthree\n")
+    assert [json.loads(line)["index"] for line in piped.stdout.splitlines()] == [0, 1, 2]
+
+
+def test_flags_override_environment(server: LocalServer) -> None:
+    result = run(None, "models", "--api-key", KEY, "--base-url", server.base_url, "--project", "team/proj", key=None)
+    assert result.returncode == 0
+    assert any(dict(r.headers).get("openai-project") == "team/proj" for r in server.requests)
+
+
+def test_bad_key_is_one_line(server: LocalServer) -> None:
+    assert_one_line_error(run(server, "models", key="wrong-key"), 1, "401")
+
+
+def test_unknown_model_is_one_line(server: LocalServer) -> None:
+    assert_one_line_error(run(server, "chat", "-m", "nobody/model", "hi"), 1, "models")
+
+
+def test_no_key_is_one_line() -> None:
+    assert_one_line_error(run(None, "models", key=None), 3, "No W&B API key")
+
+
+def test_no_network_is_one_line() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run(None, "models", "--base-url", f"http://127.0.0.1:{port}/v1", "--max-retries", "0")
+    assert_one_line_error(result, 4, "Could not reach")
+
+
+def test_bad_arguments_exit_2() -> None:
+    result = run(None, "chat", "hi")
+    assert result.returncode == 2 and "required" in result.stderr and "Traceback" not in result.stderr
+    bad_temp = run(None, "chat", "-m", MODEL, "--temperature", "9", "hi")
+    assert bad_temp.returncode == 2 and "temperature" in bad_temp.stderr
+
+
+@pytest.mark.parametrize("sub", ["", "models", "chat", "embed", "serve", "demo"])
+def test_help_everywhere(sub: str) -> None:
+    result = run(None, *([sub] if sub else []), "--help")
+    assert result.returncode == 0 and "usage: wandb-inference" in result.stdout
+    if sub not in ("serve",):
+        assert "exit codes" in result.stdout or sub == "demo"
+
+
+def test_exit_codes_are_documented_in_readme() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for code in EXIT_CODES:
+        if code:
+            assert str(code) in readme
+
+
+def test_ctrl_c_during_a_stream_in_a_terminal(server: LocalServer) -> None:
+    server.faults.push(Fault.stall_stream(after=3, seconds=30), times=1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
+    env.update(WANDB_API_KEY=KEY, WANDB_INFERENCE_BASE_URL=server.base_url, NO_COLOR="1")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wandb_inference", "chat", "-m", MODEL, "--max-tokens", "50", "tell me"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline and len(seen.strip()) < 3:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                seen += os.read(master, 1024)
+        assert seen.strip(), "no streamed text before the stall"
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        proc.wait(timeout=20)
+        while True:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                break
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            seen += data
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 130
+    assert "interrupted" in text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
