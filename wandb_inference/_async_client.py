@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Unpack, final, overload
 
-import anyio
 import httpx
 
 from ._base import (
@@ -53,6 +52,13 @@ if TYPE_CHECKING:
     from ._types import ChatCompletion, EmbeddingResponse, ModelList
 
 __all__ = ["AsyncClient"]
+
+
+async def _sleep(seconds: float) -> None:
+    """The default wait between retries (anyio: works under asyncio and trio)."""
+    import anyio
+
+    await anyio.sleep(seconds)
 
 
 async def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
@@ -137,7 +143,7 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
             raise ConfigurationError("http_client must be an httpx.AsyncClient (use Client for httpx.Client)")
         owns = http_client is None
         http = http_client or httpx.AsyncClient(limits=DEFAULT_LIMITS, follow_redirects=False)
-        self._setup(options, http, owns, sleep or anyio.sleep, AsyncLimiter.for_options(options))
+        self._setup(options, http, owns, sleep or _sleep, AsyncLimiter.for_options(options))
 
     def _setup(
         self,

@@ -5,13 +5,13 @@ Everything here is pure or CPU-only; the clients add just their thin I/O loops.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import attrs
 import httpx
 
 from ._config import (
@@ -70,7 +70,7 @@ def user_agent() -> str:
 _USER_AGENT = user_agent()
 
 
-@attrs.frozen(kw_only=True, repr=False)
+@dataclasses.dataclass(frozen=True, kw_only=True, repr=False, slots=True)
 class ClientOptions:
     """A client's resolved, validated options (the key wrapped so it never shows)."""
 
@@ -137,7 +137,7 @@ def resolve_options(
         raise ConfigurationError("retry_policy must be a wandb_inference.RetryPolicy")
     if max_retries is not None:
         try:
-            policy = attrs.evolve(policy, max_retries=max_retries)
+            policy = dataclasses.replace(policy, max_retries=max_retries)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
     headers: dict[str, str] = {}
@@ -166,7 +166,7 @@ def resolve_options(
     )
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class RequestSpec:
     """One logical request, ready to send (and re-send on retry)."""
 

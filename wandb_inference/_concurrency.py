@@ -17,16 +17,16 @@ are thin async and thread-safe shells around it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Self
 
-import anyio
-import attrs
-
 if TYPE_CHECKING:
+    import anyio
+
     from ._base import ClientOptions
 
 __all__ = ["AIMDLimit", "AsyncLimiter", "Slot", "SyncLimiter"]
@@ -37,18 +37,18 @@ _RECOVERED = 256
 _PROBE_SLOWDOWN = 8
 
 
-@attrs.define
+@dataclasses.dataclass(slots=True)
 class AIMDLimit:
     """Additive-increase / multiplicative-decrease limit on requests in flight."""
 
     ceiling: float = math.inf
     adaptive: bool = True
-    limit: float = attrs.field(init=False)
-    successes: int = attrs.field(init=False, default=0)
-    in_flight: int = attrs.field(init=False, default=0)
-    last_bad: float = attrs.field(init=False, default=math.inf)
+    limit: float = dataclasses.field(init=False)
+    successes: int = dataclasses.field(init=False, default=0)
+    in_flight: int = dataclasses.field(init=False, default=0)
+    last_bad: float = dataclasses.field(init=False, default=math.inf)
 
-    def __attrs_post_init__(self) -> None:
+    def __post_init__(self) -> None:
         self.limit = self.ceiling
 
     def has_room(self) -> bool:
@@ -80,7 +80,7 @@ class AIMDLimit:
                 self.limit = math.inf  # recovered: back to unlimited
 
 
-@attrs.define(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Slot:
     """The right to have one request in flight; released exactly once."""
 
@@ -147,6 +147,8 @@ class AsyncLimiter(_Limits):
             return None
         limits = limiter._limits(model)
         while not all(limit.has_room() for limit in limits):
+            import anyio
+
             event = anyio.Event()
             limiter._waiters.append(event)
             try:

@@ -6,14 +6,12 @@ cached), so the async and sync clients resolve options the same way.
 
 from __future__ import annotations
 
-import netrc
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import attrs
 import httpx
 
 from ._exceptions import ConfigurationError, InvalidRequestError
@@ -44,11 +42,19 @@ _PROJECT_RE = re.compile(r"[^/\s]+/[^/\s]+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-@attrs.frozen(repr=False)
 class Secret:
     """An API key that never shows itself: not in repr, str, logs, copies or pickles."""
 
-    _value: str = attrs.field(alias="value")
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
     def get(self) -> str:
         """The key itself, for the Authorization header only."""
@@ -88,6 +94,8 @@ def _key_from_netrc(environ: Mapping[str, str]) -> tuple[str | None, str]:
     where = f"{path} (machine {' or '.join(hosts)})"
     if not path.is_file():
         return None, where
+    import netrc
+
     try:
         parsed = netrc.netrc(str(path))
     except (OSError, netrc.NetrcParseError) as exc:

@@ -17,12 +17,11 @@ all attempts and waits).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
-from typing import Any
 
-import attrs
 import httpx
 
 from ._exceptions import APIStatusError, RateLimitError, ServiceUnavailableError
@@ -40,22 +39,12 @@ _RETRYABLE_TRANSPORT = (
 )
 
 
-def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not isinstance(value, int | float) or value != value or value < 0:
-        raise ValueError(f"RetryPolicy.{attribute.name} must be a number >= 0, got {value!r}")
+def _check_non_negative(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value < 0:
+        raise ValueError(f"RetryPolicy.{name} must be a number >= 0, got {value!r}")
 
 
-def _optional_positive(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and (not isinstance(value, int | float) or not value > 0):
-        raise ValueError(f"RetryPolicy.{attribute.name} must be None or > 0, got {value!r}")
-
-
-def _retries(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > 100:
-        raise ValueError(f"max_retries must be an int between 0 and 100, got {value!r}")
-
-
-@attrs.frozen(kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class RetryPolicy:
     """How the client retries. The defaults suit W&B Inference's concurrency limits.
 
@@ -69,11 +58,21 @@ class RetryPolicy:
             (None: only `max_retries` bounds). A wait that would cross it is not taken.
     """
 
-    max_retries: int = attrs.field(default=3, validator=_retries)
-    initial_delay: float = attrs.field(default=0.5, validator=_non_negative)
-    max_delay: float = attrs.field(default=8.0, validator=_non_negative)
-    max_retry_after: float = attrs.field(default=60.0, validator=_non_negative)
-    total_timeout: float | None = attrs.field(default=180.0, validator=_optional_positive)
+    max_retries: int = 3
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 60.0
+    total_timeout: float | None = 180.0
+
+    def __post_init__(self) -> None:
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
+            raise ValueError(f"max_retries must be an int between 0 and 100, got {retries!r}")
+        for name in ("initial_delay", "max_delay", "max_retry_after"):
+            _check_non_negative(name, getattr(self, name))
+        total = self.total_timeout
+        if total is not None and (isinstance(total, bool) or not isinstance(total, int | float) or not total > 0):
+            raise ValueError(f"RetryPolicy.total_timeout must be None or > 0, got {total!r}")
 
     def backoff(self, retry_number: int, rng: Callable[[], float] = random.random) -> float:
         """The jittered wait before retry `retry_number` (1-based) when no hint was sent."""
@@ -81,7 +80,7 @@ class RetryPolicy:
         return ceiling * rng()
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class RetryDecision:
     """What to do after a failed attempt: wait `delay` seconds and retry, or give up."""
 
@@ -97,7 +96,7 @@ def is_retryable_error(error: BaseException) -> bool:
     return isinstance(error, _RETRYABLE_TRANSPORT)
 
 
-@attrs.define
+@dataclasses.dataclass(slots=True)
 class RetryState:
     """The retry bookkeeping of one logical request (one per call, never shared)."""
 
@@ -105,9 +104,9 @@ class RetryState:
     clock: Callable[[], float] = time.monotonic
     rng: Callable[[], float] = random.random
     retries: int = 0
-    started: float = attrs.field(init=False)
+    started: float = dataclasses.field(init=False)
 
-    def __attrs_post_init__(self) -> None:
+    def __post_init__(self) -> None:
         self.started = self.clock()
 
     def decide(self, error: BaseException) -> RetryDecision:
