@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ def server() -> Iterator[LocalServer]:
         yield srv
 
 
-def _notebook(base_url: str) -> object:
+def _notebook(base_url: str) -> Any:
     cells = [
         f"""
 import asyncio, wandb_inference as wi
@@ -75,12 +76,12 @@ def test_notebook_runs_client_in_a_real_kernel(server: LocalServer) -> None:
     nb = _notebook(server.base_url)
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=False)
     client.execute()
-    outputs = json.dumps([cell.get("outputs", []) for cell in nb.cells])  # type: ignore[attr-defined]
+    outputs = json.dumps([cell.get("outputs", []) for cell in nb.cells])
     text = "".join(
         out.get("text", "")
         for cell in nb.cells
         for out in cell.get("outputs", [])
-        if out.get("output_type") == "stream"  # type: ignore[attr-defined]
+        if out.get("output_type") == "stream"
     )
     assert "loop running: True" in text  # the kernel's loop is running: no asyncio.run anywhere
     assert "TEXT: " in text and "TEXT: \n" not in text
