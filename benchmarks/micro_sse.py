@@ -101,9 +101,7 @@ def make_run_httpx_sse() -> Callable[[Iterable[bytes]], int] | None:
     return run_httpx_sse
 
 
-def best_of(
-    fn: Callable[[list[bytes]], int], reads: list[bytes], n_events: int, rounds: int
-) -> float:
+def best_of(fn: Callable[[list[bytes]], int], reads: list[bytes], n_events: int, rounds: int) -> float:
     """Best microseconds per event over `rounds` runs (the least disturbed run)."""
     best = float("inf")
     for _ in range(rounds):

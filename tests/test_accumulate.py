@@ -199,27 +199,9 @@ def test_reasoning_empty_when_none() -> None:
 def test_tool_call_in_pieces_with_repeated_id_and_name() -> None:
     acc = accumulate(
         chunk(choice(role="assistant", content=None)),
-        chunk(
-            choice(
-                tool_calls=[
-                    tool_delta(0, id="call_a", type="function", name="get_weather", arguments="")
-                ]
-            )
-        ),
-        chunk(
-            choice(
-                tool_calls=[
-                    tool_delta(
-                        0, id="call_a", type="function", name="get_weather", arguments='{"ci'
-                    )
-                ]
-            )
-        ),
-        chunk(
-            choice(
-                tool_calls=[tool_delta(0, id="call_a", name="get_weather", arguments='ty": "Par')]
-            )
-        ),
+        chunk(choice(tool_calls=[tool_delta(0, id="call_a", type="function", name="get_weather", arguments="")])),
+        chunk(choice(tool_calls=[tool_delta(0, id="call_a", type="function", name="get_weather", arguments='{"ci')])),
+        chunk(choice(tool_calls=[tool_delta(0, id="call_a", name="get_weather", arguments='ty": "Par')])),
         chunk(choice(tool_calls=[tool_delta(0, arguments='is"}')])),
         chunk(choice(finish_reason="tool_calls")),
     )
@@ -294,9 +276,7 @@ def test_tool_deltas_without_index() -> None:
     calls = message(acc)["tool_calls"]
     assert [(c["id"], c["function"]["arguments"]) for c in calls] == [("x", "{} "), ("y", "[]")]
     acc = accumulate(chunk(choice(tool_calls=[tool_delta(None, arguments="{}")])))
-    assert message(acc)["tool_calls"] == [
-        {"id": "", "type": "function", "function": {"name": "", "arguments": "{}"}}
-    ]
+    assert message(acc)["tool_calls"] == [{"id": "", "type": "function", "function": {"name": "", "arguments": "{}"}}]
 
 
 def test_tool_call_name_pieces_and_cumulative_repeats() -> None:
@@ -322,9 +302,7 @@ def test_first_type_is_kept() -> None:
 
 
 def test_parsed_arguments_become_json_text() -> None:
-    acc = accumulate(
-        chunk(choice(tool_calls=[tool_delta(0, id="c", name="f", arguments={"a": 1})]))
-    )
+    acc = accumulate(chunk(choice(tool_calls=[tool_delta(0, id="c", name="f", arguments={"a": 1})])))
     assert json.loads(message(acc)["tool_calls"][0]["function"]["arguments"]) == {"a": 1}
     # Not JSON-able (never from json.loads, but add() takes any mapping): skipped.
     acc = accumulate(chunk(choice(tool_calls=[tool_delta(0, id="c", arguments={"a": {1, 2}})])))
@@ -426,9 +404,7 @@ def test_no_usage_means_no_usage_key() -> None:
 def test_stream_fields_first_seen() -> None:
     acc = accumulate(
         chunk(id=None, model=None, created=None, system_fingerprint=None),
-        chunk(
-            choice(content="a"), id="first", model="alias", created="soon", system_fingerprint="fp1"
-        ),
+        chunk(choice(content="a"), id="first", model="alias", created="soon", system_fingerprint="fp1"),
         chunk(choice(content="b"), id="second", model="other", created=5, system_fingerprint="fp2"),
         chunk(choice(content="c"), created=6),
     )
@@ -546,19 +522,13 @@ def test_garbage_is_skipped_and_good_data_kept() -> None:
         {"choices": [{"index": 0, "delta": "not a dict", "finish_reason": 3}]},
         {"choices": [{"index": 0, "delta": {"content": 5, "reasoning": 1, "refusal": []}}]},
         {"choices": [{"index": 0, "delta": {"role": 1, "tool_calls": "x", "function_call": "y"}}]},
-        {
-            "choices": [
-                {"index": 0, "delta": {"tool_calls": [None, 3, {"index": 0, "function": "x"}]}}
-            ]
-        },
+        {"choices": [{"index": 0, "delta": {"tool_calls": [None, 3, {"index": 0, "function": "x"}]}}]},
         {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": [0], "id": 5, "type": 1}]}}]},
         {
             "choices": [
                 {
                     "index": 0,
-                    "delta": {
-                        "tool_calls": [{"index": 0, "function": {"name": 1, "arguments": 2}}]
-                    },
+                    "delta": {"tool_calls": [{"index": 0, "function": {"name": 1, "arguments": 2}}]},
                 }
             ]
         },

@@ -29,7 +29,9 @@ def server() -> Iterator[LocalServer]:
         yield srv
 
 
-def run(server: LocalServer | None, *args: str, stdin: str | None = None, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
+def run(
+    server: LocalServer | None, *args: str, stdin: str | None = None, key: str | None = KEY
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
     env["HOME"] = "/nonexistent-home"
     if key is not None:
@@ -187,3 +189,45 @@ def test_ctrl_c_during_a_stream_in_a_terminal(server: LocalServer) -> None:
     assert proc.returncode == 130
     assert "interrupted" in text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text
+
+
+def test_demo_runs_against_a_local_server() -> None:
+    result = run(None, "demo", "--local", key=None)
+    assert result.returncode == 0, result.stderr
+    for needle in ("models.list()", "chat.create", "stream=True", "embeddings.create", "429", "attempt 3", "Done."):
+        assert needle in result.stdout, needle
+
+
+def test_pytest_plugin_gives_users_a_server(tmp_path: Path) -> None:
+    (tmp_path / "test_user_app.py").write_text(
+        """
+import pytest
+import wandb_inference as wi
+from wandb_inference.server import Fault
+
+
+def test_app(wandb_inference_server):
+    wandb_inference_server.faults.push(Fault.status(503), times=1)
+    with wi.Client(api_key="k", base_url=wandb_inference_server.base_url, sleep=lambda s: None) as c:
+        assert c.chat.create(model="meta-llama/Llama-3.3-70B-Instruct", messages=[{"role": "user", "content": "x"}]).text
+    assert len(wandb_inference_server.requests) == 2
+
+
+@pytest.mark.wandb_inference_server(api_key="secret")
+def test_with_key(wandb_inference_server):
+    with wi.Client(api_key="wrong", base_url=wandb_inference_server.base_url) as c:
+        with pytest.raises(wi.AuthenticationError):
+            c.models.list()
+"""
+    )
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["wandb_inference.server.pytest_plugin"]\n')
+    (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout

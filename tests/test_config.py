@@ -116,6 +116,7 @@ def test_bad_projects_rejected(bad: str) -> None:
 
 def test_project_with_newline_rejected_before_any_request() -> None:
     sent: list[httpx.Request] = []
+
     def handler(request: httpx.Request) -> httpx.Response:
         sent.append(request)
         return httpx.Response(200)

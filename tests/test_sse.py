@@ -17,9 +17,7 @@ from wandb_inference._sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDec
 BOM = b"\xef\xbb\xbf"
 
 
-def ev(
-    data: str, event: str = "message", id: str | None = None, retry: int | None = None
-) -> ServerSentEvent:
+def ev(data: str, event: str = "message", id: str | None = None, retry: int | None = None) -> ServerSentEvent:
     return ServerSentEvent(event=event, data=data, id=id, retry=retry)
 
 
@@ -549,9 +547,7 @@ _DATA_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\
     ),
     data=st.data(),
 )
-def test_any_unicode_data_round_trips(
-    items: list[tuple[str, str | None]], data: st.DataObject
-) -> None:
+def test_any_unicode_data_round_trips(items: list[tuple[str, str | None]], data: st.DataObject) -> None:
     def encode(text: str, event: str | None) -> str:
         head = f"event: {event}\n" if event is not None else ""
         return head + "".join(f"data: {line}\n" for line in text.split("\n")) + "\n"
@@ -567,9 +563,7 @@ def test_any_unicode_data_round_trips(
     sizes=st.lists(st.integers(1, 700), min_size=1, max_size=20),
     byte=st.sampled_from([b"x", b"\xe2", b" ", b":"]),
 )
-def test_endless_line_is_refused_with_bounded_buffering(
-    limit: int, sizes: list[int], byte: bytes
-) -> None:
+def test_endless_line_is_refused_with_bounded_buffering(limit: int, sizes: list[int], byte: bytes) -> None:
     decoder = SSEDecoder(max_event_size=limit)
     fed = 0
     with _raises_limit():
