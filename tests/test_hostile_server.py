@@ -258,7 +258,7 @@ async def test_endless_sse_line_is_a_stream_error_with_bounded_memory(
     assert info.value.chunks_received == 0
     # Memory follows the limit, not the body: the client stopped reading at the limit.
     assert peak[0] < DEFAULT_MAX_EVENT_SIZE + 8 * MiB, peak[0] / MiB
-    assert server.bytes_sent < offered // 2
+    assert server.bytes_sent < offered * 3 // 4  # it stopped reading: no drain to the end
 
 
 async def test_stalled_stream_is_interrupted_with_the_partial_text(
