@@ -59,7 +59,7 @@ class RawAsync:
 
     async def stream(self, max_tokens: int) -> int:
         n = 0
-        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True}
+        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True, "ignore_eos": True}
         async with self.http.stream("POST", self.url + "/chat/completions", json=body, headers=self.headers) as r:
             r.raise_for_status()
             async for line in r.aiter_lines():
@@ -103,7 +103,7 @@ class RawSync:
 
     def stream(self, max_tokens: int) -> int:
         n = 0
-        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True}
+        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True, "ignore_eos": True}
         with self.http.stream("POST", self.url + "/chat/completions", json=body, headers=self.headers) as r:
             r.raise_for_status()
             for line in r.iter_lines():
@@ -129,7 +129,7 @@ class HttpxSSEAsync(RawAsync):
         from httpx_sse import aconnect_sse
 
         n = 0
-        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True}
+        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True, "ignore_eos": True}
         async with aconnect_sse(
             self.http, "POST", self.url + "/chat/completions", json=body, headers=self.headers
         ) as source:
@@ -161,6 +161,7 @@ class OpenAIAsync:
             messages=MESSAGES,  # type: ignore[arg-type]
             max_tokens=max_tokens,
             stream=True,
+            extra_body={"ignore_eos": True},
         )
         async for _chunk in s:
             n += 1
@@ -191,6 +192,7 @@ class OpenAISync:
             messages=MESSAGES,  # type: ignore[arg-type]
             max_tokens=max_tokens,
             stream=True,
+            extra_body={"ignore_eos": True},
         )
         for _chunk in s:
             n += 1
@@ -218,7 +220,9 @@ class WIAsync:
 
     async def stream(self, max_tokens: int) -> int:
         n = 0
-        s = await self.client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=max_tokens, stream=True)
+        s = await self.client.chat.create(
+            model=MODEL, messages=MESSAGES, max_tokens=max_tokens, stream=True, extra_body={"ignore_eos": True}
+        )
         async with s:
             async for _chunk in s:
                 n += 1
@@ -243,7 +247,9 @@ class WISync:
 
     def stream(self, max_tokens: int) -> int:
         n = 0
-        with self.client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=max_tokens, stream=True) as s:
+        with self.client.chat.create(
+            model=MODEL, messages=MESSAGES, max_tokens=max_tokens, stream=True, extra_body={"ignore_eos": True}
+        ) as s:
             for _chunk in s:
                 n += 1
         return n

@@ -6,7 +6,8 @@ the same text, and `max_tokens` or `stop` only shorten what would have been said
 
 Behaviour, all deterministic for the same model, messages and seed:
 
-- Text: English-ish sentences; about the prompt's words now and then.
+- Text: English-ish sentences (12 to 48 tokens; as many as `max_tokens` with
+  `ignore_eos: true`, at least `min_tokens`); about the prompt's words now and then.
 - `max_tokens` bounds reasoning + answer together (finish `length`); `stop` ends the
   answer before the first stop string (finish `stop`).
 - Tools: a named `tool_choice` calls that function; `required` calls the tools the last
@@ -383,7 +384,14 @@ def _answer_pieces(
     opener: tuple[str, ...] = ()
     if has_image and info is not None and info.capabilities.vision:
         opener = ("I", "see", "the", "image.")
-    return words.pieces(rng.randint(12, 48), opener=opener)
+    length = rng.randint(12, 48)
+    # vLLM's `ignore_eos` / `min_tokens` extensions: long replies on demand (benchmarks
+    # need one stream of 20,000+ chunks); `max_tokens` still cuts them.
+    if body.get("ignore_eos") is True and isinstance(body.get("max_tokens"), int):
+        length = max(length, body["max_tokens"])
+    elif isinstance(body.get("min_tokens"), int) and not isinstance(body.get("min_tokens"), bool):
+        length = max(length, body["min_tokens"])
+    return words.pieces(length, opener=opener)
 
 
 def _stops(stop: Any) -> list[str]:
