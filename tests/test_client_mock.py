@@ -526,3 +526,15 @@ async def test_stream_cut_inside_an_event_is_an_interruption(make_client: MakeCl
     with pytest.raises(wi.StreamInterruptedError, match="middle of an event") as info:
         await client.collect(stream)
     assert info.value.text == "Hel"
+
+
+async def test_max_event_size_is_a_client_option(make_client: MakeClient) -> None:
+    body = b"data: " + b"a" * 5000 + b"\n\n"
+    client = make_client(
+        Recorder(httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})), max_event_size=4096
+    )
+    stream = await client.call("chat.create", model=MODEL, messages=MESSAGES, stream=True)
+    with pytest.raises(wi.StreamError, match="max_event_size"):
+        await client.collect(stream)
+    with pytest.raises(wi.ConfigurationError):
+        make_client(Recorder(json_response(200, {})), max_event_size=10)

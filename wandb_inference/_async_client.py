@@ -101,7 +101,9 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         max_concurrency: at most this many requests in flight (per client, and per model);
             None: no limit.
         adaptive_concurrency: on concurrency 429s, lower the in-flight limit and raise it
-            back after successes (needs `max_concurrency`).
+            back after successes.
+        max_event_size: the largest SSE line or event a stream accepts, in bytes (default
+            16 MiB); a larger one raises `StreamError` rather than filling memory.
         sleep: the coroutine used to wait between retries (tests pass a fake one).
 
     Raises:
@@ -122,6 +124,7 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         check_capabilities: bool = True,
         max_concurrency: int | None = None,
         adaptive_concurrency: bool = True,
+        max_event_size: int | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         options = resolve_options(
@@ -135,6 +138,7 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
             check_capabilities=check_capabilities,
             max_concurrency=max_concurrency,
             adaptive_concurrency=adaptive_concurrency,
+            max_event_size=max_event_size,
         )
         given: object = http_client
         if given is not None and not isinstance(given, httpx.AsyncClient):
@@ -301,7 +305,7 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
                 if slot is not None:
                     slot.finish(ok=False)
             raise stream_reply_not_sse(content, response)
-        processor = StreamProcessor(response.request, parse_chunk)
+        processor = StreamProcessor(response.request, parse_chunk, max_event_size=self._options.max_event_size)
         return AsyncChatStream(response, processor, slot)
 
 

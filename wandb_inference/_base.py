@@ -56,6 +56,7 @@ logger = logging.getLogger("wandb_inference")
 T = TypeVar("T")
 
 # Bodies a hostile or broken server could make huge are read up to these sizes.
+DEFAULT_MAX_EVENT_SIZE = 16 << 20  # 16 MiB: one SSE line or event (see _sse.py)
 MAX_ERROR_BODY = 1 << 20  # 1 MiB: error pages
 MAX_RESPONSE_BODY = 100 << 20  # 100 MiB: a JSON reply (embeddings of long batches are big)
 DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
@@ -83,6 +84,7 @@ class ClientOptions:
     check_capabilities: bool
     max_concurrency: int | None
     adaptive_concurrency: bool
+    max_event_size: int
 
     def __repr__(self) -> str:
         return (
@@ -125,6 +127,7 @@ def resolve_options(
     check_capabilities: bool,
     max_concurrency: int | None,
     adaptive_concurrency: bool,
+    max_event_size: int | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ClientOptions:
     """Resolve and validate a client's options.
@@ -153,6 +156,9 @@ def resolve_options(
         isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
     ):
         raise ConfigurationError(f"max_concurrency must be None or an int >= 1, got {max_concurrency!r}")
+    event_size = DEFAULT_MAX_EVENT_SIZE if max_event_size is None else max_event_size
+    if isinstance(event_size, bool) or not isinstance(event_size, int) or event_size < 1024:
+        raise ConfigurationError(f"max_event_size must be an int >= 1024 (bytes), got {max_event_size!r}")
     return ClientOptions(
         api_key=resolve_api_key(api_key, environ),
         base_url=resolve_base_url(base_url, environ),
@@ -163,6 +169,7 @@ def resolve_options(
         check_capabilities=bool(check_capabilities),
         max_concurrency=max_concurrency,
         adaptive_concurrency=bool(adaptive_concurrency),
+        max_event_size=event_size,
     )
 
 
@@ -483,6 +490,7 @@ def derive_options(old: ClientOptions, changes: Mapping[str, Any]) -> ClientOpti
         check_capabilities=pick("check_capabilities", old.check_capabilities),
         max_concurrency=old.max_concurrency,
         adaptive_concurrency=old.adaptive_concurrency,
+        max_event_size=old.max_event_size,
         environ={},
     )
 

@@ -126,7 +126,9 @@ class Client(ClientOptionsMixin, SyncConstructors):
         max_concurrency: at most this many requests in flight (per client, and per model);
             None: no limit.
         adaptive_concurrency: on concurrency 429s, lower the in-flight limit and raise it
-            back after successes (needs `max_concurrency`).
+            back after successes.
+        max_event_size: the largest SSE line or event a stream accepts, in bytes (default
+            16 MiB); a larger one raises `StreamError` rather than filling memory.
         sleep: the function used to wait between retries (tests pass a fake one).
 
     Raises:
@@ -147,6 +149,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
         check_capabilities: bool = True,
         max_concurrency: int | None = None,
         adaptive_concurrency: bool = True,
+        max_event_size: int | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         options = resolve_options(
@@ -160,6 +163,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
             check_capabilities=check_capabilities,
             max_concurrency=max_concurrency,
             adaptive_concurrency=adaptive_concurrency,
+            max_event_size=max_event_size,
         )
         given: object = http_client
         if given is not None and not isinstance(given, httpx.Client):
@@ -328,7 +332,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
                 if slot is not None:
                     slot.finish(ok=False)
             raise stream_reply_not_sse(content, response)
-        processor = StreamProcessor(response.request, parse_chunk)
+        processor = StreamProcessor(response.request, parse_chunk, max_event_size=self._options.max_event_size)
         return ChatStream(response, processor, slot)
 
 

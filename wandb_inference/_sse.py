@@ -344,7 +344,6 @@ class SSEDecoder:
         raise APIResponseValidationError(
             f"The event stream sent {what} larger than the SSE size limit of {limit:,} "
             "bytes; stopped reading to bound memory. If the server really sends events "
-            "that large, raise the limit (`SSEDecoder(max_event_size=...)`, passed on by "
-            "the stream's `max_event_size`); otherwise the server or a proxy is sending "
-            "a body that is not a well-formed event stream."
+            "that large, raise the limit (the client's `max_event_size=`); otherwise the "
+            "server or a proxy is sending a body that is not a well-formed event stream."
         )
