@@ -360,7 +360,7 @@ def test_limit_error_explains_the_limit_and_the_fix() -> None:
         decoder.feed(b"data: " + b"x" * 200)
     message = str(info.value)
     assert "100 bytes" in message
-    assert "SSEDecoder(max_event_size=" in message
+    assert "max_event_size=" in message
 
 
 @pytest.mark.parametrize("prefix", [b"", b"event: e\n"], ids=["fast path", "line loop"])
