@@ -168,18 +168,21 @@ def test_ctrl_c_during_a_stream_in_a_terminal(server: LocalServer) -> None:
         assert seen.strip(), "no streamed text before the stall"
         time.sleep(0.3)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-        proc.wait(timeout=20)
-        while True:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if not ready:
+        # Keep draining the terminal while waiting: a full pty buffer would block the child.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:  # the child closed its end
+                    data = b""
+                seen += data
+                if not data and proc.poll() is not None:
+                    break
+            elif proc.poll() is not None:
                 break
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            seen += data
+        proc.wait(timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()

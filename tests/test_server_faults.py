@@ -46,7 +46,9 @@ def http(server: LocalServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def error_schema() -> dict[str, Any]:
-    doc = yaml.safe_load((Path(__file__).resolve().parents[1] / "openapi" / "openapi.yaml").read_text())
+    doc = yaml.load(
+        (Path(__file__).resolve().parents[1] / "openapi" / "openapi.yaml").read_text(), Loader=yaml.CSafeLoader
+    )
     return {"$ref": "#/components/schemas/ErrorResponse", "components": doc["components"]}
 
 

@@ -24,18 +24,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wandb_inference.server import Fault, StreamFault
-from wandb_inference.server._chat import chunks, completion, plan_chat
+from wandb_inference.server._chat import plan_chat
 from wandb_inference.server._embed import embed, encode_base64, truncate
 from wandb_inference.server._fault_header import parse_fault_header
-from wandb_inference.server._faults import FaultQueue
 from wandb_inference.server._instance import schema_instance
+from wandb_inference.server._queue import FaultQueue
+from wandb_inference.server._render import chunks, completion
 from wandb_inference.server._schema import REQUEST_SCHEMAS
 from wandb_inference.server._stream import write_stream
 from wandb_inference.server._validate import SUPPORTED_KEYWORDS, validate_request
 from wandb_inference.server._words import Words, rng_for
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = yaml.safe_load((ROOT / "openapi" / "openapi.yaml").read_text())
+DOC = yaml.load((ROOT / "openapi" / "openapi.yaml").read_text(), Loader=yaml.CSafeLoader)
 MESSAGES = [{"role": "user", "content": "Tell me about maps"}]
 
 

@@ -25,8 +25,9 @@ tests get a `wandb_inference_server` fixture with
 from __future__ import annotations
 
 from ._fault_header import FAULT_HEADER
-from ._faults import Fault, FaultQueue, StreamFault
+from ._faults import Fault, StreamFault
 from ._log import RecordedRequest, RequestLog
+from ._queue import FaultQueue
 from ._run import LocalServer, serve
 
 __all__ = [

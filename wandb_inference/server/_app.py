@@ -1,80 +1,40 @@
-"""The Starlette application: a gateway step, then `/v1/models`, chat and embeddings.
+"""The Starlette application: `/v1/models`, `/v1/chat/completions`, `/v1/embeddings`.
 
-Every request, on any path, first passes the gateway (`_Backend.admit`), in the order
-the real service's front door works: record it, apply a fault if one matches (faults
-stand for the gateway or a proxy failing, so they come before authentication), check
-the API key, check the project. Then the route's handler validates the body against
-the OpenAPI schemas (422), finds the model (404), checks what the model can do (400),
-takes a concurrency slot (429) and answers.
+Every request, on any path, first passes the gateway (`_gateway`: record, fault, key,
+project). Then the route's handler validates the body against the OpenAPI schemas (422),
+finds the model (404), checks what the model can do (400), takes a concurrency slot
+(429) and answers.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-import attrs
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from wandb_inference._catalog import CATALOG, ModelInfo
 
-from ._chat import ReasoningField, chunks, completion, plan_chat, semantic_problem
+from ._chat import plan_chat, semantic_problem
 from ._embed import embed, encode_base64, truncate
 from ._errors import spec_for
-from ._exchange import Connections, Exchange, read_body
-from ._fault_header import FAULT_HEADER, parse_fault_header
-from ._faults import Fault, FaultQueue, is_chat_path, normalise_path
-from ._log import RecordedRequest, RequestLog
+from ._gateway import Call, Gateway, parse_json
+from ._queue import normalise_path
+from ._render import chunks, completion
+from ._state import ServerState, as_info
 from ._stream import write_stream
 from ._validate import validate_request
 
-__all__ = ["ServerOptions", "ServerState", "create_app"]
+__all__ = ["create_app"]
 
 _ARTIFACT_PREFIX: Final = "wandb-artifact:///"
 _DEFAULT_DIMENSIONS: Final = 1024
 _ROUTES: Final = {"/models": "GET", "/chat/completions": "POST", "/embeddings": "POST"}
-
-
-def _as_info(model: str | ModelInfo) -> tuple[str, ModelInfo | None]:
-    return (model.id, model) if isinstance(model, ModelInfo) else (model, None)
-
-
-@attrs.frozen(kw_only=True)
-class ServerOptions:
-    """How the server behaves (see `LocalServer` for each option)."""
-
-    api_key: str | None = None
-    pace: float = 0.0
-    seed: int = 0
-    models: tuple[str | ModelInfo, ...] = ()
-    concurrency_limits: tuple[tuple[str, int], ...] = ()
-    reasoning_field: ReasoningField = "reasoning"
-    projects: frozenset[str] | None = None
-    header_faults: bool = True
-
-
-@attrs.define
-class ServerState:
-    """What the app shares with the `LocalServer` driving it.
-
-    Attributes:
-        options: the behaviour.
-        faults: the faults to inject.
-        requests: every request received.
-        connections: open connections' transports (for dropping them).
-    """
-
-    options: ServerOptions
-    faults: FaultQueue = attrs.field(factory=FaultQueue)
-    requests: RequestLog = attrs.field(factory=RequestLog)
-    connections: Connections = attrs.field(factory=Connections)
 
 
 def create_app(state: ServerState) -> Starlette:
@@ -97,167 +57,33 @@ def create_app(state: ServerState) -> Starlette:
     )
 
 
-class _Call:
-    """One admitted request: the exchange plus what the gateway learnt."""
-
-    def __init__(self, exchange: Exchange, record: RecordedRequest, fault: Fault | None) -> None:
-        self.exchange = exchange
-        self.record = record
-        self.fault = fault
-
-
 class _Endpoint:
     """A route endpoint: the gateway first, then the handler (an ASGI app for Starlette)."""
 
-    def __init__(self, backend: _Backend, handler: Callable[[_Call], Awaitable[None]]) -> None:
+    def __init__(self, backend: _Backend, handler: Callable[[Call], Awaitable[None]]) -> None:
         self._backend = backend
         self._handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        call = await self._backend.admit(scope, receive, send)
+        call = await self._backend.gateway.admit(scope, receive, send)
         if call is not None:
             await self._handler(call)
 
 
-def _bearer(headers: Iterable[tuple[str, str]]) -> str | None:
-    for name, value in headers:
-        if name == "authorization":
-            scheme, _, token = value.strip().partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else None
-    return None
-
-
-def _parse_json(content: bytes) -> tuple[Any, str | None]:
-    if not content.strip():
-        return None, "the request body is empty"
-
-    def reject(name: str) -> Any:
-        raise ValueError(f"{name} is not valid JSON")
-
-    try:
-        return json.loads(content, parse_constant=reject), None
-    except UnicodeDecodeError:
-        return None, "the request body is not UTF-8"
-    except ValueError as exc:
-        return None, str(exc)
-
-
 class _Backend:
     def __init__(self, state: ServerState) -> None:
-        self._state = state
+        self.gateway = Gateway(state)
         self._options = state.options
         self._served: dict[str, ModelInfo | None] = {m.id: m for m in CATALOG}
         for model in self._options.models:
-            model_id, info = _as_info(model)
+            model_id, info = as_info(model)
             self._served[model_id] = info
         self._limits = dict(self._options.concurrency_limits)
         self._in_flight: dict[str, int] = {}
 
-    # ------------------------------------------------------------------ gateway
-    async def admit(self, scope: Scope, receive: Receive, send: Send) -> _Call | None:
-        content = await read_body(receive)
-        if content is None:
-            return None
-        body, _ = _parse_json(content) if content else (None, None)
-        request_id = f"req_{uuid.uuid4().hex[:24]}"
-        headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
-        record = RecordedRequest(
-            request_id=request_id,
-            method=scope["method"],
-            path=scope["path"],
-            query=scope.get("query_string", b"").decode("latin-1"),
-            headers=headers,
-            content=content,
-            body=body,
-            received_at=time.time(),
-        )
-        self._state.requests.append(record)
-        exchange = Exchange(scope, receive, self._tracking(send, request_id), self._state.connections)
-        try:
-            fault = self._pick_fault(record)
-        except ValueError as exc:
-            await exchange.error(
-                400, f"Invalid {FAULT_HEADER} header: {exc}", "invalid_request_error", param=FAULT_HEADER
-            )
-            return None
-        if fault is not None:
-            self._state.requests.update(request_id, fault=fault)
-            if not await self._apply(exchange, fault, record):
-                return None
-        if not await self._authorised(exchange, record):
-            return None
-        return _Call(exchange, record, fault)
-
-    def _tracking(self, send: Send, request_id: str) -> Send:
-        requests = self._state.requests
-
-        async def tracking_send(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-                requests.update(request_id, status=message["status"])
-            await send(message)
-
-        return tracking_send
-
-    def _pick_fault(self, record: RecordedRequest) -> Fault | None:
-        """The fault for this request, if any.
-
-        Raises:
-            ValueError: the request's fault header is malformed.
-        """
-        body = record.body if isinstance(record.body, dict) else {}
-        streamed_chat = is_chat_path(record.path) and body.get("stream") is True
-        scripted_header = record.header(FAULT_HEADER)
-        if scripted_header is not None and self._options.header_faults:
-            scripted = parse_fault_header(scripted_header)
-            if self._state.faults.take_scripted(scripted.fault, scripted.id, scripted.times, streamed_chat):
-                return scripted.fault
-        return self._state.faults.take(
-            path=record.path, model=record.model, key=_bearer(record.headers), streamed_chat=streamed_chat
-        )
-
-    async def _apply(self, exchange: Exchange, fault: Fault, record: RecordedRequest) -> bool:
-        """Do what the fault says before the reply; True when the reply should follow."""
-        if fault.delay and not await exchange.sleep(fault.delay):
-            return False
-        if fault.disconnect is not None:
-            await exchange.drop(reset=fault.disconnect == "reset")
-            return False
-        if fault.status_code is None:
-            return True
-        if fault.message is not None:
-            message = fault.message.replace("{model}", record.model or "model")
-            await exchange.error(
-                fault.status_code, message, fault.error_type or "server_error", fault.code, None, fault.headers
-            )
-        else:
-            await exchange.respond(fault.status_code, fault.body or b"", fault.content_type, fault.headers)
-        return False
-
-    async def _authorised(self, exchange: Exchange, record: RecordedRequest) -> bool:
-        expected = self._options.api_key
-        if expected is not None:
-            key = _bearer(record.headers)
-            if key is None or not hmac.compare_digest(key.encode(), expected.encode()):
-                spec = spec_for(401)
-                await exchange.error(401, spec.message, spec.type, spec.code)
-                return False
-        projects = self._options.projects
-        if projects is not None:
-            project = record.header("openai-project")
-            if project is None:
-                spec = spec_for(429, "personal")
-                await exchange.error(429, spec.message, spec.type, spec.code)
-                return False
-            if project not in projects:
-                spec = spec_for(401)
-                await exchange.error(401, f"{spec.message}: unknown project {project!r}", spec.type, spec.code)
-                return False
-        return True
-
     # ------------------------------------------------------------------ helpers
-    async def _valid_body(self, call: _Call, schema: str) -> dict[str, Any] | None:
-        body, problem = _parse_json(call.record.content)
+    async def _valid_body(self, call: Call, schema: str) -> dict[str, Any] | None:
+        body, problem = parse_json(call.record.content)
         if problem is not None:
             await call.exchange.error(400, f"Invalid JSON body: {problem}", "invalid_request_error", "invalid_json")
             return None
@@ -268,7 +94,7 @@ class _Backend:
         assert isinstance(body, dict)  # the schemas require an object
         return body
 
-    async def _model(self, call: _Call, model: str) -> tuple[bool, ModelInfo | None]:
+    async def _model(self, call: Call, model: str) -> tuple[bool, ModelInfo | None]:
         """(served?, catalog row); answers 404 for unknown and retired models."""
         if model in self._served:
             info = self._served[model]
@@ -296,7 +122,7 @@ class _Backend:
     def _release(self, model: str) -> None:
         self._in_flight[model] -= 1
 
-    async def _limited(self, call: _Call, model: str, work: Callable[[], Awaitable[None]]) -> None:
+    async def _limited(self, call: Call, model: str, work: Callable[[], Awaitable[None]]) -> None:
         if not self._acquire(model):
             spec = spec_for(429, "concurrency")
             await call.exchange.error(429, spec.message.replace("{model}", model), spec.type, spec.code)
@@ -307,7 +133,7 @@ class _Backend:
             self._release(model)
 
     # ------------------------------------------------------------------ routes
-    async def models(self, call: _Call) -> None:
+    async def models(self, call: Call) -> None:
         data = [
             {
                 "id": model_id,
@@ -321,7 +147,7 @@ class _Backend:
         ]
         await call.exchange.json(200, {"object": "list", "data": data})
 
-    async def chat(self, call: _Call) -> None:
+    async def chat(self, call: Call) -> None:
         body = await self._valid_body(call, "ChatCompletionRequest")
         if body is None:
             return
@@ -344,7 +170,7 @@ class _Backend:
             return
         await self._limited(call, model, lambda: self._answer_chat(call, body, info))
 
-    async def _answer_chat(self, call: _Call, body: dict[str, Any], info: ModelInfo | None) -> None:
+    async def _answer_chat(self, call: Call, body: dict[str, Any], info: ModelInfo | None) -> None:
         stream_fault = call.fault.stream if call.fault is not None else None
         plan = plan_chat(
             body,
@@ -370,7 +196,7 @@ class _Backend:
             return
         await exchange.json(200, completion(plan, field))
 
-    async def embeddings(self, call: _Call) -> None:
+    async def embeddings(self, call: Call) -> None:
         body = await self._valid_body(call, "EmbeddingRequest")
         if body is None:
             return
@@ -400,7 +226,7 @@ class _Backend:
             return
         await self._limited(call, model, lambda: self._answer_embeddings(call, body, native, wanted))
 
-    async def _answer_embeddings(self, call: _Call, body: dict[str, Any], native: int, wanted: int | None) -> None:
+    async def _answer_embeddings(self, call: Call, body: dict[str, Any], native: int, wanted: int | None) -> None:
         texts = [body["input"]] if isinstance(body["input"], str) else list(body["input"])
         base64 = body.get("encoding_format") == "base64"
         data = []
@@ -424,7 +250,7 @@ class _Backend:
             },
         )
 
-    async def not_found(self, call: _Call) -> None:
+    async def not_found(self, call: Call) -> None:
         path = call.record.path
         method = call.record.method
         bare = normalise_path(path)

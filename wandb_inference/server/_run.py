@@ -27,12 +27,13 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from wandb_inference._catalog import ModelInfo
 
-from ._app import ServerOptions, ServerState, create_app
+from ._app import create_app
 from ._chat import ReasoningField
 from ._exchange import Connections
 from ._fault_header import FAULT_HEADER
-from ._faults import FaultQueue
 from ._log import RequestLog
+from ._queue import FaultQueue
+from ._state import ServerOptions, ServerState
 
 __all__ = ["LocalServer", "serve"]
 
