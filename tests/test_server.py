@@ -256,6 +256,13 @@ def test_max_tokens_cuts_the_same_text_with_length(http: httpx.Client) -> None:
     assert [c["choices"][0]["finish_reason"] for c in chunks][-1] == "length"
 
 
+def test_vllm_length_extensions(http: httpx.Client) -> None:
+    forced = chat(http, ignore_eos=True, max_tokens=300)
+    assert forced["usage"]["completion_tokens"] == 300 and forced["choices"][0]["finish_reason"] == "length"
+    at_least = chat(http, min_tokens=100)
+    assert at_least["usage"]["completion_tokens"] >= 100 and at_least["choices"][0]["finish_reason"] == "stop"
+
+
 def test_stop_ends_before_the_first_stop_string(http: httpx.Client) -> None:
     full = chat(http, seed=5)["choices"][0]["message"]["content"]
     words = full.split()
