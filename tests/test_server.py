@@ -92,7 +92,7 @@ CLOCK_TOOL: dict[str, Any] = {
 @pytest.fixture(scope="module")
 def openapi() -> Callable[[str, Any], None]:
     """Validate an instance against a `components/schemas` entry of openapi.yaml."""
-    doc = yaml.load(SPEC.read_text(), Loader=yaml.CSafeLoader)
+    doc = yaml.load(SPEC.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     validators: dict[str, jsonschema.Draft202012Validator] = {}
 
     def check(name: str, instance: Any) -> None:

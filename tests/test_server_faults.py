@@ -47,7 +47,8 @@ def http(server: LocalServer) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def error_schema() -> dict[str, Any]:
     doc = yaml.load(
-        (Path(__file__).resolve().parents[1] / "openapi" / "openapi.yaml").read_text(), Loader=yaml.CSafeLoader
+        (Path(__file__).resolve().parents[1] / "openapi" / "openapi.yaml").read_text(),
+        Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader),
     )
     return {"$ref": "#/components/schemas/ErrorResponse", "components": doc["components"]}
 
