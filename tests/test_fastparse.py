@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wandb_inference._fastparse import parse_chunk
-from wandb_inference._types import ChatCompletionChunk
+from wandb_inference._fastparse import parse_chunk, parse_completion
+from wandb_inference._types import ChatCompletion, ChatCompletionChunk
 
 text = st.text(max_size=20)
 maybe_text = st.one_of(st.none(), text)
@@ -86,3 +86,57 @@ def test_fast_parser_equals_generated_from_dict(data: dict[str, Any]) -> None:
 def test_missing_ids_are_tolerated() -> None:
     parsed = parse_chunk({"choices": [{"index": 0, "delta": {"content": "x"}}]})
     assert parsed.text == "x" and parsed.id == "" and parsed.created == 0
+
+
+function_call = st.fixed_dictionaries({"name": text, "arguments": text})
+tool_call = st.builds(
+    lambda base, extra: {**base, **extra},
+    st.fixed_dictionaries({"id": text, "type": text, "function": function_call}),
+    extra_keys,
+)
+message = st.builds(
+    lambda base, extra: {**base, **extra},
+    st.fixed_dictionaries(
+        {"role": text},
+        optional={
+            "content": maybe_text,
+            "reasoning": maybe_text,
+            "reasoning_content": maybe_text,
+            "refusal": maybe_text,
+            "tool_calls": st.one_of(st.none(), st.lists(tool_call, max_size=3)),
+            "function_call": st.one_of(st.none(), function_call),
+        },
+    ),
+    extra_keys,
+)
+completion_choice = st.builds(
+    lambda base, extra: {**base, **extra},
+    st.fixed_dictionaries(
+        {"index": st.integers(0, 4), "message": message},
+        optional={"finish_reason": maybe_text, "logprobs": st.one_of(st.none(), st.just({"content": []}))},
+    ),
+    extra_keys,
+)
+completion = st.builds(
+    lambda base, extra: {**base, **extra},
+    st.fixed_dictionaries(
+        {
+            "id": text,
+            "created": st.integers(0, 2**40),
+            "model": text,
+            "choices": st.lists(completion_choice, max_size=3),
+        },
+        optional={"object": text, "usage": st.one_of(st.none(), usage), "system_fingerprint": maybe_text},
+    ),
+    extra_keys,
+)
+
+
+@settings(max_examples=300)
+@given(completion)
+def test_fast_completion_parser_equals_generated_from_dict(data: dict[str, Any]) -> None:
+    fast = parse_completion(data)
+    slow = ChatCompletion.from_dict(data)
+    assert type(fast) is type(slow)
+    assert fast == slow
+    assert fast.to_dict() == slow.to_dict() == data

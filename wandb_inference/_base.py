@@ -446,9 +446,14 @@ def prepare_models(
 
 def finish_chat(data: object, response: httpx.Response) -> ChatCompletion:
     """The typed completion for a decoded reply."""
+    from ._fastparse import parse_completion
     from ._types import ChatCompletion, parse_model, set_response
 
-    result = parse_model(ChatCompletion, data, response)
+    result: ChatCompletion
+    try:
+        result = parse_completion(data)  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        result = parse_model(ChatCompletion, data, response)  # raises the SDK's error
     set_response(result, response)
     return result
 

@@ -1,4 +1,4 @@
-"""Typed stream chunks from decoded JSON, on the per-token hot path.
+"""Typed replies from decoded JSON: stream chunks (per token) and completions (per call).
 
 The generated `ChatCompletionChunk.from_dict` costs about 12 us per chunk (closures,
 union probing, dict copies) against 2 us for `json.loads`: at one chunk per token it is
@@ -13,24 +13,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from wandb_inference_generated.models.chat_completion_choice import ChatCompletionChoice
 from wandb_inference_generated.models.chat_completion_chunk_choice import (
     ChatCompletionChunkChoice,
 )
 from wandb_inference_generated.models.chat_completion_delta import ChatCompletionDelta
+from wandb_inference_generated.models.chat_completion_message import ChatCompletionMessage
+from wandb_inference_generated.models.function_call import FunctionCall
 from wandb_inference_generated.models.function_call_delta import FunctionCallDelta
 from wandb_inference_generated.models.logprobs import Logprobs
+from wandb_inference_generated.models.tool_call import ToolCall
 from wandb_inference_generated.models.tool_call_delta import ToolCallDelta
 from wandb_inference_generated.models.usage import Usage
 from wandb_inference_generated.types import UNSET
 
-from ._types import ChatCompletionChunk
+from ._types import ChatCompletion, ChatCompletionChunk
 
-__all__ = ["parse_chunk"]
+__all__ = ["parse_chunk", "parse_completion"]
 
 _CHUNK_KEYS = frozenset({"id", "created", "model", "choices", "object", "usage", "system_fingerprint"})
 _CHOICE_KEYS = frozenset({"index", "delta", "finish_reason", "logprobs"})
 _DELTA_KEYS = frozenset({"role", "content", "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"})
 _MISSING_DEFAULTS = {"id": "", "created": 0, "model": "", "choices": []}
+_MESSAGE_KEYS = frozenset(
+    {"role", "content", "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"}
+)
+_COMPLETION_CHOICE_KEYS = frozenset({"index", "message", "finish_reason", "logprobs"})
 
 
 def _extras(data: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
@@ -101,3 +109,62 @@ def parse_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk:
     )
     chunk.additional_properties = _extras(data, _CHUNK_KEYS)
     return chunk
+
+
+def _message(data: Mapping[str, Any]) -> ChatCompletionMessage:
+    get = data.get
+    tool_calls = get("tool_calls", UNSET)
+    if isinstance(tool_calls, list):
+        tool_calls = [ToolCall.from_dict(item) for item in tool_calls]
+    function_call = get("function_call", UNSET)
+    if isinstance(function_call, dict):
+        function_call = FunctionCall.from_dict(function_call)
+    message = ChatCompletionMessage(
+        role=data["role"],
+        content=get("content", UNSET),
+        reasoning=get("reasoning", UNSET),
+        reasoning_content=get("reasoning_content", UNSET),
+        refusal=get("refusal", UNSET),
+        tool_calls=tool_calls,
+        function_call=function_call,
+    )
+    message.additional_properties = _extras(data, _MESSAGE_KEYS)
+    return message
+
+
+def _completion_choice(data: Mapping[str, Any]) -> ChatCompletionChoice:
+    get = data.get
+    logprobs = get("logprobs", UNSET)
+    if isinstance(logprobs, dict):
+        logprobs = Logprobs.from_dict(logprobs)
+    choice = ChatCompletionChoice(
+        index=data["index"],
+        message=_message(data["message"]),
+        finish_reason=get("finish_reason", UNSET),
+        logprobs=logprobs,
+    )
+    choice.additional_properties = _extras(data, _COMPLETION_CHOICE_KEYS)
+    return choice
+
+
+def parse_completion(data: Mapping[str, Any]) -> ChatCompletion:
+    """Build a typed completion from a decoded reply (what `from_dict` builds, faster).
+
+    Raises:
+        KeyError, TypeError, AttributeError: a reply missing required fields.
+    """
+    get = data.get
+    usage = get("usage", UNSET)
+    if isinstance(usage, dict):
+        usage = Usage.from_dict(usage)
+    completion = ChatCompletion(
+        id=data["id"],
+        created=data["created"],
+        model=data["model"],
+        choices=[_completion_choice(item) for item in data["choices"]],
+        object_=get("object", UNSET),
+        usage=usage,
+        system_fingerprint=get("system_fingerprint", UNSET),
+    )
+    completion.additional_properties = _extras(data, _CHUNK_KEYS)
+    return completion
