@@ -624,8 +624,3 @@ def error_payload_message(error: object) -> tuple[str, str | None]:
     if isinstance(error, str):
         return _snippet(error), None
     return _snippet(json.dumps(error)), None
-
-
-def describe_exception(exc: BaseException) -> dict[str, Any]:
-    """A small, key-free summary of an error for logs and reprs."""
-    return {"type": type(exc).__name__, "message": str(exc)}

@@ -210,15 +210,3 @@ def parse_model_list(data: object, response: httpx.Response | None) -> ModelList
 def set_response(result: _ResponseMixin, response: httpx.Response) -> None:
     """Attach the HTTP response to a result."""
     object.__setattr__(result, "_http_response", response)
-
-
-def as_dict(value: object) -> Mapping[str, Any] | None:
-    """A message/part/tool given as a dict or as a generated model, as a dict."""
-    if isinstance(value, Mapping):
-        return value
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        result = to_dict()
-        if isinstance(result, Mapping):
-            return result
-    return None
