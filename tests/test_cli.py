@@ -149,8 +149,14 @@ def test_ctrl_c_during_a_stream_in_a_terminal(server: LocalServer) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
     env.update(WANDB_API_KEY=KEY, WANDB_INFERENCE_BASE_URL=server.base_url, NO_COLOR="1")
     master, slave = pty.openpty()
+    # CI may run us with SIGINT ignored (a background job), and a child inherits that:
+    # give the CLI the default Ctrl-C behaviour a terminal user has.
+    launcher = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['wandb-inference', *sys.argv[1:]]; runpy.run_module('wandb_inference', run_name='__main__')"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wandb_inference", "chat", "-m", MODEL, "--max-tokens", "50", "tell me"],
+        [sys.executable, "-c", launcher, "chat", "-m", MODEL, "--max-tokens", "50", "tell me"],
         stdin=slave,
         stdout=slave,
         stderr=slave,
