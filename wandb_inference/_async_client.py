@@ -17,11 +17,8 @@ from ._base import (
     DEFAULT_LIMITS,
     MAX_ERROR_BODY,
     MAX_RESPONSE_BODY,
-    ClientOptions,
-    ClientOptionsMixin,
     RequestSpec,
     decode_json,
-    derive_options,
     finish_chat,
     finish_embeddings,
     finish_models,
@@ -31,7 +28,6 @@ from ._base import (
     prepare_embeddings,
     prepare_models,
     redact_response,
-    resolve_options,
     status_error,
     stream_reply_not_sse,
     too_large,
@@ -44,6 +40,7 @@ from ._exceptions import (
     RateLimitError,
     connection_error_from,
 )
+from ._options import ClientOptions, ClientOptionsMixin, derive_options, resolve_options
 from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
 from ._retry import RetryPolicy, RetryState
 

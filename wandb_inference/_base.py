@@ -1,4 +1,4 @@
-"""What the async and sync clients share: options, request building, response decoding.
+"""What the async and sync clients share: request building, response decoding.
 
 Everything here is pure or CPU-only; the clients add just their thin I/O loops.
 """
@@ -8,25 +8,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import platform
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from ._config import (
-    DEFAULT_TIMEOUT,
-    Secret,
-    resolve_api_key,
-    resolve_base_url,
-    resolve_project,
-    validate_header_value,
-)
 from ._exceptions import (
     APIResponseValidationError,
     APIStatusError,
     CapabilityError,
-    ConfigurationError,
     Endpoint,
     InvalidRequestError,
     NotFoundError,
@@ -40,137 +30,24 @@ from ._request import (
     build_chat_body,
     build_embeddings_body,
     build_options,
-    check_timeout,
 )
-from ._retry import RetryDecision, RetryPolicy
-from ._version import __version__
+from ._retry import RetryDecision
 
 if TYPE_CHECKING:
     from ._catalog import ModelInfo
+    from ._options import ClientOptions
     from ._types import ChatCompletion, EmbeddingResponse, ModelList
 
-__all__ = ["ClientOptions", "RequestSpec", "logger", "resolve_options", "status_error"]
+__all__ = ["RequestSpec", "build_request", "logger", "prepare_chat", "status_error"]
 
 logger = logging.getLogger("wandb_inference")
 
 T = TypeVar("T")
 
 # Bodies a hostile or broken server could make huge are read up to these sizes.
-DEFAULT_MAX_EVENT_SIZE = 16 << 20  # 16 MiB: one SSE line or event (see _sse.py)
 MAX_ERROR_BODY = 1 << 20  # 1 MiB: error pages
 MAX_RESPONSE_BODY = 100 << 20  # 100 MiB: a JSON reply (embeddings of long batches are big)
 DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
-
-
-def user_agent() -> str:
-    """`wandb-inference/<version> (Python <version>; httpx <version>)`."""
-    python = platform.python_version()
-    return f"wandb-inference/{__version__} (Python {python}; httpx {httpx.__version__})"
-
-
-_USER_AGENT = user_agent()
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True, repr=False, slots=True)
-class ClientOptions:
-    """A client's resolved, validated options (the key wrapped so it never shows)."""
-
-    api_key: Secret
-    base_url: str
-    project: str | None
-    timeout: httpx.Timeout
-    retry: RetryPolicy
-    default_headers: Mapping[str, str]
-    check_capabilities: bool
-    max_concurrency: int | None
-    adaptive_concurrency: bool
-    max_event_size: int
-
-    def __repr__(self) -> str:
-        return (
-            f"ClientOptions(base_url={self.base_url!r}, project={self.project!r}, "
-            f"timeout={self.timeout!r}, retry={self.retry!r}, api_key=Secret('***'))"
-        )
-
-    def headers(self) -> dict[str, str]:
-        """The headers every request carries."""
-        headers = {
-            "Authorization": f"Bearer {self.api_key.get()}",
-            "User-Agent": _USER_AGENT,
-            "Accept": "application/json",
-        }
-        if self.project is not None:
-            headers["OpenAI-Project"] = self.project
-        headers.update(self.default_headers)
-        return headers
-
-
-def _timeout(value: object) -> httpx.Timeout:
-    if value is None:
-        return DEFAULT_TIMEOUT
-    try:
-        checked = check_timeout(value)
-    except InvalidRequestError as exc:
-        raise ConfigurationError(str(exc)) from exc
-    return checked if isinstance(checked, httpx.Timeout) else httpx.Timeout(checked)
-
-
-def resolve_options(
-    *,
-    api_key: str | None,
-    project: str | None,
-    base_url: str | httpx.URL | None,
-    timeout: float | httpx.Timeout | None,
-    max_retries: int | None,
-    retry_policy: RetryPolicy | None,
-    default_headers: Mapping[str, str] | None,
-    check_capabilities: bool,
-    max_concurrency: int | None,
-    adaptive_concurrency: bool,
-    max_event_size: int | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> ClientOptions:
-    """Resolve and validate a client's options.
-
-    Raises:
-        ConfigurationError: any option that is missing or invalid.
-    """
-    policy = retry_policy if retry_policy is not None else RetryPolicy()
-    if not isinstance(policy, RetryPolicy):
-        raise ConfigurationError("retry_policy must be a wandb_inference.RetryPolicy")
-    if max_retries is not None:
-        try:
-            policy = dataclasses.replace(policy, max_retries=max_retries)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from exc
-    headers: dict[str, str] = {}
-    if default_headers is not None:
-        if not isinstance(default_headers, Mapping):
-            raise ConfigurationError("default_headers must be a dict of str -> str")
-        try:
-            for name, value in default_headers.items():
-                headers[name] = validate_header_value(name, value)
-        except InvalidRequestError as exc:
-            raise ConfigurationError(str(exc)) from exc
-    if max_concurrency is not None and (
-        isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
-    ):
-        raise ConfigurationError(f"max_concurrency must be None or an int >= 1, got {max_concurrency!r}")
-    event_size = DEFAULT_MAX_EVENT_SIZE if max_event_size is None else max_event_size
-    if isinstance(event_size, bool) or not isinstance(event_size, int) or event_size < 1024:
-        raise ConfigurationError(f"max_event_size must be an int >= 1024 (bytes), got {max_event_size!r}")
-    return ClientOptions(
-        api_key=resolve_api_key(api_key, environ),
-        base_url=resolve_base_url(base_url, environ),
-        project=resolve_project(project, environ),
-        timeout=_timeout(timeout),
-        retry=policy,
-        default_headers=headers,
-        check_capabilities=bool(check_capabilities),
-        max_concurrency=max_concurrency,
-        adaptive_concurrency=bool(adaptive_concurrency),
-        max_event_size=event_size,
-    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -472,61 +349,3 @@ def finish_embeddings(data: object, response: httpx.Response) -> EmbeddingRespon
     from ._embeddings import parse_embeddings
 
     return parse_embeddings(data, response)
-
-
-def derive_options(old: ClientOptions, changes: Mapping[str, Any]) -> ClientOptions:
-    """Options for `with_options()`: the old ones with `changes` (None = keep) applied."""
-    headers = dict(old.default_headers)
-    if changes.get("default_headers"):
-        headers.update(changes["default_headers"])
-
-    def pick(name: str, current: Any) -> Any:
-        value = changes.get(name)
-        return current if value is None else value
-
-    return resolve_options(
-        api_key=pick("api_key", old.api_key.get()),
-        project=pick("project", old.project),
-        base_url=pick("base_url", old.base_url),
-        timeout=pick("timeout", old.timeout),
-        max_retries=changes.get("max_retries"),
-        retry_policy=pick("retry_policy", old.retry),
-        default_headers=headers,
-        check_capabilities=pick("check_capabilities", old.check_capabilities),
-        max_concurrency=old.max_concurrency,
-        adaptive_concurrency=old.adaptive_concurrency,
-        max_event_size=old.max_event_size,
-        environ={},
-    )
-
-
-class ClientOptionsMixin:
-    """Read-only views of a client's options (both clients)."""
-
-    __slots__ = ()
-    _options: ClientOptions
-
-    @property
-    def base_url(self) -> str:
-        """The API base URL requests go to."""
-        return self._options.base_url
-
-    @property
-    def project(self) -> str | None:
-        """The `team/project` sent as `OpenAI-Project`, or None."""
-        return self._options.project
-
-    @property
-    def timeout(self) -> httpx.Timeout:
-        """The default timeout of each attempt."""
-        return self._options.timeout
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        """The retry policy."""
-        return self._options.retry
-
-    @property
-    def max_retries(self) -> int:
-        """Retries after the first attempt."""
-        return self._options.retry.max_retries

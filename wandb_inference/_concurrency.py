@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Self
 if TYPE_CHECKING:
     import anyio
 
-    from ._base import ClientOptions
+    from ._options import ClientOptions
 
 __all__ = ["AIMDLimit", "AsyncLimiter", "Slot", "SyncLimiter"]
 
