@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import wandb_inference as wi
-from wandb_inference._exceptions import make_status_error, parse_retry_after
+from wandb_inference._errors_map import make_status_error
+from wandb_inference._exceptions import parse_retry_after
 from wandb_inference._retry import RetryPolicy, RetryState, is_retryable_error
 
 

@@ -13,16 +13,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from ._errors_map import Endpoint, error_payload_message, make_status_error
 from ._exceptions import (
     APIResponseValidationError,
     APIStatusError,
     CapabilityError,
-    Endpoint,
     InvalidRequestError,
     NotFoundError,
     StreamEventError,
-    error_payload_message,
-    make_status_error,
     redact_request,
 )
 from ._request import (

@@ -39,11 +39,11 @@ from ._base import (
 )
 from ._concurrency import Slot, SyncLimiter
 from ._constructors import SyncConstructors
+from ._errors_map import connection_error_from
 from ._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
     RateLimitError,
-    connection_error_from,
 )
 from ._options import ClientOptions, ClientOptionsMixin, derive_options, resolve_options
 from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions

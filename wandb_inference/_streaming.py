@@ -17,13 +17,12 @@ import anyio
 import httpx
 
 from ._accumulate import ChatCompletionAccumulator
+from ._errors_map import error_payload_message, redact_transport_error
 from ._exceptions import (
     APIResponseValidationError,
     StreamError,
     StreamEventError,
     StreamInterruptedError,
-    error_payload_message,
-    redact_transport_error,
 )
 from ._sse import ServerSentEvent, SSEDecoder
 
