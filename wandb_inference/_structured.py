@@ -27,17 +27,17 @@ import functools
 import inspect
 import json
 import math
-import operator
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal, TypeGuard, TypeVar, overload
 
 import attrs
 
 from ._exceptions import APIResponseValidationError, InvalidRequestError
 from ._reasoning import split_reasoning
+from ._schema_check import Mismatch, describe, validate_schema
 
 __all__ = ["parse_structured", "response_format_from"]
 
@@ -62,19 +62,6 @@ _SUPPORTED = (
     "str, int, float, bool, None, Any, Optional/Union, list/Sequence/tuple/set, "
     "dict[str, X], Literal, Enum, attrs classes and dataclasses"
 )
-
-
-class Mismatch(Exception):
-    """A value does not fit its type or schema; `path` says where."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"at {path}: {problem}")
-        self.path = path
-        self.problem = problem
-
-    def relative_to(self, path: str) -> str:
-        """The problem, as said from `path` (an option of a union tried there)."""
-        return self.problem if self.path == path else f"({self})"
 
 
 # --------------------------------------------------------------------------- docstrings
@@ -465,18 +452,13 @@ def parse_structured(text: str | None, schema_or_type: type[T] | Mapping[str, An
             schema = inner.get("schema") or {}
         value = _load_json(text, "the schema")
         try:
-            _validate(value, schema, schema, "$")
+            validate_schema(value, schema)
         except Mismatch as exc:
             raise APIResponseValidationError(f"the reply does not fit the schema {exc}", body=text) from None
         return value
     raise InvalidRequestError(
         f"parse_structured() takes an attrs class, a dataclass or a schema dict, not {schema_or_type!r}"
     )
-
-
-def _describe(value: object) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def convert(value: Any, tp: Any, path: str) -> Any:
@@ -490,28 +472,28 @@ def convert(value: Any, tp: Any, path: str) -> Any:
         return value
     if tp is None or tp is type(None):
         if value is not None:
-            raise Mismatch(path, f"expected null, got {_describe(value)}")
+            raise Mismatch(path, f"expected null, got {describe(value)}")
         return None
     if tp is str or tp is bool:
         if not isinstance(value, tp):
-            raise Mismatch(path, f"expected {'a string' if tp is str else 'true or false'}, got {_describe(value)}")
+            raise Mismatch(path, f"expected {'a string' if tp is str else 'true or false'}, got {describe(value)}")
         return value
     if tp is int:
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise Mismatch(path, f"expected an integer, got {_describe(value)}")
+            raise Mismatch(path, f"expected an integer, got {describe(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise Mismatch(path, f"expected a number, got {_describe(value)}")
+            raise Mismatch(path, f"expected a number, got {describe(value)}")
         return float(value)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is Literal:
         for option in args:
             if _json_scalar(option) == value and type(_json_scalar(option)) is type(value):
                 return option
-        raise Mismatch(path, f"expected one of {list(args)!r}, got {_describe(value)}")
+        raise Mismatch(path, f"expected one of {list(args)!r}, got {describe(value)}")
     if origin is typing.Union or origin is types.UnionType:
         problems = []
         for option in args:
@@ -525,18 +507,18 @@ def convert(value: Any, tp: Any, path: str) -> Any:
             return tp(value)
         except ValueError:
             allowed = [m.value for m in tp]
-            raise Mismatch(path, f"expected one of {allowed!r}, got {_describe(value)}") from None
+            raise Mismatch(path, f"expected one of {allowed!r}, got {describe(value)}") from None
     if is_record(tp):
         return _convert_record(value, tp, path)
     if tp in _BARE:
         origin, args = typing.get_origin(_BARE[tp]), typing.get_args(_BARE[tp])
     if origin in _MAPPINGS:
         if not isinstance(value, dict):
-            raise Mismatch(path, f"expected an object, got {_describe(value)}")
+            raise Mismatch(path, f"expected an object, got {describe(value)}")
         return {k: convert(v, args[1], f"{path}.{k}") for k, v in value.items()}
     if origin in _SEQUENCES or origin in _SETS or origin is tuple:
         if not isinstance(value, list):
-            raise Mismatch(path, f"expected an array, got {_describe(value)}")
+            raise Mismatch(path, f"expected an array, got {describe(value)}")
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             if len(value) != len(args):
                 raise Mismatch(path, f"expected {len(args)} items, got {len(value)}")
@@ -552,7 +534,7 @@ def convert(value: Any, tp: Any, path: str) -> Any:
 
 def _convert_record(value: Any, cls: type, path: str) -> Any:
     if not isinstance(value, dict):
-        raise Mismatch(path, f"expected an object for {cls.__name__}, got {_describe(value)}")
+        raise Mismatch(path, f"expected an object for {cls.__name__}, got {describe(value)}")
     kwargs = {}
     for field in record_fields(cls):
         if field.key in value:
@@ -563,127 +545,3 @@ def _convert_record(value: Any, cls: type, path: str) -> Any:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:  # attrs validators and converters
         raise Mismatch(path, f"{cls.__name__} refused the values: {exc}") from None
-
-
-# --------------------------------------------------------------------------- checking
-
-_TYPE_CHECKS: dict[str, Callable[[object], bool]] = {
-    "null": lambda v: v is None,
-    "boolean": lambda v: isinstance(v, bool),
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "string": lambda v: isinstance(v, str),
-    "array": lambda v: isinstance(v, list),
-    "object": lambda v: isinstance(v, dict),
-}
-
-
-def _resolve(root: Mapping[str, Any], ref: str, path: str) -> Any:
-    if not ref.startswith("#"):
-        raise Mismatch(path, f"cannot follow the non-local $ref {ref!r}")
-    node: Any = root
-    for part in ref[1:].split("/")[1:] if ref != "#" else []:
-        part = part.replace("~1", "/").replace("~0", "~")
-        if not isinstance(node, Mapping) or part not in node:
-            raise Mismatch(path, f"the schema's $ref {ref!r} points nowhere")
-        node = node[part]
-    return node
-
-
-def _same(a: object, b: object) -> bool:
-    """JSON equality: 1 == 1.0, but True != 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return a == b
-
-
-def _validate(value: Any, schema: Any, root: Mapping[str, Any], path: str) -> None:
-    if schema is True or schema == {}:
-        return
-    if schema is False:
-        raise Mismatch(path, "no value is allowed here")
-    if not isinstance(schema, Mapping):
-        return
-    if "$ref" in schema:
-        _validate(value, _resolve(root, schema["$ref"], path), root, path)
-    kinds = schema.get("type")
-    if kinds is not None:
-        names = [kinds] if isinstance(kinds, str) else list(kinds)
-        if not any(k not in _TYPE_CHECKS or _TYPE_CHECKS[k](value) for k in names):
-            raise Mismatch(path, f"expected {' or '.join(names)}, got {_describe(value)}")
-    if "enum" in schema and not any(_same(value, e) for e in schema["enum"]):
-        raise Mismatch(path, f"expected one of {schema['enum']!r}, got {_describe(value)}")
-    if "const" in schema and not _same(value, schema["const"]):
-        raise Mismatch(path, f"expected {schema['const']!r}, got {_describe(value)}")
-    for sub in schema.get("allOf", ()):
-        _validate(value, sub, root, path)
-    options = schema.get("anyOf") or schema.get("oneOf")
-    if options:
-        problems = []
-        for sub in options:
-            try:
-                _validate(value, sub, root, path)
-                break
-            except Mismatch as exc:
-                problems.append(exc.relative_to(path))
-        else:
-            raise Mismatch(path, " or ".join(problems))
-    if isinstance(value, dict):
-        _validate_object(value, schema, root, path)
-    elif isinstance(value, list):
-        _validate_array(value, schema, root, path)
-    elif isinstance(value, str):
-        _bounds(len(value), schema, "minLength", "maxLength", "characters", path)
-        pattern = schema.get("pattern")
-        if isinstance(pattern, str) and re.search(pattern, value) is None:
-            raise Mismatch(path, f"{_describe(value)} does not match {pattern!r}")
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        _range(value, schema, path)
-
-
-def _validate_object(value: dict[str, Any], schema: Mapping[str, Any], root: Any, path: str) -> None:
-    for key in schema.get("required", ()):
-        if key not in value:
-            raise Mismatch(path, f"missing required key {key!r}")
-    properties = schema.get("properties") or {}
-    extra = schema.get("additionalProperties", True)
-    for key, item in value.items():
-        if key in properties:
-            _validate(item, properties[key], root, f"{path}.{key}")
-        elif extra is False:
-            raise Mismatch(path, f"unexpected key {key!r}")
-        else:
-            _validate(item, extra, root, f"{path}.{key}")
-    _bounds(len(value), schema, "minProperties", "maxProperties", "keys", path)
-
-
-def _validate_array(value: list[Any], schema: Mapping[str, Any], root: Any, path: str) -> None:
-    prefix = schema.get("prefixItems") or []
-    for i, item in enumerate(value):
-        sub = prefix[i] if i < len(prefix) else schema.get("items", True)
-        _validate(item, sub, root, f"{path}[{i}]")
-    _bounds(len(value), schema, "minItems", "maxItems", "items", path)
-    if schema.get("uniqueItems"):
-        seen = [json.dumps(v, sort_keys=True) for v in value]
-        if len(set(seen)) != len(seen):
-            raise Mismatch(path, "items must be unique")
-
-
-def _bounds(size: int, schema: Mapping[str, Any], low: str, high: str, unit: str, path: str) -> None:
-    if isinstance(schema.get(low), int) and size < schema[low]:
-        raise Mismatch(path, f"expected at least {schema[low]} {unit}, got {size}")
-    if isinstance(schema.get(high), int) and size > schema[high]:
-        raise Mismatch(path, f"expected at most {schema[high]} {unit}, got {size}")
-
-
-def _range(value: float, schema: Mapping[str, Any], path: str) -> None:
-    checks: tuple[tuple[str, Callable[[float, float], bool], str], ...] = (
-        ("minimum", operator.ge, ">="),
-        ("maximum", operator.le, "<="),
-        ("exclusiveMinimum", operator.gt, ">"),
-        ("exclusiveMaximum", operator.lt, "<"),
-    )
-    for key, ok, sign in checks:
-        bound = schema.get(key)
-        if isinstance(bound, int | float) and not isinstance(bound, bool) and not ok(value, bound):
-            raise Mismatch(path, f"expected a number {sign} {bound}, got {_describe(value)}")

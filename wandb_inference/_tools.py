@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from ._exceptions import APIResponseValidationError, InvalidRequestError
-from ._structured import Mismatch, SchemaBuilder, convert, is_record, own_doc, parse_docstring
+from ._schema_check import Mismatch
+from ._structured import SchemaBuilder, convert, is_record, own_doc, parse_docstring
 
 if TYPE_CHECKING:
     from wandb_inference_generated.types import Unset
