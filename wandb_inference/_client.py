@@ -108,25 +108,11 @@ class Client(ClientOptionsMixin, SyncConstructors):
     ```
 
     Args:
-        api_key: the W&B API key; default `WANDB_API_KEY`, then `~/.netrc` (`wandb login`).
-        project: `team/project` sent as `OpenAI-Project`; default `WANDB_INFERENCE_PROJECT`,
-            or `WANDB_ENTITY` + `WANDB_PROJECT`. Not sent when unset.
-        base_url: default `WANDB_INFERENCE_BASE_URL`, then `https://api.inference.wandb.ai/v1`.
-        timeout: seconds or an `httpx.Timeout`; default connect 10 s, read 600 s (reasoning
-            models are slow to start), write 60 s, pool 60 s.
-        max_retries: retries of retryable failures (default 3; see `RetryPolicy`).
-        retry_policy: the full retry policy (backoff, Retry-After cap, total time).
-        default_headers: headers added to every request.
-        http_client: an `httpx.Client` to use (proxies, TLS, transports); the SDK does
-            not close a client it was given.
-        check_capabilities: refuse before sending what the catalog says a model cannot do.
-        max_concurrency: at most this many requests in flight (per client, and per model);
-            None: no limit.
-        adaptive_concurrency: on concurrency 429s, lower the in-flight limit and raise it
-            back after successes.
-        max_event_size: the largest SSE line or event a stream accepts, in bytes (default
-            16 MiB); a larger one raises `StreamError` rather than filling memory.
-        sleep: the function used to wait between retries (tests pass a fake one).
+        The same as `AsyncClient`'s (key, project, base URL, timeouts, retries, headers,
+        capability checks, concurrency limits, `max_event_size`), except:
+        http_client: an `httpx.Client` (not `AsyncClient`) to use; the SDK does not close
+            a client it was given.
+        sleep: a plain function used to wait between retries (tests pass a fake one).
 
     Raises:
         ConfigurationError: no API key, or an invalid option.
