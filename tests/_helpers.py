@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 API_KEY = "sk-test-SECRET-0123456789"
 BASE_URL = "https://inference.test/v1"
 MESSAGES = [{"role": "user", "content": "Hi"}]
 MODEL = "meta-llama/Llama-3.3-70B-Instruct"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "openapi" / "openapi.yaml"
+
+
+@functools.cache
+def load_spec() -> dict[str, Any]:
+    """The OpenAPI document, parsed once per test session (do not mutate it)."""
+    loaded: dict[str, Any] = yaml.load(SPEC_PATH.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return loaded
+
+
+def sse_events(raw: bytes) -> list[tuple[str | None, str]]:
+    """(event, data) pairs of a whole body, decoded the WHATWG way (any line ending,
+    comments skipped): an independent reference for the SDK's and the server's SSE."""
+    events: list[tuple[str | None, str]] = []
+    data: list[str] = []
+    event: str | None = None
+    for line in re.split(r"\r\n|\r|\n", raw.decode("utf-8")):
+        if line == "":
+            if data:
+                events.append((event, "\n".join(data)))
+            data, event = [], None
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value
+    return events
 
 
 def completion_body(text: str = "Hello there", **extra: Any) -> dict[str, Any]:

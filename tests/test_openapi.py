@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from _helpers import load_spec
 from openapi_spec_validator import validate
 from wandb_inference_generated.models.chat_completion import ChatCompletion
 from wandb_inference_generated.models.chat_completion_chunk import ChatCompletionChunk
@@ -25,9 +25,7 @@ SPEC_PATH = ROOT / "openapi" / "openapi.yaml"
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    with SPEC_PATH.open() as f:
-        loaded: dict[str, Any] = yaml.safe_load(f)
-    return loaded
+    return load_spec()
 
 
 def test_document_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema
 import pytest
-import yaml
+from _helpers import load_spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wandb_inference_generated.models.chat_completion_request import ChatCompletionRequest
@@ -27,15 +26,12 @@ from wandb_inference_generated.models.embedding_request import EmbeddingRequest
 import wandb_inference as wi
 from wandb_inference._request import build_chat_body, build_embeddings_body, build_options
 
-SPEC_PATH = Path(__file__).resolve().parents[1] / "openapi" / "openapi.yaml"
 # Not in the catalog: the capability check has nothing to say about it.
 MODEL = "test-org/unlisted-model"
 
 
 def _validator(schema_name: str) -> jsonschema.Draft202012Validator:
-    with SPEC_PATH.open() as f:
-        spec = yaml.safe_load(f)
-    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": spec["components"]}
+    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": load_spec()["components"]}
     return jsonschema.Draft202012Validator(schema)
 
 

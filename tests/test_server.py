@@ -19,7 +19,7 @@ import anyio
 import httpx
 import jsonschema
 import pytest
-import yaml
+from _helpers import load_spec, sse_events
 
 from wandb_inference._catalog import CATALOG, Capabilities, Lifecycle, ModelInfo
 from wandb_inference.server import LocalServer
@@ -92,7 +92,7 @@ CLOCK_TOOL: dict[str, Any] = {
 @pytest.fixture(scope="module")
 def openapi() -> Callable[[str, Any], None]:
     """Validate an instance against a `components/schemas` entry of openapi.yaml."""
-    doc = yaml.load(SPEC.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    doc = load_spec()
     validators: dict[str, jsonschema.Draft202012Validator] = {}
 
     def check(name: str, instance: Any) -> None:
@@ -102,28 +102,6 @@ def openapi() -> Callable[[str, Any], None]:
         validators[name].validate(instance)
 
     return check
-
-
-def sse_events(raw: bytes) -> list[tuple[str | None, str]]:
-    """(event, data) pairs, decoded the WHATWG way (any line ending, comments skipped)."""
-    events: list[tuple[str | None, str]] = []
-    data: list[str] = []
-    event: str | None = None
-    for line in re.split(r"\r\n|\r|\n", raw.decode("utf-8")):
-        if line == "":
-            if data:
-                events.append((event, "\n".join(data)))
-            data, event = [], None
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "data":
-            data.append(value)
-        elif name == "event":
-            event = value
-    return events
 
 
 def chunk_bodies(raw: bytes) -> list[dict[str, Any]]:

@@ -8,17 +8,15 @@ import datetime as dt
 import email.utils
 import itertools
 import json
-import re
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema
 import pytest
-import yaml
+from _helpers import load_spec, sse_events
 
 from wandb_inference.server import FAULT_HEADER, Fault, LocalServer, StreamFault
 
@@ -46,31 +44,8 @@ def http(server: LocalServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def error_schema() -> dict[str, Any]:
-    doc = yaml.load(
-        (Path(__file__).resolve().parents[1] / "openapi" / "openapi.yaml").read_text(),
-        Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader),
-    )
+    doc = load_spec()
     return {"$ref": "#/components/schemas/ErrorResponse", "components": doc["components"]}
-
-
-def events(raw: bytes) -> list[tuple[str | None, str]]:
-    """(event, data) pairs, decoded the WHATWG way (any line ending, comments skipped)."""
-    out: list[tuple[str | None, str]] = []
-    data: list[str] = []
-    event: str | None = None
-    for line in re.split(r"\r\n|\r|\n", raw.decode("utf-8")):
-        if line == "":
-            if data:
-                out.append((event, "\n".join(data)))
-            data, event = [], None
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "data":
-                data.append(value)
-            elif name == "event":
-                event = value
-    return out
 
 
 def read_until_dropped(http: httpx.Client, body: dict[str, Any], **kwargs: Any) -> tuple[bytes, Exception]:
@@ -252,7 +227,7 @@ def test_cut_stream_after_n_chunks(server: LocalServer, http: httpx.Client) -> N
     server.faults.push(Fault.cut_stream(after=3))
     received, error = read_until_dropped(http, STREAM)
     assert isinstance(error, httpx.RemoteProtocolError)
-    parsed = events(received)
+    parsed = sse_events(received)
     assert len(parsed) == 3 and all(json.loads(d)["object"] == "chat.completion.chunk" for _, d in parsed)
     assert b"[DONE]" not in received
 
@@ -265,7 +240,7 @@ def test_cut_inside_a_multibyte_character(server: LocalServer, http: httpx.Clien
     assert caught.value.reason == "unexpected end of data"  # the last character is incomplete
     assert received[-1] >= 0xC0  # it ends on the lead byte of a multi-byte character
     complete = received[: received.rindex(b"\n\n") + 2]
-    assert len(events(complete)) >= 2  # at least `after` whole chunks came first
+    assert len(sse_events(complete)) >= 2  # at least `after` whole chunks came first
     assert received[len(complete) :].startswith(b"data: {")  # then part of the next event
 
 
@@ -280,10 +255,10 @@ def test_stream_without_done(server: LocalServer, http: httpx.Client) -> None:
     server.faults.push(Fault.no_done())
     spoiled = http.post("/chat/completions", json=STREAM).content  # a clean end of body
     assert clean.endswith(b"data: [DONE]\n\n") and b"[DONE]" not in spoiled
-    assert [json.loads(d)["choices"] for _, d in events(spoiled)] == [
-        json.loads(d)["choices"] for _, d in events(clean)[:-1]
+    assert [json.loads(d)["choices"] for _, d in sse_events(spoiled)] == [
+        json.loads(d)["choices"] for _, d in sse_events(clean)[:-1]
     ]
-    assert json.loads(events(spoiled)[-1][1])["choices"][0]["finish_reason"] == "length"
+    assert json.loads(sse_events(spoiled)[-1][1])["choices"][0]["finish_reason"] == "length"
 
 
 @pytest.mark.parametrize("as_event", [False, True])
@@ -292,7 +267,7 @@ def test_error_inside_the_stream(
 ) -> None:
     server.faults.push(Fault.stream_error(after=2, event=as_event, message="backend died"))
     raw = http.post("/chat/completions", json=STREAM).content
-    parsed = events(raw)
+    parsed = sse_events(raw)
     assert [e for e, _ in parsed] == [None, None, "error" if as_event else None, None]
     error = json.loads(parsed[2][1])
     jsonschema.validate(error, error_schema)
@@ -309,10 +284,12 @@ def test_awkward_stream_decodes_to_the_same_chunks(server: LocalServer, http: ht
     clean = http.post("/chat/completions", json=body).content
     assert b"\r\n" in awkward and b": ping\r\n\r\n" in awkward and b"data:\r\n\r\n" in awkward
     assert b"\r\n" not in clean
-    chunks = [d for _, d in events(awkward) if d]
-    assert [json.loads(d)["choices"] for d in chunks[:-1]] == [json.loads(d)["choices"] for _, d in events(clean)[:-1]]
+    chunks = [d for _, d in sse_events(awkward) if d]
+    assert [json.loads(d)["choices"] for d in chunks[:-1]] == [
+        json.loads(d)["choices"] for _, d in sse_events(clean)[:-1]
+    ]
     assert chunks[-1] == "[DONE]"
-    assert [d for _, d in events(awkward)].count("") == len(chunks) - 1  # one before each chunk
+    assert [d for _, d in sse_events(awkward)].count("") == len(chunks) - 1  # one before each chunk
 
 
 def test_split_writes_reach_the_client_as_small_reads(server: LocalServer) -> None:
@@ -341,7 +318,7 @@ def test_split_puts_boundaries_inside_utf8_and_crlf(server: LocalServer, http: h
     raw = b"".join(pieces)
     assert raw.endswith(b"data: [DONE]\r\n\r\n")
     assert any(ord(ch) > 127 for ch in raw.decode("utf-8"))  # non-ASCII text, split byte by byte
-    assert len(events(raw)) == 11  # role, 8 tokens, finish, [DONE]
+    assert len(sse_events(raw)) == 11  # role, 8 tokens, finish, [DONE]
 
 
 def test_stall_mid_stream(server: LocalServer, http: httpx.Client) -> None:

@@ -19,7 +19,7 @@ import anyio
 import attrs
 import jsonschema
 import pytest
-import yaml
+from _helpers import load_spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +36,7 @@ from wandb_inference.server._validate import SUPPORTED_KEYWORDS, validate_reques
 from wandb_inference.server._words import Words, rng_for
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = yaml.load((ROOT / "openapi" / "openapi.yaml").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+DOC = load_spec()
 MESSAGES = [{"role": "user", "content": "Tell me about maps"}]
 
 
