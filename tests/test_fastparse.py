@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wandb_inference._fastparse import parse_chunk, parse_completion
+from wandb_inference._fastparse import _token_chunk, parse_chunk, parse_completion
 from wandb_inference._types import ChatCompletion, ChatCompletionChunk
 
 text = st.text(max_size=20)
@@ -81,6 +83,83 @@ def test_fast_parser_equals_generated_from_dict(data: dict[str, Any]) -> None:
     assert type(fast) is type(slow)
     assert fast == slow
     assert fast.to_dict() == slow.to_dict() == data
+
+
+# The per-token shape `_token_chunk` builds without constructors, and its near misses.
+token_chunk = st.fixed_dictionaries(
+    {
+        "id": text,
+        "created": st.integers(0, 2**40),
+        "model": text,
+        "choices": st.tuples(
+            st.fixed_dictionaries(
+                {"index": st.integers(0, 4), "delta": _optional({"role": maybe_text, "content": maybe_text})},
+                optional={"finish_reason": maybe_text, "logprobs": st.none()},
+            )
+        ).map(list),
+    },
+    optional={"object": text, "usage": st.none(), "system_fingerprint": maybe_text},
+)
+
+
+@settings(max_examples=300)
+@given(token_chunk)
+def test_token_fast_path_equals_generated_from_dict(data: dict[str, Any]) -> None:
+    fast = _token_chunk(data)
+    assert fast is not None  # the shape of nearly every chunk does take the fast path
+    slow = ChatCompletionChunk.from_dict(data)
+    assert type(fast) is type(slow)
+    assert fast == slow
+    assert fast.to_dict() == slow.to_dict() == data
+    assert fast.text == slow.text
+    # Each object is complete: every slot set, as the constructor sets it.
+    for made, built in (
+        (fast, slow),
+        (fast.choices[0], slow.choices[0]),
+        (fast.choices[0].delta, slow.choices[0].delta),
+    ):
+        assert attrs.asdict(made, recurse=False) == attrs.asdict(built, recurse=False)
+
+
+CHOICE: dict[str, Any] = {"index": 0, "delta": {"content": "x"}, "finish_reason": None}
+BASE: dict[str, Any] = {
+    "id": "c",
+    "created": 1,
+    "model": "m",
+    "choices": [CHOICE],
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"usage": {"prompt_tokens": 1, "total_tokens": 2}},
+        {"x_vendor": 1},
+        {"choices": []},
+        {"choices": [CHOICE, {**CHOICE, "index": 1}]},
+        {"choices": [{**CHOICE, "logprobs": {"content": []}}]},
+        {"choices": [{**CHOICE, "stop_reason": 7}]},
+        {"choices": [{"index": 0, "delta": {"content": "x", "reasoning": "r"}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "t"}]}}]},
+        {"choices": [{"index": 0, "delta": {"content": "x", "x_vendor": 1}}]},
+        {"choices": [{"delta": {"content": "x"}, "finish_reason": None}]},
+        {"choices": ({"index": 0, "delta": {}},)},
+        {"id": None, "created": None, "model": None},
+    ],
+)
+def test_other_shapes_leave_the_fast_path(change: dict[str, Any]) -> None:
+    data = {**BASE, **change}
+    if change.get("id", "") is None:
+        del data["id"], data["created"], data["model"]
+    assert _token_chunk(data) is None
+    choices = list(data["choices"])
+    if choices and "index" not in choices[0]:
+        with pytest.raises(KeyError):
+            parse_chunk(data)
+        return
+    # The general path still builds what from_dict builds (with the missing-id defaults).
+    expected = ChatCompletionChunk.from_dict({"id": "", "created": 0, "model": "", **data, "choices": choices})
+    assert parse_chunk({**data, "choices": choices}) == expected
 
 
 def test_missing_ids_are_tolerated() -> None:

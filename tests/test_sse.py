@@ -585,3 +585,97 @@ def test_endless_event_is_refused_with_bounded_buffering(limit: int, line: int) 
         for count in range(1, 10_000):  # noqa: B007 - read after the loop
             decoder.feed(read)
     assert (count - 1) * (line + 1) <= limit < count * (line + 1)
+
+
+# --------------------------------------------------------------------------- single_data
+
+
+def feed_fast(parts: Iterable[bytes], decoder: SSEDecoder | None = None) -> list[tuple[str, str]]:
+    """What the stream processor sees: `single_data` first, `feed` when it declines."""
+    decoder = decoder or SSEDecoder()
+    out: list[tuple[str, str]] = []
+    for part in parts:
+        data = decoder.single_data(part)
+        if data is not None:
+            out.append(("message", data))
+        else:
+            out.extend((e.event, e.data) for e in decoder.feed(part))
+    out.extend((e.event, e.data) for e in decoder.close())
+    return out
+
+
+def test_single_data_takes_one_whole_event_between_events() -> None:
+    decoder = SSEDecoder()
+    assert decoder.single_data(b'data: {"a": 1}\n\n') is None  # the first read: a BOM may open it
+    assert decoder.feed(b"data: first\n\n") == [ev("first")]
+    assert decoder.single_data(b'data: {"a": "\xc3\xa9"}\n\n') == '{"a": "\u00e9"}'
+    assert decoder.single_data(b"data:  two spaces\n\n") == " two spaces"
+    assert decoder.single_data(b"data: \xe2\x82\n\n") == "\ufffd"
+    # It changed nothing: what follows decodes as after `feed`.
+    assert decoder.feed(b"data: next\n\n") == [ev("next")]
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        b"data: a\n\ndata: b\n\n",  # two events
+        b"data: a\n",  # no blank line yet
+        b"data: a\r\n\r\n",
+        b"data: a\r\r",
+        b"data:a\n\n",  # no space: left to `feed`
+        b"data: \n\n",  # empty data: not an event
+        b": ping\n\n",
+        b"event: e\n\n",
+        b"data: a\ndata: b\n\n",
+        b"",
+    ],
+)
+def test_single_data_declines_any_other_read(read: bytes) -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b"data: start\n\n")
+    assert decoder.single_data(read) is None
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        b"data: par",  # a partial line is pending
+        b"event: e\n",  # an event is under way
+        b"retry: 5\n",
+        b"data: a\n",
+        b"data: a\r",  # a "\n" may still complete the "\r\n"
+    ],
+)
+def test_single_data_declines_in_the_middle_of_an_event(before: bytes) -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b"data: start\n\n")
+    decoder.feed(before)
+    assert decoder.single_data(b"data: x\n\n") is None
+
+
+def test_single_data_leaves_oversized_events_to_feed() -> None:
+    decoder = SSEDecoder(max_event_size=16)
+    decoder.feed(b"data: start\n\n")
+    assert decoder.single_data(b"data: 12345678\n\n") == "12345678"
+    assert decoder.single_data(b"data: 123456789012345\n\n") == "123456789012345"
+    assert decoder.single_data(b"data: 1234567890123456\n\n") is None
+    with _raises_limit():
+        decoder.feed(b"data: 1234567890123456\n\n")
+
+
+@settings(max_examples=300)
+@given(body=streams(), data=st.data())
+def test_single_data_then_feed_gives_the_same_events(body: bytes, data: st.DataObject) -> None:
+    # Cut at random points and at event boundaries, where `single_data` applies.
+    bounds = [m.end() for m in re.finditer(rb"\n\n", body)]
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=6))
+    cuts += data.draw(st.lists(st.sampled_from(bounds), max_size=len(bounds))) if bounds else []
+    parts = cut_at(body, cuts)
+    assert feed_fast(parts) == [(e.event, e.data) for e in feed_all(parts)]
+
+
+def test_single_data_is_taken_on_a_realistic_token_stream() -> None:
+    reads = [b"data: first\n\n"] + [b'data: {"i": %d}\n\n' % i for i in range(50)] + [b"data: [DONE]\n\n"]
+    decoder = SSEDecoder()
+    decoder.feed(reads[0])
+    assert all(decoder.single_data(read) is not None for read in reads[1:])

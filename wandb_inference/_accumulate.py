@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["ChatCompletionAccumulator"]
 
 _CHUNK_KEYS: Final = frozenset({"id", "object", "created", "model", "choices", "usage", "system_fingerprint"})
+# The keys of nearly every chunk: those of the rest are handled by `_take_chunk_rest`.
+_TOKEN_CHUNK_KEYS: Final = frozenset({"id", "object", "created", "model", "choices"})
 _CHOICE_KEYS: Final = frozenset({"index", "delta", "finish_reason", "logprobs"})
 _DELTA_KEYS: Final = frozenset(
     {"role", "content", "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"}
@@ -283,15 +285,8 @@ class ChatCompletionAccumulator:
         self._chunks += 1
         if self._need_meta:
             self._take_meta(chunk)
-        if self._fingerprint is None:
-            fingerprint = chunk.get("system_fingerprint")
-            if isinstance(fingerprint, str):
-                self._fingerprint = fingerprint
-        if not chunk.keys() <= _CHUNK_KEYS:
-            self._take_chunk_extra(chunk)
-        usage = chunk.get("usage")
-        if usage is not None and isinstance(usage, Mapping):
-            self._usage = dict(usage)
+        if not chunk.keys() <= _TOKEN_CHUNK_KEYS:  # usage, a fingerprint, unknown keys
+            self._take_chunk_rest(chunk)
         choices = chunk.get("choices")
         if not choices or not isinstance(choices, list):
             return
@@ -341,6 +336,17 @@ class ChatCompletionAccumulator:
             if value.__class__ is int:
                 self._created = value
         self._need_meta = self._id is None or self._model is None or self._created is None
+
+    def _take_chunk_rest(self, chunk: Mapping[str, Any]) -> None:
+        if self._fingerprint is None:
+            fingerprint = chunk.get("system_fingerprint")
+            if isinstance(fingerprint, str):
+                self._fingerprint = fingerprint
+        usage = chunk.get("usage")
+        if usage is not None and isinstance(usage, Mapping):
+            self._usage = dict(usage)
+        if not chunk.keys() <= _CHUNK_KEYS:
+            self._take_chunk_extra(chunk)
 
     def _take_chunk_extra(self, chunk: Mapping[str, Any]) -> None:
         extra = self._extra

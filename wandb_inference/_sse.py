@@ -201,6 +201,35 @@ class SSEDecoder:
         self._pending_size = len(tail)
         return self._text(chunk[: cut + 1].decode("utf-8", "replace"))
 
+    def single_data(self, chunk: bytes) -> str | None:
+        """The data of `chunk` when it is exactly one plain event, else None.
+
+        The per-token fast path of `feed`: nearly every read of a token stream is one
+        whole `data: {...}\\n\\n`. When the decoder is between events (no partial line,
+        no field of an event under way) and `chunk` is exactly that, its data is returned
+        without building an event; the decoder is left as `feed` would leave it (an event
+        with only `data` changes no state). Otherwise nothing is consumed: call `feed`.
+
+        Args:
+            chunk: the bytes of one read.
+
+        Returns:
+            The event's data (UTF-8, invalid bytes as U+FFFD), or None.
+        """
+        if (
+            chunk[:6] == b"data: "
+            and chunk[-2:] == b"\n\n"
+            and chunk.find(0x0A) == len(chunk) - 2
+            and 0x0D not in chunk
+            and 8 < len(chunk) < self._max + 8  # data under the limit, as `feed` requires
+            and self._fresh
+            and self._started
+            and not self._pending
+            and not self._skip_lf
+        ):
+            return chunk[6:-2].decode("utf-8", "replace")
+        return None
+
     def close(self) -> list[ServerSentEvent]:
         """End of the body: process what is left, leniently.
 

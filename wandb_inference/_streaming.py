@@ -71,6 +71,12 @@ class StreamProcessor(Generic[C]):
             StreamError: an event that is not a JSON chunk.
             APIResponseValidationError: an event over the decoder's size limit.
         """
+        if self._done:
+            return []
+        text = self._decoder.single_data(data)
+        if text is not None:  # the common read: one whole `data: {...}` event
+            chunk = self._message(text)
+            return [] if chunk is None else [chunk]
         try:
             events = self._decoder.feed(data)
         except APIResponseValidationError as exc:
@@ -141,6 +147,10 @@ class StreamProcessor(Generic[C]):
                     payload = payload["error"]
                 raise self._event_error(payload)
             return None  # other event types (pings...) carry no chunk
+        return self._message(data)
+
+    def _message(self, data: str) -> C | None:
+        """A `message` event's data: a chunk, or None for `[DONE]`."""
         if data == _DONE:
             self._done = True
             return None
