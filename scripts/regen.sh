@@ -48,7 +48,7 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 # The generator's post hooks call `ruff` from PATH: make it the pinned one.
 export PATH="$(dirname "$(command -v "$ruff")"):$PATH"
-"$opc" generate --path "$spec" --config "$config" --meta none \
+"$opc" generate --path "$spec" --config "$config" --meta none --custom-template-path openapi/templates \
   --output-path "$tmp/out" --fail-on-warning >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; echo "regen.sh: generation failed" >&2; exit 1; }
 rm -rf "$tmp/out/.ruff_cache"
 touch "$tmp/out/py.typed"

@@ -274,3 +274,32 @@ def test_regen_check_detects_hand_edits_and_spec_changes(regen_copy: Path) -> No
     spec = regen_copy / "openapi" / "openapi.yaml"
     spec.write_text(spec.read_text().replace("        cache_salt:\n", "        cache_salt_v2:\n"))
     assert _check(regen_copy).returncode != 0
+
+
+def test_generated_packages_import_models_on_first_use() -> None:
+    # The custom templates (openapi/templates/) make the package inits lazy: a stream's
+    # first chunk needs a handful of models, not all of them (each costs ~1 ms to build).
+    code = (
+        "import sys\n"
+        "import wandb_inference_generated.models.usage as u\n"
+        "import wandb_inference_generated.models as m\n"
+        "loaded = sorted(n for n in sys.modules if n.startswith('wandb_inference_generated.'))\n"
+        "print(','.join(loaded))\n"
+        "assert m.ChatCompletion.__name__ == 'ChatCompletion'\n"
+        "assert 'ChatCompletion' in dir(m) and set(m.__all__) <= set(dir(m))\n"
+        "assert all(getattr(m, n).__name__ == n for n in m.__all__)\n"
+        "import wandb_inference_generated as g\n"
+        "assert g.Client.__name__ == 'Client' and g.AuthenticatedClient.__name__ == 'AuthenticatedClient'\n"
+        "try:\n"
+        "    m.NoSuchModel\n"
+        "except AttributeError as exc:\n"
+        "    assert 'NoSuchModel' in str(exc)\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().split(",") == [
+        "wandb_inference_generated.models",
+        "wandb_inference_generated.models.usage",
+        "wandb_inference_generated.types",
+    ]
