@@ -13,7 +13,7 @@ ensure_venv dev
 
 step() { printf '\n==> %s\n' "$*"; }
 step "ruff check";          ruff check wandb_inference tests scripts benchmarks
-step "ruff format --check"; ruff format --check wandb_inference tests scripts benchmarks
+step "ruff format --check"; ruff format --check wandb_inference tests scripts benchmarks README.md
 step "mypy --strict";       mypy
 step "regen.sh --check";    scripts/regen.sh --check
 step "gen_constructors.py --check"; python scripts/gen_constructors.py --check

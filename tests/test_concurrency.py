@@ -13,7 +13,7 @@ import pytest
 from _helpers import API_KEY, BASE_URL, MESSAGES, MODEL, completion_body, error_body, json_response
 
 import wandb_inference as wi
-from wandb_inference._concurrency import AIMDLimit
+from wandb_inference import AIMDLimit
 
 
 def test_aimd_halves_on_429_and_grows_back() -> None:

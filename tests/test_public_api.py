@@ -5,6 +5,9 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+from typing import Any
+
+import pytest
 
 import wandb_inference
 from wandb_inference._async_client import AsyncChat, AsyncEmbeddings, AsyncModels
@@ -60,33 +63,112 @@ def test_clients_have_the_same_surface() -> None:
             assert _normalise(sig) == _normalise(other), (async_cls.__name__, name)
 
 
-def test_import_is_light() -> None:
-    """`import wandb_inference` + a client load little beyond what httpx + a client do.
+# What constructing each client loads from the package; everything else waits for its
+# first use (request building and error mapping load with the first call).
+_CLIENT_MODULES = {
+    "wandb_inference",
+    "wandb_inference._binders",
+    "wandb_inference._concurrency",
+    "wandb_inference._config",
+    "wandb_inference._constructors",
+    "wandb_inference._lazy",
+    "wandb_inference._options",
+    "wandb_inference._retry",
+    "wandb_inference._version",
+}
+# Never loaded by `import wandb_inference` and a client: if one of these is imported, the
+# subprocess below fails with the import's traceback (a `None` entry in sys.modules makes
+# any import of it raise, including ones already loaded by httpx's own CLI extras).
+_BLOCKED = (
+    "platform",
+    "wandb_inference_generated",
+    "wandb_inference.server",
+    "wandb_inference._cli",
+    "wandb_inference._demo",
+    "wandb_inference._catalog",
+    "wandb_inference._types",
+    "wandb_inference._streaming",
+    "wandb_inference._sse",
+    "wandb_inference._fastparse",
+    "wandb_inference._accumulate",
+    "wandb_inference._helpers",
+    "wandb_inference._base",
+    "wandb_inference._request",
+    "wandb_inference._errors_map",
+    "wandb_inference._exceptions",
+    "wandb_inference._bound",
+    "wandb_inference._aimd",
+    # Optional extras and heavy packages.
+    "attrs",
+    "starlette",
+    "uvicorn",
+    "openai",
+    "httpx_sse",
+    "matplotlib",
+    "jsonschema",
+    "yaml",
+    "netrc",
+)
 
-    (httpx itself imports click and rich when they are installed, for its CLI.)
+
+def _loaded_after(statement: str) -> tuple[list[str], list[str]]:
+    """Run `statement` in a fresh interpreter after httpx and its clients are set up.
+
+    Returns:
+        The modules it added outside the package, and the package's modules loaded.
     """
     code = (
         "import sys, httpx\n"
         "httpx.Client().close(); httpx.AsyncClient()\n"
         "base = set(sys.modules)\n"
-        "import wandb_inference\n"
-        "wandb_inference.Client(api_key='k').close()\n"
-        "added = sorted(m for m in set(sys.modules) - base if not m.startswith('wandb_inference'))\n"
-        "ours = sorted(m for m in sys.modules if m.startswith('wandb_inference'))\n"
+        f"for name in {_BLOCKED!r}: sys.modules[name] = None\n"
+        f"{statement}\n"
+        "loaded = [m for m, module in sys.modules.items() if module is not None]\n"
+        "added = sorted(m for m in set(loaded) - base if not m.startswith('wandb_inference'))\n"
+        "ours = sorted(m for m in loaded if m.startswith('wandb_inference'))\n"
         "print(' '.join(added)); print(' '.join(ours))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
     added, ours = out.stdout.splitlines()
-    heavy = ("wandb_inference_generated", "starlette", "uvicorn", "openai", "jsonschema", "yaml")
-    assert not [m for m in added.split() if m.startswith(heavy)], added
-    lazy = {
-        "wandb_inference._catalog",
-        "wandb_inference.server",
-        "wandb_inference._cli",
-        "wandb_inference._types",
-        "wandb_inference._streaming",
-        "wandb_inference._sse",
-    }
-    assert not lazy & set(ours.split()), ours
-    # What the SDK adds over httpx is small and known (attrs, netrc, ...): pin it.
-    assert added.split() == [], added
+    return added.split(), ours.split()
+
+
+def test_import_alone_loads_only_the_package() -> None:
+    added, ours = _loaded_after("import wandb_inference")
+    assert added == []
+    assert ours == ["wandb_inference", "wandb_inference._version"]
+
+
+def test_import_is_light() -> None:
+    """`import wandb_inference` + a client load little beyond what httpx + a client do.
+
+    Each client loads its own module, not the other's; nothing blocked above is imported.
+    (httpx itself imports click and rich when they are installed, for its CLI.)
+    """
+    added, ours = _loaded_after("import wandb_inference\nwandb_inference.AsyncClient(api_key='k')")
+    assert added == [], added
+    assert set(ours) == _CLIENT_MODULES | {"wandb_inference._async_client"}, ours
+    added, ours = _loaded_after("import wandb_inference\nwandb_inference.Client(api_key='k').close()")
+    assert added == [], added
+    assert set(ours) == _CLIENT_MODULES | {"wandb_inference._client"}, ours
+
+
+def test_every_public_name_loads_lazily_from_its_module() -> None:
+    lazy = wandb_inference._LAZY
+    assert set(wandb_inference.__all__) == set(lazy) | {"__version__"}
+    assert dir(wandb_inference) == wandb_inference.__all__
+    code = "from wandb_inference import *\nimport wandb_inference\nprint(sorted(n for n in wandb_inference.__all__ if n not in globals()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_lazy_module_reads_through_once_loaded() -> None:
+    from wandb_inference._lazy import lazy_module
+
+    proxy: Any = lazy_module("wandb_inference._version")
+    assert repr(proxy) == "<lazy module 'wandb_inference._version'>"
+    assert proxy.__version__ == wandb_inference.__version__
+    assert vars(proxy) is vars(sys.modules["wandb_inference._version"])
+    with pytest.raises(AttributeError):
+        _ = proxy.no_such_name

@@ -11,46 +11,46 @@ async with wandb_inference.AsyncClient() as client:      # key from WANDB_API_KE
     print(reply.text)
 ```
 
-`import wandb_inference` stays light: the generated models, the catalog, the local
-server and the CLI load only when first used.
+`import wandb_inference` stays light: every public name loads with its module when first
+used, so the generated models, the catalog, the local server and the CLI (and the client
+you do not use) cost nothing until then.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._async_client import AsyncClient
-from ._bound import AsyncChatModel, AsyncEmbeddingModel, ChatModel, EmbeddingModel, RetiredModelWarning
-from ._client import Client
-from ._concurrency import AIMDLimit
-from ._exceptions import (
-    APIConnectionError,
-    APIError,
-    APIResponseValidationError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    CapabilityError,
-    ConfigurationError,
-    InternalServerError,
-    InvalidRequestError,
-    NotFoundError,
-    PermissionDeniedError,
-    PersonalAccountError,
-    QuotaExceededError,
-    RateLimitError,
-    ServiceUnavailableError,
-    StreamError,
-    StreamEventError,
-    StreamInterruptedError,
-    WandbInferenceError,
-)
-from ._retry import RetryPolicy
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._aimd import AIMDLimit
+    from ._async_client import AsyncClient
+    from ._bound import AsyncChatModel, AsyncEmbeddingModel, ChatModel, EmbeddingModel, RetiredModelWarning
     from ._catalog import Capabilities, Lifecycle, ModelInfo, all_models, get_model_info
+    from ._client import Client
+    from ._exceptions import (
+        APIConnectionError,
+        APIError,
+        APIResponseValidationError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        CapabilityError,
+        ConfigurationError,
+        InternalServerError,
+        InvalidRequestError,
+        NotFoundError,
+        PermissionDeniedError,
+        PersonalAccountError,
+        QuotaExceededError,
+        RateLimitError,
+        ServiceUnavailableError,
+        StreamError,
+        StreamEventError,
+        StreamInterruptedError,
+        WandbInferenceError,
+    )
     from ._helpers import (
         arun_tool_calls,
         function_tool,
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         text_part,
         tool_result_message,
     )
+    from ._retry import RetryPolicy
     from ._streaming import AsyncChatStream, ChatStream
     from ._types import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, Model, ModelList
 
@@ -122,8 +123,46 @@ __all__ = [
     "tool_result_message",
 ]
 
-# Public names whose modules import the generated models: loaded on first access.
+# Every public name loads with its module on first access (PEP 562), so that importing
+# the package and constructing one client compiles and runs only what that client needs:
+# not the other client, the bound models, request building (until the first call), the
+# generated models, the catalog, the server or the CLI.
 _LAZY = {
+    "AsyncClient": "._async_client",
+    "Client": "._client",
+    "AIMDLimit": "._aimd",
+    "RetryPolicy": "._retry",
+    "AsyncChatModel": "._bound",
+    "AsyncEmbeddingModel": "._bound",
+    "ChatModel": "._bound",
+    "EmbeddingModel": "._bound",
+    "RetiredModelWarning": "._bound",
+    **dict.fromkeys(
+        (
+            "APIConnectionError",
+            "APIError",
+            "APIResponseValidationError",
+            "APIStatusError",
+            "APITimeoutError",
+            "AuthenticationError",
+            "BadRequestError",
+            "CapabilityError",
+            "ConfigurationError",
+            "InternalServerError",
+            "InvalidRequestError",
+            "NotFoundError",
+            "PermissionDeniedError",
+            "PersonalAccountError",
+            "QuotaExceededError",
+            "RateLimitError",
+            "ServiceUnavailableError",
+            "StreamError",
+            "StreamEventError",
+            "StreamInterruptedError",
+            "WandbInferenceError",
+        ),
+        "._exceptions",
+    ),
     "ChatCompletion": "._types",
     "ChatCompletionChunk": "._types",
     "EmbeddingResponse": "._types",

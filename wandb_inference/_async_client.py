@@ -13,40 +13,27 @@ from typing import TYPE_CHECKING, Literal, Unpack, final, overload
 
 import httpx
 
-from ._base import (
-    DEFAULT_LIMITS,
-    MAX_ERROR_BODY,
-    MAX_RESPONSE_BODY,
-    RequestSpec,
-    decode_json,
-    finish_chat,
-    finish_embeddings,
-    finish_models,
-    keep_error_body,
-    log_attempt,
-    prepare_chat,
-    prepare_embeddings,
-    prepare_models,
-    redact_response,
-    status_error,
-    stream_reply_not_sse,
-    too_large,
-)
-from ._concurrency import AsyncLimiter, Slot
+from ._concurrency import AsyncLimiter
+from ._config import DEFAULT_LIMITS
 from ._constructors import AsyncConstructors
-from ._errors_map import connection_error_from
-from ._exceptions import (
-    APIConnectionError,
-    APIResponseValidationError,
-    RateLimitError,
-)
-from ._options import ClientOptions, ClientOptionsMixin, derive_options, resolve_options
-from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
-from ._retry import RetryPolicy, RetryState
+from ._lazy import lazy_module
+from ._options import ClientOptionsMixin, derive_options, resolve_options
+from ._retry import RetryState
 
 if TYPE_CHECKING:
+    from . import _base, _errors_map, _exceptions
+    from ._base import RequestSpec
+    from ._concurrency import Slot
+    from ._options import ClientOptions
+    from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
+    from ._retry import RetryPolicy
     from ._streaming import AsyncChatStream
     from ._types import ChatCompletion, EmbeddingResponse, ModelList
+else:
+    # Needed from the first call on, not to construct a client: imported then.
+    _base = lazy_module("wandb_inference._base")
+    _errors_map = lazy_module("wandb_inference._errors_map")
+    _exceptions = lazy_module("wandb_inference._exceptions")
 
 __all__ = ["AsyncClient"]
 
@@ -64,7 +51,7 @@ async def _read_limited(response: httpx.Response, limit: int, what: str) -> byte
     async for chunk in response.aiter_bytes():
         size += len(chunk)
         if size > limit:
-            raise too_large(limit, what, response.request)
+            raise _base.too_large(limit, what, response.request)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -139,9 +126,9 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         )
         given: object = http_client
         if given is not None and not isinstance(given, httpx.AsyncClient):
-            from ._exceptions import ConfigurationError
-
-            raise ConfigurationError("http_client must be an httpx.AsyncClient (use Client for httpx.Client)")
+            raise _exceptions.ConfigurationError(
+                "http_client must be an httpx.AsyncClient (use Client for httpx.Client)"
+            )
         owns = http_client is None
         http = http_client or httpx.AsyncClient(limits=DEFAULT_LIMITS, follow_redirects=False)
         self._setup(options, http, owns, sleep or _sleep, AsyncLimiter.for_options(options))
@@ -228,7 +215,7 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
             APIConnectionError: the final transport failure.
         """
         if self._closed:
-            raise APIConnectionError(
+            raise _exceptions.APIConnectionError(
                 "This client is closed; create a new one (or use it in `async with`).",
                 request=spec.request,
             )
@@ -243,9 +230,9 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
                 if slot is not None:
                     slot.finish(ok=False)
                 decision = state.decide(exc)
-                log_attempt(spec, attempt, type(exc).__name__, decision)
+                _base.log_attempt(spec, attempt, type(exc).__name__, decision)
                 if not decision.retry:
-                    raise connection_error_from(exc, spec.request, base_url=self.base_url) from exc
+                    raise _errors_map.connection_error_from(exc, spec.request, base_url=self.base_url) from exc
                 await self._sleep(decision.delay)
                 continue
             except BaseException:
@@ -253,23 +240,23 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
                     slot.finish(ok=False)
                 raise
             if response.is_success:
-                log_attempt(spec, attempt, str(response.status_code), None)
-                redact_response(response)
+                _base.log_attempt(spec, attempt, str(response.status_code), None)
+                _base.redact_response(response)
                 return response, slot
             content = b""
             try:
-                content = await _read_limited(response, MAX_ERROR_BODY, "error body")
-            except (httpx.TransportError, APIResponseValidationError):
+                content = await _read_limited(response, _base.MAX_ERROR_BODY, "error body")
+            except (httpx.TransportError, _exceptions.APIResponseValidationError):
                 pass  # the status alone still classifies the error
             finally:
                 await response.aclose()
-            keep_error_body(response, content)
-            redact_response(response)
-            error = status_error(response, spec, state.retries)
+            _base.keep_error_body(response, content)
+            _base.redact_response(response)
+            error = _base.status_error(response, spec, state.retries)
             if slot is not None:
-                slot.finish(ok=False, rate_limited=isinstance(error, RateLimitError))
+                slot.finish(ok=False, rate_limited=isinstance(error, _exceptions.RateLimitError))
             decision = state.decide(error)
-            log_attempt(spec, attempt, str(response.status_code), decision)
+            _base.log_attempt(spec, attempt, str(response.status_code), decision)
             if not decision.retry:
                 raise error
             await self._sleep(decision.delay)
@@ -279,15 +266,15 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         response, slot = await self._send(spec)
         ok = False
         try:
-            content = await _read_limited(response, MAX_RESPONSE_BODY, "response body")
+            content = await _read_limited(response, _base.MAX_RESPONSE_BODY, "response body")
             ok = True
         except httpx.TransportError as exc:
-            raise connection_error_from(exc, spec.request, base_url=self.base_url) from exc
+            raise _errors_map.connection_error_from(exc, spec.request, base_url=self.base_url) from exc
         finally:
             await response.aclose()
             if slot is not None:
                 slot.finish(ok=ok)
-        return decode_json(content, response), response
+        return _base.decode_json(content, response), response
 
     async def _stream(self, spec: RequestSpec) -> AsyncChatStream:
         from ._fastparse import parse_chunk
@@ -296,12 +283,12 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         response, slot = await self._send(spec)
         if "json" in response.headers.get("content-type", ""):
             try:
-                content = await _read_limited(response, MAX_ERROR_BODY, "response body")
+                content = await _read_limited(response, _base.MAX_ERROR_BODY, "response body")
             finally:
                 await response.aclose()
                 if slot is not None:
                     slot.finish(ok=False)
-            raise stream_reply_not_sse(content, response)
+            raise _base.stream_reply_not_sse(content, response)
         processor = StreamProcessor(response.request, parse_chunk, max_event_size=self._options.max_event_size)
         return AsyncChatStream(response, processor, slot)
 
@@ -376,10 +363,10 @@ class AsyncChat(_AsyncResource):
             APIConnectionError: the service could not be reached.
         """
         client = self._client
-        spec = prepare_chat(client._http, client._options, model, messages, stream, params)
+        spec = _base.prepare_chat(client._http, client._options, model, messages, stream, params)
         if stream:
             return await client._stream(spec)
-        return finish_chat(*await client._request(spec))
+        return _base.finish_chat(*await client._request(spec))
 
 
 @final
@@ -399,8 +386,8 @@ class AsyncModels(_AsyncResource):
             APIConnectionError: the service could not be reached.
         """
         client = self._client
-        spec = prepare_models(client._http, client._options, options)
-        return finish_models(*await client._request(spec))
+        spec = _base.prepare_models(client._http, client._options, options)
+        return _base.finish_models(*await client._request(spec))
 
 
 @final
@@ -423,5 +410,5 @@ class AsyncEmbeddings(_AsyncResource):
             APIConnectionError: the service could not be reached.
         """
         client = self._client
-        spec = prepare_embeddings(client._http, client._options, model, input, params)
-        return finish_embeddings(*await client._request(spec))
+        spec = _base.prepare_embeddings(client._http, client._options, model, input, params)
+        return _base.finish_embeddings(*await client._request(spec))

@@ -5,7 +5,6 @@ Everything here is pure or CPU-only; the clients add just their thin I/O loops.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -29,11 +28,11 @@ from ._request import (
     build_embeddings_body,
     build_options,
 )
-from ._retry import RetryDecision
 
 if TYPE_CHECKING:
     from ._catalog import ModelInfo
     from ._options import ClientOptions
+    from ._retry import RetryDecision
     from ._types import ChatCompletion, EmbeddingResponse, ModelList
 
 __all__ = ["RequestSpec", "build_request", "logger", "prepare_chat", "status_error"]
@@ -45,17 +44,18 @@ T = TypeVar("T")
 # Bodies a hostile or broken server could make huge are read up to these sizes.
 MAX_ERROR_BODY = 1 << 20  # 1 MiB: error pages
 MAX_RESPONSE_BODY = 100 << 20  # 100 MiB: a JSON reply (embeddings of long batches are big)
-DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class RequestSpec:
     """One logical request, ready to send (and re-send on retry)."""
 
-    request: httpx.Request
-    endpoint: Endpoint
-    model: str | None
-    stream: bool
+    __slots__ = ("endpoint", "model", "request", "stream")
+
+    def __init__(self, *, request: httpx.Request, endpoint: Endpoint, model: str | None, stream: bool) -> None:
+        self.request = request
+        self.endpoint = endpoint
+        self.model = model
+        self.stream = stream
 
 
 def build_request(

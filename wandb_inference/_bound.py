@@ -3,7 +3,8 @@
 `client.llama_3_3_70b()` returns an `AsyncChatModel` (or `ChatModel` on `Client`):
 `await llama.ask("...")` -> text, `await llama.create(messages=...)`, `stream=True`.
 Embedding models (`client.bge_m3()`) return an `AsyncEmbeddingModel` with `embed()`.
-The constructors themselves are generated from the catalog (`_constructors.py`).
+The constructors themselves are generated from the catalog (`_constructors.py`, on
+`_binders.py`); this module loads when the first model is bound.
 """
 
 from __future__ import annotations
@@ -15,23 +16,21 @@ from typing import TYPE_CHECKING, Any, Literal, Unpack, final, overload
 import httpx
 
 from ._exceptions import InvalidRequestError
-from ._request import ChatParams, EmbeddingParams, MessageParam
 
 if TYPE_CHECKING:
     from ._async_client import AsyncClient
     from ._catalog import ModelInfo
     from ._client import Client
+    from ._request import ChatParams, EmbeddingParams, MessageParam
     from ._streaming import AsyncChatStream, ChatStream
     from ._types import ChatCompletion
 
 __all__ = [
-    "AsyncBinder",
     "AsyncChatModel",
     "AsyncEmbeddingModel",
     "ChatModel",
     "EmbeddingModel",
     "RetiredModelWarning",
-    "SyncBinder",
     "bound_defaults",
 ]
 
@@ -41,14 +40,6 @@ REASONING_READ_TIMEOUT = 1800.0
 
 class RetiredModelWarning(UserWarning):
     """A per-model constructor was called for a retired model (it answers 404)."""
-
-
-def _check_override(model: str | None, default: str) -> str:
-    if model is None:
-        return default
-    if not isinstance(model, str) or not model.strip():
-        raise InvalidRequestError("model= must be a non-empty model id string")
-    return model
 
 
 def bound_defaults(
@@ -243,67 +234,3 @@ class EmbeddingModel(_Bound):
         merged: Any = self._params(params)
         result = self._client.embeddings.create(model=self.model, input=input, **merged)
         return result.embeddings
-
-
-def _info(model_id: str) -> ModelInfo | None:
-    from ._catalog import get_model_info
-
-    return get_model_info(model_id)
-
-
-class AsyncBinder:
-    """What the generated per-model constructors of `AsyncClient` call."""
-
-    __slots__ = ()
-
-    def chat_model(self, model: str, *, timeout: float | httpx.Timeout | None = None) -> AsyncChatModel:
-        """Bind any chat model id (catalog or not, e.g. a `wandb-artifact:///` LoRA)."""
-        checked = _check_override(model, "")
-        info = _info(checked)
-        return AsyncChatModel(self, checked, info, bound_defaults(info, timeout, stacklevel=3))  # type: ignore[arg-type]
-
-    def embedding_model(self, model: str, *, timeout: float | httpx.Timeout | None = None) -> AsyncEmbeddingModel:
-        """Bind any embeddings model id."""
-        checked = _check_override(model, "")
-        info = _info(checked)
-        return AsyncEmbeddingModel(self, checked, info, bound_defaults(info, timeout, stacklevel=3))  # type: ignore[arg-type]
-
-    def _bind_chat(self, default: str, model: str | None, timeout: float | httpx.Timeout | None) -> AsyncChatModel:
-        info = _info(default)
-        defaults = bound_defaults(info, timeout)
-        return AsyncChatModel(self, _check_override(model, default), info, defaults)  # type: ignore[arg-type]
-
-    def _bind_embedding(
-        self, default: str, model: str | None, timeout: float | httpx.Timeout | None
-    ) -> AsyncEmbeddingModel:
-        info = _info(default)
-        defaults = bound_defaults(info, timeout)
-        return AsyncEmbeddingModel(self, _check_override(model, default), info, defaults)  # type: ignore[arg-type]
-
-
-class SyncBinder:
-    """What the generated per-model constructors of `Client` call."""
-
-    __slots__ = ()
-
-    def chat_model(self, model: str, *, timeout: float | httpx.Timeout | None = None) -> ChatModel:
-        """Bind any chat model id (catalog or not, e.g. a `wandb-artifact:///` LoRA)."""
-        checked = _check_override(model, "")
-        info = _info(checked)
-        return ChatModel(self, checked, info, bound_defaults(info, timeout, stacklevel=3))  # type: ignore[arg-type]
-
-    def embedding_model(self, model: str, *, timeout: float | httpx.Timeout | None = None) -> EmbeddingModel:
-        """Bind any embeddings model id."""
-        checked = _check_override(model, "")
-        info = _info(checked)
-        return EmbeddingModel(self, checked, info, bound_defaults(info, timeout, stacklevel=3))  # type: ignore[arg-type]
-
-    def _bind_chat(self, default: str, model: str | None, timeout: float | httpx.Timeout | None) -> ChatModel:
-        info = _info(default)
-        defaults = bound_defaults(info, timeout)
-        return ChatModel(self, _check_override(model, default), info, defaults)  # type: ignore[arg-type]
-
-    def _bind_embedding(self, default: str, model: str | None, timeout: float | httpx.Timeout | None) -> EmbeddingModel:
-        info = _info(default)
-        defaults = bound_defaults(info, timeout)
-        return EmbeddingModel(self, _check_override(model, default), info, defaults)  # type: ignore[arg-type]

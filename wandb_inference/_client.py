@@ -18,40 +18,27 @@ from typing import TYPE_CHECKING, Literal, Unpack, final, overload
 
 import httpx
 
-from ._base import (
-    DEFAULT_LIMITS,
-    MAX_ERROR_BODY,
-    MAX_RESPONSE_BODY,
-    RequestSpec,
-    decode_json,
-    finish_chat,
-    finish_embeddings,
-    finish_models,
-    keep_error_body,
-    log_attempt,
-    prepare_chat,
-    prepare_embeddings,
-    prepare_models,
-    redact_response,
-    status_error,
-    stream_reply_not_sse,
-    too_large,
-)
-from ._concurrency import Slot, SyncLimiter
+from ._concurrency import SyncLimiter
+from ._config import DEFAULT_LIMITS
 from ._constructors import SyncConstructors
-from ._errors_map import connection_error_from
-from ._exceptions import (
-    APIConnectionError,
-    APIResponseValidationError,
-    RateLimitError,
-)
-from ._options import ClientOptions, ClientOptionsMixin, derive_options, resolve_options
-from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
-from ._retry import RetryPolicy, RetryState
+from ._lazy import lazy_module
+from ._options import ClientOptionsMixin, derive_options, resolve_options
+from ._retry import RetryState
 
 if TYPE_CHECKING:
+    from . import _base, _errors_map, _exceptions
+    from ._base import RequestSpec
+    from ._concurrency import Slot
+    from ._options import ClientOptions
+    from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
+    from ._retry import RetryPolicy
     from ._streaming import ChatStream
     from ._types import ChatCompletion, EmbeddingResponse, ModelList
+else:
+    # Needed from the first call on, not to construct a client: imported then.
+    _base = lazy_module("wandb_inference._base")
+    _errors_map = lazy_module("wandb_inference._errors_map")
+    _exceptions = lazy_module("wandb_inference._exceptions")
 
 __all__ = ["Client"]
 
@@ -89,7 +76,7 @@ def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
     for chunk in response.iter_bytes():
         size += len(chunk)
         if size > limit:
-            raise too_large(limit, what, response.request)
+            raise _base.too_large(limit, what, response.request)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -150,9 +137,9 @@ class Client(ClientOptionsMixin, SyncConstructors):
         )
         given: object = http_client
         if given is not None and not isinstance(given, httpx.Client):
-            from ._exceptions import ConfigurationError
-
-            raise ConfigurationError("http_client must be an httpx.Client (use AsyncClient for httpx.AsyncClient)")
+            raise _exceptions.ConfigurationError(
+                "http_client must be an httpx.Client (use AsyncClient for httpx.AsyncClient)"
+            )
         pool = _Pool(
             http_client or httpx.Client(limits=DEFAULT_LIMITS, follow_redirects=False),
             owned=http_client is None,
@@ -241,7 +228,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
             APIConnectionError: the final transport failure.
         """
         if self._closed:
-            raise APIConnectionError(
+            raise _exceptions.APIConnectionError(
                 "This client is closed; create a new one (or use it in `with`).",
                 request=spec.request,
             )
@@ -256,9 +243,9 @@ class Client(ClientOptionsMixin, SyncConstructors):
                 if slot is not None:
                     slot.finish(ok=False)
                 decision = state.decide(exc)
-                log_attempt(spec, attempt, type(exc).__name__, decision)
+                _base.log_attempt(spec, attempt, type(exc).__name__, decision)
                 if not decision.retry:
-                    raise connection_error_from(exc, spec.request, base_url=self.base_url) from exc
+                    raise _errors_map.connection_error_from(exc, spec.request, base_url=self.base_url) from exc
                 self._sleep(decision.delay)
                 continue
             except BaseException:
@@ -266,23 +253,23 @@ class Client(ClientOptionsMixin, SyncConstructors):
                     slot.finish(ok=False)
                 raise
             if response.is_success:
-                log_attempt(spec, attempt, str(response.status_code), None)
-                redact_response(response)
+                _base.log_attempt(spec, attempt, str(response.status_code), None)
+                _base.redact_response(response)
                 return response, slot
             content = b""
             try:
-                content = _read_limited(response, MAX_ERROR_BODY, "error body")
-            except (httpx.TransportError, APIResponseValidationError):
+                content = _read_limited(response, _base.MAX_ERROR_BODY, "error body")
+            except (httpx.TransportError, _exceptions.APIResponseValidationError):
                 pass  # the status alone still classifies the error
             finally:
                 response.close()
-            keep_error_body(response, content)
-            redact_response(response)
-            error = status_error(response, spec, state.retries)
+            _base.keep_error_body(response, content)
+            _base.redact_response(response)
+            error = _base.status_error(response, spec, state.retries)
             if slot is not None:
-                slot.finish(ok=False, rate_limited=isinstance(error, RateLimitError))
+                slot.finish(ok=False, rate_limited=isinstance(error, _exceptions.RateLimitError))
             decision = state.decide(error)
-            log_attempt(spec, attempt, str(response.status_code), decision)
+            _base.log_attempt(spec, attempt, str(response.status_code), decision)
             if not decision.retry:
                 raise error
             self._sleep(decision.delay)
@@ -292,15 +279,15 @@ class Client(ClientOptionsMixin, SyncConstructors):
         response, slot = self._send(spec)
         ok = False
         try:
-            content = _read_limited(response, MAX_RESPONSE_BODY, "response body")
+            content = _read_limited(response, _base.MAX_RESPONSE_BODY, "response body")
             ok = True
         except httpx.TransportError as exc:
-            raise connection_error_from(exc, spec.request, base_url=self.base_url) from exc
+            raise _errors_map.connection_error_from(exc, spec.request, base_url=self.base_url) from exc
         finally:
             response.close()
             if slot is not None:
                 slot.finish(ok=ok)
-        return decode_json(content, response), response
+        return _base.decode_json(content, response), response
 
     def _stream(self, spec: RequestSpec) -> ChatStream:
         from ._fastparse import parse_chunk
@@ -309,12 +296,12 @@ class Client(ClientOptionsMixin, SyncConstructors):
         response, slot = self._send(spec)
         if "json" in response.headers.get("content-type", ""):
             try:
-                content = _read_limited(response, MAX_ERROR_BODY, "response body")
+                content = _read_limited(response, _base.MAX_ERROR_BODY, "response body")
             finally:
                 response.close()
                 if slot is not None:
                     slot.finish(ok=False)
-            raise stream_reply_not_sse(content, response)
+            raise _base.stream_reply_not_sse(content, response)
         processor = StreamProcessor(response.request, parse_chunk, max_event_size=self._options.max_event_size)
         return ChatStream(response, processor, slot)
 
@@ -389,10 +376,10 @@ class Chat(_Resource):
             APIConnectionError: the service could not be reached.
         """
         client = self._client
-        spec = prepare_chat(client._pool.get(), client._options, model, messages, stream, params)
+        spec = _base.prepare_chat(client._pool.get(), client._options, model, messages, stream, params)
         if stream:
             return client._stream(spec)
-        return finish_chat(*client._request(spec))
+        return _base.finish_chat(*client._request(spec))
 
 
 @final
@@ -412,8 +399,8 @@ class Models(_Resource):
             APIConnectionError: the service could not be reached.
         """
         client = self._client
-        spec = prepare_models(client._pool.get(), client._options, options)
-        return finish_models(*client._request(spec))
+        spec = _base.prepare_models(client._pool.get(), client._options, options)
+        return _base.finish_models(*client._request(spec))
 
 
 @final
@@ -434,5 +421,5 @@ class Embeddings(_Resource):
             APIConnectionError: the service could not be reached.
         """
         client = self._client
-        spec = prepare_embeddings(client._pool.get(), client._options, model, input, params)
-        return finish_embeddings(*client._request(spec))
+        spec = _base.prepare_embeddings(client._pool.get(), client._options, model, input, params)
+        return _base.finish_embeddings(*client._request(spec))

@@ -11,82 +11,42 @@ whole client when `max_concurrency` is set):
   by one (8x slower near the level that was refused), up to `max_concurrency` (or back
   to unlimited past 256). Requests wait for a slot instead of burning their retries.
 
-A stream holds its slot until it is closed. `AIMDLimit` is the pure policy; the gates
-are thin async and thread-safe shells around it.
+A stream holds its slot until it is closed. `AIMDLimit` (`_aimd.py`) is the pure
+policy; the gates here are thin async and thread-safe shells around it, and import it
+when the first request asks for a slot (a client is built without it).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Self
 
+from ._lazy import lazy_module
+
 if TYPE_CHECKING:
     import anyio
 
+    from . import _aimd
+    from ._aimd import AIMDLimit
     from ._options import ClientOptions
+else:
+    _aimd = lazy_module("wandb_inference._aimd")
 
-__all__ = ["AIMDLimit", "AsyncLimiter", "Slot", "SyncLimiter"]
-
-
-# Without a ceiling, a limit grown back to this many in flight is dropped altogether.
-_RECOVERED = 256
-_PROBE_SLOWDOWN = 8
+__all__ = ["AsyncLimiter", "Slot", "SyncLimiter"]
 
 
-@dataclasses.dataclass(slots=True)
-class AIMDLimit:
-    """Additive-increase / multiplicative-decrease limit on requests in flight."""
-
-    ceiling: float = math.inf
-    adaptive: bool = True
-    limit: float = dataclasses.field(init=False)
-    successes: int = dataclasses.field(init=False, default=0)
-    in_flight: int = dataclasses.field(init=False, default=0)
-    last_bad: float = dataclasses.field(init=False, default=math.inf)
-
-    def __post_init__(self) -> None:
-        self.limit = self.ceiling
-
-    def has_room(self) -> bool:
-        """Whether one more request may start now."""
-        return self.in_flight < self.limit
-
-    def on_rate_limited(self) -> None:
-        """A concurrency 429: halve the limit (from what was in flight if unlimited)."""
-        if not self.adaptive:
-            return
-        current = min(self.limit, float(self.in_flight))
-        self.last_bad = max(1.0, current)
-        self.limit = max(1.0, float(int(current) // 2))
-        self.successes = 0
-
-    def on_success(self) -> None:
-        """A success: after `limit` successes in a row, allow one more in flight."""
-        if not self.adaptive or self.limit >= self.ceiling:
-            return
-        self.successes += 1
-        # Probe slowly where the service refused before: 8x the successes per step.
-        needed = self.limit * (_PROBE_SLOWDOWN if self.limit + 1 >= self.last_bad else 1)
-        if self.successes >= needed:
-            self.successes = 0
-            self.limit += 1
-            if self.limit > self.last_bad:
-                self.last_bad = math.inf  # grew past the refused level: probe at full speed
-            if self.limit >= _RECOVERED and math.isinf(self.ceiling):
-                self.limit = math.inf  # recovered: back to unlimited
-
-
-@dataclasses.dataclass(eq=False, slots=True)
 class Slot:
     """The right to have one request in flight; released exactly once."""
 
-    limits: tuple[AIMDLimit, ...]
-    on_release: Callable[[Slot, bool, bool], None]
-    released: bool = False
+    __slots__ = ("limits", "on_release", "released")
+
+    def __init__(self, limits: tuple[AIMDLimit, ...], on_release: Callable[[Slot, bool, bool], None]) -> None:
+        self.limits = limits
+        self.on_release = on_release
+        self.released = False
 
     def finish(self, *, ok: bool = True, rate_limited: bool = False) -> None:
         """Give the slot back, telling the limits how the request went (idempotent)."""
@@ -110,7 +70,7 @@ class _Limits:
     def __init__(self, ceiling: float, adaptive: bool, client_wide: bool) -> None:
         self._ceiling = ceiling
         self._adaptive = adaptive
-        self._global = AIMDLimit(ceiling=ceiling, adaptive=False) if client_wide else None
+        self._global = _aimd.AIMDLimit(ceiling=ceiling, adaptive=False) if client_wide else None
         self._models: dict[str, AIMDLimit] = {}
 
     @classmethod
@@ -125,7 +85,7 @@ class _Limits:
         key = model or ""
         per_model = self._models.get(key)
         if per_model is None:
-            per_model = self._models[key] = AIMDLimit(ceiling=self._ceiling, adaptive=self._adaptive)
+            per_model = self._models[key] = _aimd.AIMDLimit(ceiling=self._ceiling, adaptive=self._adaptive)
         return (per_model,) if self._global is None else (self._global, per_model)
 
     def limit_for(self, model: str | None) -> float:

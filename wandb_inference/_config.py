@@ -6,23 +6,31 @@ cached), so the async and sync clients resolve options the same way.
 
 from __future__ import annotations
 
+import math
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
 
-from ._exceptions import ConfigurationError, InvalidRequestError
+from ._lazy import lazy_module
+
+if TYPE_CHECKING:
+    from . import _exceptions
+else:
+    _exceptions = lazy_module("wandb_inference._exceptions")  # loaded by the first error
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
     "ENV_API_KEY",
     "ENV_BASE_URL",
     "ENV_PROJECT",
     "Secret",
+    "check_timeout",
     "resolve_api_key",
     "resolve_base_url",
     "resolve_project",
@@ -37,9 +45,25 @@ NETRC_MACHINE = "api.wandb.ai"
 
 # Reasoning models can think for minutes before the first byte: a long read timeout.
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0)
+# The connection pool of a client the SDK creates.
+DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
 
-_PROJECT_RE = re.compile(r"[^/\s]+/[^/\s]+")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Sets rather than regular expressions: nothing to compile at import, and as fast.
+# Control characters that could split a header (tab is allowed, as in HTTP).
+_CONTROL_CHARS = frozenset(map(chr, [*range(0x09), *range(0x0A, 0x20), 0x7F]))
+# An HTTP header name (RFC 9110 `token`).
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _has_control(value: str) -> bool:
+    # isprintable() is False for every control character: a fast path for normal text.
+    return not value.isprintable() and not _CONTROL_CHARS.isdisjoint(value)
+
+
+def _is_project(value: str) -> bool:
+    """`team/project`: exactly one slash, both sides non-empty and without whitespace."""
+    team, slash, project = value.partition("/")
+    return bool(team and slash and project) and "/" not in project and not any(c.isspace() for c in value)
 
 
 class Secret:
@@ -123,18 +147,18 @@ def resolve_api_key(api_key: str | None, environ: Mapping[str, str] | None = Non
         key, where = _key_from_netrc(env)
         looked.append(where)
     if key is None:
-        raise ConfigurationError(
+        raise _exceptions.ConfigurationError(
             "No W&B API key found. Looked in: " + "; ".join(looked) + ". Get a key at "
             "https://wandb.ai/authorize, then pass api_key=..., export WANDB_API_KEY, or "
             "run `wandb login`."
         )
     if not isinstance(key, str):
-        raise ConfigurationError(f"api_key must be a str, not {type(key).__name__}")
+        raise _exceptions.ConfigurationError(f"api_key must be a str, not {type(key).__name__}")
     key = key.strip()
     if not key:
-        raise ConfigurationError("The API key is empty: pass a real key or unset it.")
-    if _CONTROL_RE.search(key) or not key.isascii():
-        raise ConfigurationError(
+        raise _exceptions.ConfigurationError("The API key is empty: pass a real key or unset it.")
+    if _has_control(key) or not key.isascii():
+        raise _exceptions.ConfigurationError(
             "The API key contains control or non-ASCII characters (a pasted newline?); "
             "check it (the key itself is not shown)."
         )
@@ -158,13 +182,13 @@ def resolve_base_url(base_url: str | httpx.URL | None, environ: Mapping[str, str
     try:
         url = httpx.URL(text)
     except (httpx.InvalidURL, TypeError) as exc:
-        raise ConfigurationError(f"{source} {text!r} is not a valid URL: {exc}") from exc
+        raise _exceptions.ConfigurationError(f"{source} {text!r} is not a valid URL: {exc}") from exc
     if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigurationError(
+        raise _exceptions.ConfigurationError(
             f"{source} {text!r} must be an http(s) URL with a host, e.g. {DEFAULT_BASE_URL} or http://127.0.0.1:8000/v1"
         )
     if url.query or url.fragment:
-        raise ConfigurationError(f"{source} {text!r} must not have a query or fragment")
+        raise _exceptions.ConfigurationError(f"{source} {text!r} must not have a query or fragment")
     return text.rstrip("/")
 
 
@@ -193,11 +217,11 @@ def resolve_project(project: str | None, environ: Mapping[str, str] | None = Non
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ConfigurationError(f"project must be a str, not {type(value).__name__}")
-    # It is sent as a header: `\s` in the pattern does not cover NUL and the other control
+        raise _exceptions.ConfigurationError(f"project must be a str, not {type(value).__name__}")
+    # It is sent as a header: whitespace does not cover NUL and the other control
     # characters, and httpx encodes header values as ASCII.
-    if not _PROJECT_RE.fullmatch(value) or _CONTROL_RE.search(value) or not value.isascii():
-        raise ConfigurationError(
+    if not _is_project(value) or _has_control(value) or not value.isascii():
+        raise _exceptions.ConfigurationError(
             f"{source} must be 'team/project' (exactly one slash, no spaces or line breaks), "
             f"got {value!r}. The team is the W&B entity that owns the project."
         )
@@ -211,17 +235,38 @@ def validate_header_value(name: str, value: str) -> str:
         InvalidRequestError: a non-str, a control character (CR, LF, NUL...) in the value,
             or an invalid header name.
     """
-    if not isinstance(name, str) or not name or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
-        raise InvalidRequestError(f"Invalid header name {name!r}")
+    if not isinstance(name, str) or not name or not _TOKEN_CHARS.issuperset(name):
+        raise _exceptions.InvalidRequestError(f"Invalid header name {name!r}")
     if not isinstance(value, str):
-        raise InvalidRequestError(f"Header {name!r} must be a str, not {type(value).__name__}")
-    if _CONTROL_RE.search(value):
-        raise InvalidRequestError(
+        raise _exceptions.InvalidRequestError(f"Header {name!r} must be a str, not {type(value).__name__}")
+    if _has_control(value):
+        raise _exceptions.InvalidRequestError(
             f"Header {name!r} contains a control character (CR, LF, NUL...): refused before "
             "sending, as it could inject headers."
         )
     if not value.isascii():
         # httpx encodes header values as ASCII: refuse here rather than let a
         # UnicodeEncodeError escape from the middle of a call.
-        raise InvalidRequestError(f"Header {name!r} must be ASCII, got {value!r}")
+        raise _exceptions.InvalidRequestError(f"Header {name!r} must be ASCII, got {value!r}")
     return value
+
+
+def check_timeout(value: object) -> float | httpx.Timeout:
+    """Validate a timeout given as seconds or an `httpx.Timeout`.
+
+    Raises:
+        InvalidRequestError: negative, zero, NaN or another type.
+    """
+    if isinstance(value, httpx.Timeout):
+        return value
+    seconds = math.nan
+    if not isinstance(value, bool) and isinstance(value, int | float):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float: refused, like infinity
+            seconds = math.inf
+    if not seconds > 0 or not math.isfinite(seconds):
+        raise _exceptions.InvalidRequestError(
+            f"timeout must be a number of seconds > 0 or an httpx.Timeout, got {value!r}"
+        )
+    return seconds

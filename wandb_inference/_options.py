@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
-import platform
+import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._config import (
     DEFAULT_TIMEOUT,
     Secret,
+    check_timeout,
     resolve_api_key,
     resolve_base_url,
     resolve_project,
     validate_header_value,
 )
-from ._exceptions import ConfigurationError, InvalidRequestError
-from ._request import check_timeout
+from ._lazy import lazy_module
 from ._retry import RetryPolicy
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from . import _exceptions
+else:
+    _exceptions = lazy_module("wandb_inference._exceptions")  # loaded by the first error
 
 __all__ = ["ClientOptions", "ClientOptionsMixin", "derive_options", "resolve_options", "user_agent"]
 
@@ -29,7 +34,7 @@ DEFAULT_MAX_EVENT_SIZE = 16 << 20  # 16 MiB: one SSE line or event (see _sse.py)
 
 def user_agent() -> str:
     """`wandb-inference/<version> (Python <version>; httpx <version>)`."""
-    python = platform.python_version()
+    python = sys.version.split()[0]  # what platform.python_version() gives, without importing it
     return f"wandb-inference/{__version__} (Python {python}; httpx {httpx.__version__})"
 
 
@@ -75,8 +80,8 @@ def _timeout(value: object) -> httpx.Timeout:
         return DEFAULT_TIMEOUT
     try:
         checked = check_timeout(value)
-    except InvalidRequestError as exc:
-        raise ConfigurationError(str(exc)) from exc
+    except _exceptions.InvalidRequestError as exc:
+        raise _exceptions.ConfigurationError(str(exc)) from exc
     return checked if isinstance(checked, httpx.Timeout) else httpx.Timeout(checked)
 
 
@@ -102,28 +107,28 @@ def resolve_options(
     """
     policy = retry_policy if retry_policy is not None else RetryPolicy()
     if not isinstance(policy, RetryPolicy):
-        raise ConfigurationError("retry_policy must be a wandb_inference.RetryPolicy")
+        raise _exceptions.ConfigurationError("retry_policy must be a wandb_inference.RetryPolicy")
     if max_retries is not None:
         try:
             policy = dataclasses.replace(policy, max_retries=max_retries)
         except ValueError as exc:
-            raise ConfigurationError(str(exc)) from exc
+            raise _exceptions.ConfigurationError(str(exc)) from exc
     headers: dict[str, str] = {}
     if default_headers is not None:
         if not isinstance(default_headers, Mapping):
-            raise ConfigurationError("default_headers must be a dict of str -> str")
+            raise _exceptions.ConfigurationError("default_headers must be a dict of str -> str")
         try:
             for name, value in default_headers.items():
                 headers[name] = validate_header_value(name, value)
-        except InvalidRequestError as exc:
-            raise ConfigurationError(str(exc)) from exc
+        except _exceptions.InvalidRequestError as exc:
+            raise _exceptions.ConfigurationError(str(exc)) from exc
     if max_concurrency is not None and (
         isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
     ):
-        raise ConfigurationError(f"max_concurrency must be None or an int >= 1, got {max_concurrency!r}")
+        raise _exceptions.ConfigurationError(f"max_concurrency must be None or an int >= 1, got {max_concurrency!r}")
     event_size = DEFAULT_MAX_EVENT_SIZE if max_event_size is None else max_event_size
     if isinstance(event_size, bool) or not isinstance(event_size, int) or event_size < 1024:
-        raise ConfigurationError(f"max_event_size must be an int >= 1024 (bytes), got {max_event_size!r}")
+        raise _exceptions.ConfigurationError(f"max_event_size must be an int >= 1024 (bytes), got {max_event_size!r}")
     return ClientOptions(
         api_key=resolve_api_key(api_key, environ),
         base_url=resolve_base_url(base_url, environ),

@@ -13,7 +13,7 @@ from typing import Any, Literal, TypedDict
 
 import httpx
 
-from ._config import validate_header_value
+from ._config import check_timeout, validate_header_value
 from ._exceptions import InvalidRequestError
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "build_chat_body",
     "build_embeddings_body",
     "build_options",
+    "check_timeout",
 ]
 
 TimeoutTypes = float | httpx.Timeout | None
@@ -413,22 +414,3 @@ def build_options(
     if "timeout" in params and params["timeout"] is not None:
         timeout = check_timeout(params["timeout"])
     return headers, query, timeout
-
-
-def check_timeout(value: object) -> float | httpx.Timeout:
-    """Validate a timeout given as seconds or an `httpx.Timeout`.
-
-    Raises:
-        InvalidRequestError: negative, zero, NaN or another type.
-    """
-    if isinstance(value, httpx.Timeout):
-        return value
-    seconds = math.nan
-    if not isinstance(value, bool) and isinstance(value, int | float):
-        try:
-            seconds = float(value)
-        except OverflowError:  # an int too large for a float: refused, like infinity
-            seconds = math.inf
-    if not seconds > 0 or not math.isfinite(seconds):
-        raise _fail(f"timeout must be a number of seconds > 0 or an httpx.Timeout, got {value!r}")
-    return seconds

@@ -21,10 +21,16 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import httpx
 
-from ._exceptions import APIStatusError, RateLimitError, ServiceUnavailableError
+from ._lazy import lazy_module
+
+if TYPE_CHECKING:
+    from . import _exceptions
+else:
+    _exceptions = lazy_module("wandb_inference._exceptions")  # loaded by the first error
 
 __all__ = ["RetryDecision", "RetryPolicy", "RetryState", "is_retryable_error"]
 
@@ -80,34 +86,46 @@ class RetryPolicy:
         return ceiling * rng()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class RetryDecision:
     """What to do after a failed attempt: wait `delay` seconds and retry, or give up."""
 
-    retry: bool
-    delay: float = 0.0
-    reason: str = ""
+    __slots__ = ("delay", "reason", "retry")
+
+    def __init__(self, retry: bool, delay: float = 0.0, reason: str = "") -> None:
+        self.retry = retry
+        self.delay = delay
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"RetryDecision(retry={self.retry!r}, delay={self.delay!r}, reason={self.reason!r})"
 
 
 def is_retryable_error(error: BaseException) -> bool:
     """Whether a failed attempt may be retried (before any body reached the caller)."""
-    if isinstance(error, APIStatusError):
-        return isinstance(error, RateLimitError | ServiceUnavailableError) or (error.status_code in _RETRYABLE_STATUSES)
+    if isinstance(error, _exceptions.APIStatusError):
+        if isinstance(error, _exceptions.RateLimitError | _exceptions.ServiceUnavailableError):
+            return True
+        return error.status_code in _RETRYABLE_STATUSES
     return isinstance(error, _RETRYABLE_TRANSPORT)
 
 
-@dataclasses.dataclass(slots=True)
 class RetryState:
     """The retry bookkeeping of one logical request (one per call, never shared)."""
 
-    policy: RetryPolicy
-    clock: Callable[[], float] = time.monotonic
-    rng: Callable[[], float] = random.random
-    retries: int = 0
-    started: float = dataclasses.field(init=False)
+    __slots__ = ("clock", "policy", "retries", "rng", "started")
 
-    def __post_init__(self) -> None:
-        self.started = self.clock()
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        retries: int = 0,
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.rng = rng
+        self.retries = retries
+        self.started = clock()
 
     def decide(self, error: BaseException) -> RetryDecision:
         """Decide whether to retry after `error` (an APIStatusError or httpx error)."""
@@ -115,7 +133,7 @@ class RetryState:
             return RetryDecision(False, reason="not retryable")
         if self.retries >= self.policy.max_retries:
             return RetryDecision(False, reason=f"max_retries={self.policy.max_retries} reached")
-        hint = error.retry_after if isinstance(error, APIStatusError) else None
+        hint = error.retry_after if isinstance(error, _exceptions.APIStatusError) else None
         if hint is not None:
             if hint > self.policy.max_retry_after:
                 return RetryDecision(
