@@ -8,6 +8,7 @@ runs in another process), so it measures the client.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import resource
 import sys
@@ -356,19 +357,64 @@ def _run_sync(peer: str, scenario: str, url: str, n: int) -> dict[str, Any]:
 
 
 def _run_retry(peer: str, url: str, header: dict[str, str]) -> dict[str, Any]:
-    """429 with Retry-After: 1 twice, then 200: attempts and gaps (server-recorded)."""
+    """429 with Retry-After: 1 twice, then 200: attempts and the gaps between them.
+
+    Each attempt is timed as it leaves the client, by an httpx request hook on the
+    client's own httpx client (both SDKs accept one).
+    """
+    import httpx
+
+    sent: list[float] = []
+
+    def hook(_request: httpx.Request) -> None:
+        sent.append(time.perf_counter())
+
+    async def ahook(_request: httpx.Request) -> None:
+        sent.append(time.perf_counter())
+
     start = time.perf_counter()
-    if peer.startswith("openai"):
+    if peer == "openai-sync":
         import openai
 
-        with openai.OpenAI(api_key=KEY, base_url=url, max_retries=3, default_headers=header) as oc:
+        with openai.OpenAI(
+            api_key=KEY, base_url=url, max_retries=3, default_headers=header,
+            http_client=httpx.Client(event_hooks={"request": [hook]}),
+        ) as oc:  # fmt: skip
             oc.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=4)  # type: ignore[arg-type]
-    else:
+    elif peer == "openai":
+        import openai
+
+        async def run_openai() -> None:
+            async with openai.AsyncOpenAI(
+                api_key=KEY, base_url=url, max_retries=3, default_headers=header,
+                http_client=httpx.AsyncClient(event_hooks={"request": [ahook]}),
+            ) as oc:  # fmt: skip
+                await oc.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=4)  # type: ignore[arg-type]
+
+        asyncio.run(run_openai())
+    elif peer == "wandb_inference-sync":
         import wandb_inference
 
-        with wandb_inference.Client(api_key=KEY, base_url=url, default_headers=header) as wc:
+        http = httpx.Client(event_hooks={"request": [hook]})
+        with wandb_inference.Client(api_key=KEY, base_url=url, default_headers=header, http_client=http) as wc:
             wc.chat.create(model=MODEL, messages=MESSAGES, max_tokens=4)
-    return {"wall_s": time.perf_counter() - start}
+        http.close()
+    elif peer == "wandb_inference":
+        import wandb_inference
+
+        async def run_wi() -> None:
+            http = httpx.AsyncClient(event_hooks={"request": [ahook]})
+            async with (
+                http,
+                wandb_inference.AsyncClient(api_key=KEY, base_url=url, default_headers=header, http_client=http) as wc,
+            ):
+                await wc.chat.create(model=MODEL, messages=MESSAGES, max_tokens=4)
+
+        asyncio.run(run_wi())
+    else:
+        raise SystemExit(f"no retry scenario for {peer}")
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(sent)]
+    return {"wall_s": round(time.perf_counter() - start, 3), "attempts": len(sent), "gaps_s": gaps}
 
 
 def main(argv: list[str]) -> None:

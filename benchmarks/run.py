@@ -136,7 +136,8 @@ def measure(url: str, quick: bool) -> dict[str, Any]:
             row["rss_stats"] = _stats(row["rss"]) if row["rss"] else None
         results["scenarios"][scenario] = {"metric": metric, "n": n, "table": table}
         print(f"  {scenario}: done", flush=True)
-    results["retry"] = {p: _retry(url, p) for p in ("wandb_inference-sync", "openai-sync") if _available(p)}
+    retry_peers = ("wandb_inference", "wandb_inference-sync", "openai", "openai-sync")
+    results["retry"] = {p: _retry(url, p) for p in retry_peers if _available(p)}
     return results
 
 
@@ -237,9 +238,21 @@ def report(results: dict[str, Any], rat: dict[str, Any], checks: list[Any], out:
     ]
     for scenario, peer, value, limit, ok in checks:
         lines.append(f"| {scenario} | {peer} | {_fmt(value)} | {limit} | {'pass' if ok else '**MISS**'} |")
-    lines += ["", "## Retry scenario (429 with Retry-After: 1 twice, then 200)", ""]
+    lines += [
+        "",
+        "## Retry scenario (429 with Retry-After: 1 twice, then 200)",
+        "",
+        "Attempts as they left the client (an httpx request hook); gaps between them.",
+        "",
+        "| peer | attempts | gaps | wall |",
+        "|---|---|---|---|",
+    ]
     for peer, res in results.get("retry", {}).items():
-        lines.append(f"- {peer}: {json.dumps(res)}")
+        if "error" in res:
+            lines.append(f"| {peer} | failed: {res['error']} | | |")
+            continue
+        gaps = ", ".join(f"{g:.2f} s" for g in res.get("gaps_s", []))
+        lines.append(f"| {peer} | {res.get('attempts', '-')} | {gaps} | {res['wall_s']:.2f} s |")
     lines += ["", "![ratios](chart.png)", ""]
     text = "\n".join(lines)
     (out / "report.md").write_text(text)
