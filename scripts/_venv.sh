@@ -28,4 +28,8 @@ ensure_venv() {
     python -m pip install --quiet --disable-pip-version-check -e ".[$extra]"
     touch "$stamp"
   fi
+  # Cache the project's bytecode as a wheel install would (pip compiles what it installs;
+  # an editable install is not, and PYTHONDONTWRITEBYTECODE=1 would have every fresh
+  # interpreter compile the sources again). Only changed files are compiled.
+  python -m compileall -q wandb_inference generated/wandb_inference_generated >/dev/null || true
 }

@@ -42,7 +42,7 @@ __all__ = ["ChatCompletionAccumulator"]
 
 _CHUNK_KEYS: Final = frozenset({"id", "object", "created", "model", "choices", "usage", "system_fingerprint"})
 # The keys of nearly every chunk: those of the rest are handled by `_take_chunk_rest`.
-_TOKEN_CHUNK_KEYS: Final = frozenset({"id", "object", "created", "model", "choices"})
+_TOKEN_CHUNK_KEYS: Final = frozenset({"id", "object", "created", "model", "choices", "system_fingerprint"})
 _CHOICE_KEYS: Final = frozenset({"index", "delta", "finish_reason", "logprobs"})
 _DELTA_KEYS: Final = frozenset(
     {"role", "content", "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"}
@@ -285,7 +285,11 @@ class ChatCompletionAccumulator:
         self._chunks += 1
         if self._need_meta:
             self._take_meta(chunk)
-        if not chunk.keys() <= _TOKEN_CHUNK_KEYS:  # usage, a fingerprint, unknown keys
+        if self._fingerprint is None:
+            fingerprint = chunk.get("system_fingerprint")
+            if isinstance(fingerprint, str):
+                self._fingerprint = fingerprint
+        if not chunk.keys() <= _TOKEN_CHUNK_KEYS:  # usage, unknown keys
             self._take_chunk_rest(chunk)
         choices = chunk.get("choices")
         if not choices or not isinstance(choices, list):
@@ -338,10 +342,6 @@ class ChatCompletionAccumulator:
         self._need_meta = self._id is None or self._model is None or self._created is None
 
     def _take_chunk_rest(self, chunk: Mapping[str, Any]) -> None:
-        if self._fingerprint is None:
-            fingerprint = chunk.get("system_fingerprint")
-            if isinstance(fingerprint, str):
-                self._fingerprint = fingerprint
         usage = chunk.get("usage")
         if usage is not None and isinstance(usage, Mapping):
             self._usage = dict(usage)

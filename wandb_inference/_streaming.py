@@ -34,6 +34,8 @@ __all__ = ["AsyncChatStream", "ChatStream", "StreamProcessor"]
 
 C = TypeVar("C")
 _DONE = "[DONE]"
+# `json.loads` minus its argument checks (the data is always a str here): once per token.
+_decode = json.JSONDecoder().decode
 
 
 class StreamProcessor(Generic[C]):
@@ -155,7 +157,7 @@ class StreamProcessor(Generic[C]):
             self._done = True
             return None
         try:
-            obj = json.loads(data)
+            obj = _decode(data)
         except ValueError as exc:
             raise self._error(StreamError, f"The stream sent an event that is not JSON: {data[:200]!r}") from exc
         if not isinstance(obj, dict):
