@@ -86,19 +86,42 @@ def test_fast_parser_equals_generated_from_dict(data: dict[str, Any]) -> None:
 
 
 # The per-token shape `_token_chunk` builds without constructors, and its near misses.
-token_chunk = st.fixed_dictionaries(
-    {
-        "id": text,
-        "created": st.integers(0, 2**40),
-        "model": text,
-        "choices": st.tuples(
-            st.fixed_dictionaries(
-                {"index": st.integers(0, 4), "delta": _optional({"role": maybe_text, "content": maybe_text})},
-                optional={"finish_reason": maybe_text, "logprobs": st.none()},
-            )
-        ).map(list),
-    },
-    optional={"object": text, "usage": st.none(), "system_fingerprint": maybe_text},
+token_delta = st.builds(
+    lambda base, extra: {**base, **extra},
+    _optional(
+        {
+            "role": maybe_text,
+            "content": maybe_text,
+            "reasoning": maybe_text,
+            "reasoning_content": maybe_text,
+            "refusal": maybe_text,
+            "tool_calls": st.one_of(st.none(), st.just([])),
+            "function_call": st.none(),
+        }
+    ),
+    extra_keys,
+)
+token_chunk = st.builds(
+    lambda base, extra: {**base, **extra},
+    st.fixed_dictionaries(
+        {
+            "id": text,
+            "created": st.integers(0, 2**40),
+            "model": text,
+            "choices": st.tuples(
+                st.builds(
+                    lambda base, extra: {**base, **extra},
+                    st.fixed_dictionaries(
+                        {"index": st.integers(0, 4), "delta": token_delta},
+                        optional={"finish_reason": maybe_text, "logprobs": st.none()},
+                    ),
+                    extra_keys,
+                )
+            ).map(list),
+        },
+        optional={"object": text, "usage": st.none(), "system_fingerprint": maybe_text},
+    ),
+    extra_keys,
 )
 
 
@@ -134,14 +157,12 @@ BASE: dict[str, Any] = {
     "change",
     [
         {"usage": {"prompt_tokens": 1, "total_tokens": 2}},
-        {"x_vendor": 1},
         {"choices": []},
         {"choices": [CHOICE, {**CHOICE, "index": 1}]},
         {"choices": [{**CHOICE, "logprobs": {"content": []}}]},
-        {"choices": [{**CHOICE, "stop_reason": 7}]},
-        {"choices": [{"index": 0, "delta": {"content": "x", "reasoning": "r"}}]},
         {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "t"}]}}]},
-        {"choices": [{"index": 0, "delta": {"content": "x", "x_vendor": 1}}]},
+        {"choices": [{"index": 0, "delta": {"content": "x", "tool_calls": "x"}}]},
+        {"choices": [{"index": 0, "delta": {"function_call": {"name": "f"}}}]},
         {"choices": [{"delta": {"content": "x"}, "finish_reason": None}]},
         {"choices": ({"index": 0, "delta": {}},)},
         {"id": None, "created": None, "model": None},

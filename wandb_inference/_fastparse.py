@@ -86,51 +86,88 @@ def _choice(data: Mapping[str, Any]) -> ChatCompletionChunkChoice:
 # The per-token shape, built by `_token_chunk` without any `__init__` (see there).
 _REQUIRED_CHUNK_KEYS = frozenset({"id", "created", "model", "choices"})
 _TOKEN_DELTA_KEYS = frozenset({"role", "content"})
+_TEXT_DELTA_KEYS = frozenset({"role", "content", "reasoning", "reasoning_content", "refusal"})
 _new = object.__new__
+
+
+def _text_delta(data: dict[str, Any]) -> ChatCompletionDelta | None:
+    """A delta of text fields (reasoning, say) for `_token_chunk`; None for tool calls."""
+    get = data.get
+    if data.keys() <= _TEXT_DELTA_KEYS:
+        tool_calls: Any = UNSET
+        function_call: Any = UNSET
+        extra: dict[str, Any] = {}
+    else:
+        tool_calls = get("tool_calls", UNSET)
+        if tool_calls.__class__ is list:
+            if tool_calls:
+                return None
+            tool_calls = []  # from_dict builds a new list too
+        elif not (tool_calls is None or tool_calls is UNSET):
+            return None
+        function_call = get("function_call", UNSET)
+        if not (function_call is None or function_call is UNSET):
+            return None
+        extra = _extras(data, _DELTA_KEYS)
+    delta = _new(ChatCompletionDelta)
+    delta.role = get("role", UNSET)
+    delta.content = get("content", UNSET)
+    delta.reasoning = get("reasoning", UNSET)
+    delta.reasoning_content = get("reasoning_content", UNSET)
+    delta.refusal = get("refusal", UNSET)
+    delta.tool_calls = tool_calls
+    delta.function_call = function_call
+    delta.additional_properties = extra
+    return delta
 
 
 def _token_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk | None:
     """The chunk of nearly every token, fast; None when `data` has any other shape.
 
-    That shape: the known chunk keys (with `id`, `created`, `model`, `choices`), no usage,
-    one choice of known keys without logprobs, and a delta of `content` and/or `role`.
+    That shape: `id`, `created`, `model` and one choice (with `index` and `delta`), no
+    usage or logprobs, and a delta of text fields only (`content`, `reasoning`,
+    `reasoning_content`, `refusal`, `role`; `tool_calls` empty or null and
+    `function_call` null allowed). Keys the API document does not name go to
+    `additional_properties`, as `from_dict` puts them (vLLM's `stop_reason`, say).
     The objects are made with `object.__new__` and their slots set directly: the same
     objects the constructors make (the generated classes have no validators, converters
     or `__attrs_post_init__`), in a third of the time, since calling an attrs `__init__`
-    with keywords costs more than the assignments it does. `parse_chunk`'s property test
-    holds the result equal to the generated `from_dict`.
+    with keywords costs more than the assignments it does. A property test holds the
+    result equal to the generated `from_dict`.
     """
     keys = data.keys()
-    if not (_REQUIRED_CHUNK_KEYS <= keys <= _CHUNK_KEYS):
+    if not keys >= _REQUIRED_CHUNK_KEYS:
         return None
     choices = data["choices"]
     if choices.__class__ is not list or len(choices) != 1:
         return None
     item = choices[0]
-    if item.__class__ is not dict or not ("index" in item and "delta" in item and item.keys() <= _CHOICE_KEYS):
+    if item.__class__ is not dict or "index" not in item or "delta" not in item:
         return None
     delta_data = item["delta"]
-    if delta_data.__class__ is not dict or not delta_data.keys() <= _TOKEN_DELTA_KEYS:
+    if delta_data.__class__ is not dict:
         return None
+    if delta_data.keys() <= _TOKEN_DELTA_KEYS:  # content and/or role: nearly every chunk
+        delta = _new(ChatCompletionDelta)
+        delta.role = delta_data.get("role", UNSET)
+        delta.content = delta_data.get("content", UNSET)
+        delta.reasoning = delta.reasoning_content = delta.refusal = UNSET
+        delta.tool_calls = delta.function_call = UNSET
+        delta.additional_properties = {}
+    else:
+        delta = _text_delta(delta_data)
+        if delta is None:
+            return None
     logprobs = item.get("logprobs", UNSET)
     usage = data.get("usage", UNSET)
     if not ((logprobs is None or logprobs is UNSET) and (usage is None or usage is UNSET)):
         return None
-    delta = _new(ChatCompletionDelta)
-    delta.role = delta_data.get("role", UNSET)
-    delta.content = delta_data.get("content", UNSET)
-    delta.reasoning = UNSET
-    delta.reasoning_content = UNSET
-    delta.refusal = UNSET
-    delta.tool_calls = UNSET
-    delta.function_call = UNSET
-    delta.additional_properties = {}
     choice = _new(ChatCompletionChunkChoice)
     choice.index = item["index"]
     choice.delta = delta
     choice.finish_reason = item.get("finish_reason", UNSET)
     choice.logprobs = logprobs
-    choice.additional_properties = {}
+    choice.additional_properties = {} if item.keys() <= _CHOICE_KEYS else _extras(item, _CHOICE_KEYS)
     chunk = _new(ChatCompletionChunk)
     chunk.id = data["id"]
     chunk.created = data["created"]
@@ -139,7 +176,7 @@ def _token_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk | None:
     chunk.object_ = data.get("object", UNSET)
     chunk.usage = usage
     chunk.system_fingerprint = data.get("system_fingerprint", UNSET)
-    chunk.additional_properties = {}
+    chunk.additional_properties = {} if keys <= _CHUNK_KEYS else _extras(data, _CHUNK_KEYS)
     return chunk
 
 
