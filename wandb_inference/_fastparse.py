@@ -155,9 +155,10 @@ def _token_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk | None:
         delta.tool_calls = delta.function_call = UNSET
         delta.additional_properties = {}
     else:
-        delta = _text_delta(delta_data)
-        if delta is None:
+        text_delta = _text_delta(delta_data)
+        if text_delta is None:
             return None
+        delta = text_delta
     logprobs = item.get("logprobs", UNSET)
     usage = data.get("usage", UNSET)
     if not ((logprobs is None or logprobs is UNSET) and (usage is None or usage is UNSET)):
