@@ -14,7 +14,7 @@ from wandb_inference_generated.models.usage import Usage
 from wandb_inference_generated.types import UNSET
 
 from wandb_inference._accumulate import ChatCompletionAccumulator
-from wandb_inference._types import ChatCompletion
+from wandb_inference._completion import ChatCompletion
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
 

@@ -89,7 +89,10 @@ _BLOCKED = (
     "wandb_inference._types",
     "wandb_inference._streaming",
     "wandb_inference._sse",
-    "wandb_inference._fastparse",
+    "wandb_inference._chunk",
+    "wandb_inference._completion",
+    "wandb_inference._embeddings",
+    "wandb_inference._model_list",
     "wandb_inference._accumulate",
     "wandb_inference._helpers",
     "wandb_inference._base",
@@ -172,3 +175,47 @@ def test_lazy_module_reads_through_once_loaded() -> None:
     assert vars(proxy) is vars(sys.modules["wandb_inference._version"])
     with pytest.raises(AttributeError):
         _ = proxy.no_such_name
+
+
+_CALL = """
+import json, sys, httpx, wandb_inference
+chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+         "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}
+completion = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}
+def reply(request):
+    if json.loads(request.content).get("stream"):
+        body = f"data: {json.dumps(chunk)}\\n\\ndata: [DONE]\\n\\n"
+        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+    return httpx.Response(200, json=completion)
+client = wandb_inference.Client(api_key="k", http_client=httpx.Client(transport=httpx.MockTransport(reply)))
+args = dict(model="meta-llama/Llama-3.3-70B-Instruct", messages=[{"role": "user", "content": "hi"}])
+if STREAM:
+    with client.chat.create(stream=True, **args) as stream:
+        assert [c.text for c in stream] == ["hi"]
+else:
+    assert client.chat.create(**args).text == "hi"
+print(" ".join(sorted(m.rsplit(".", 1)[1] for m in sys.modules if m.startswith("wandb_inference_generated.models."))))
+"""
+
+
+@pytest.mark.parametrize(
+    ("stream", "models"),
+    [
+        (
+            True,
+            "chat_completion_chunk chat_completion_chunk_choice chat_completion_delta function_call_delta logprobs tool_call_delta usage",
+        ),
+        (
+            False,
+            "chat_completion chat_completion_choice chat_completion_message function_call logprobs tool_call usage",
+        ),
+    ],
+)
+def test_a_call_loads_only_the_generated_models_its_reply_needs(stream: bool, models: str) -> None:
+    """A stream's first call does not build the completion, embeddings or model-list models
+    (about 5 ms of attrs class creation), nor a plain call the chunk models."""
+    code = f"STREAM = {stream}\n" + _CALL
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == models.split()

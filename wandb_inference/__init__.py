@@ -27,7 +27,10 @@ if TYPE_CHECKING:
     from ._async_client import AsyncClient
     from ._bound import AsyncChatModel, AsyncEmbeddingModel, ChatModel, EmbeddingModel, RetiredModelWarning
     from ._catalog import Capabilities, Lifecycle, ModelInfo, all_models, get_model_info
+    from ._chunk import ChatCompletionChunk
     from ._client import Client
+    from ._completion import ChatCompletion
+    from ._embeddings import EmbeddingResponse
     from ._exceptions import (
         APIConnectionError,
         APIError,
@@ -63,9 +66,9 @@ if TYPE_CHECKING:
         text_part,
         tool_result_message,
     )
+    from ._model_list import Model, ModelList
     from ._retry import RetryPolicy
     from ._streaming import AsyncChatStream, ChatStream
-    from ._types import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, Model, ModelList
 
 __all__ = [
     "AIMDLimit",
@@ -163,11 +166,11 @@ _LAZY = {
         ),
         "._exceptions",
     ),
-    "ChatCompletion": "._types",
-    "ChatCompletionChunk": "._types",
-    "EmbeddingResponse": "._types",
-    "Model": "._types",
-    "ModelList": "._types",
+    "ChatCompletion": "._completion",
+    "ChatCompletionChunk": "._chunk",
+    "EmbeddingResponse": "._embeddings",
+    "Model": "._model_list",
+    "ModelList": "._model_list",
     "AsyncChatStream": "._streaming",
     "ChatStream": "._streaming",
     "Capabilities": "._catalog",

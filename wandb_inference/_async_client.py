@@ -23,12 +23,14 @@ from ._retry import RetryState
 if TYPE_CHECKING:
     from . import _base, _errors_map, _exceptions
     from ._base import RequestSpec
+    from ._completion import ChatCompletion
     from ._concurrency import Slot
+    from ._embeddings import EmbeddingResponse
+    from ._model_list import ModelList
     from ._options import ClientOptions
     from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
     from ._retry import RetryPolicy
     from ._streaming import AsyncChatStream
-    from ._types import ChatCompletion, EmbeddingResponse, ModelList
 else:
     # Needed from the first call on, not to construct a client: imported then.
     _base = lazy_module("wandb_inference._base")
@@ -277,7 +279,7 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         return _base.decode_json(content, response), response
 
     async def _stream(self, spec: RequestSpec) -> AsyncChatStream:
-        from ._fastparse import parse_chunk
+        from ._chunk import parse_chunk
         from ._streaming import AsyncChatStream, StreamProcessor
 
         response, slot = await self._send(spec)

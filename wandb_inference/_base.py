@@ -31,9 +31,11 @@ from ._request import (
 
 if TYPE_CHECKING:
     from ._catalog import ModelInfo
+    from ._completion import ChatCompletion
+    from ._embeddings import EmbeddingResponse
+    from ._model_list import ModelList
     from ._options import ClientOptions
     from ._retry import RetryDecision
-    from ._types import ChatCompletion, EmbeddingResponse, ModelList
 
 __all__ = ["RequestSpec", "build_request", "logger", "prepare_chat", "status_error"]
 
@@ -338,8 +340,8 @@ def prepare_models(
 
 def finish_chat(data: object, response: httpx.Response) -> ChatCompletion:
     """The typed completion for a decoded reply."""
-    from ._fastparse import parse_completion
-    from ._types import ChatCompletion, parse_model, set_response
+    from ._completion import ChatCompletion, parse_completion
+    from ._types import parse_model, set_response
 
     result: ChatCompletion
     try:
@@ -352,7 +354,8 @@ def finish_chat(data: object, response: httpx.Response) -> ChatCompletion:
 
 def finish_models(data: object, response: httpx.Response) -> ModelList:
     """The typed model list for a decoded reply."""
-    from ._types import parse_model_list, set_response
+    from ._model_list import parse_model_list
+    from ._types import set_response
 
     result = parse_model_list(data, response)
     set_response(result, response)

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from ._async_client import AsyncClient
     from ._catalog import ModelInfo
     from ._client import Client
+    from ._completion import ChatCompletion
     from ._request import ChatParams, EmbeddingParams, MessageParam
     from ._streaming import AsyncChatStream, ChatStream
-    from ._types import ChatCompletion
 
 __all__ = [
     "AsyncChatModel",

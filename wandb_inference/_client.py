@@ -28,12 +28,14 @@ from ._retry import RetryState
 if TYPE_CHECKING:
     from . import _base, _errors_map, _exceptions
     from ._base import RequestSpec
+    from ._completion import ChatCompletion
     from ._concurrency import Slot
+    from ._embeddings import EmbeddingResponse
+    from ._model_list import ModelList
     from ._options import ClientOptions
     from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
     from ._retry import RetryPolicy
     from ._streaming import ChatStream
-    from ._types import ChatCompletion, EmbeddingResponse, ModelList
 else:
     # Needed from the first call on, not to construct a client: imported then.
     _base = lazy_module("wandb_inference._base")
@@ -290,7 +292,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
         return _base.decode_json(content, response), response
 
     def _stream(self, spec: RequestSpec) -> ChatStream:
-        from ._fastparse import parse_chunk
+        from ._chunk import parse_chunk
         from ._streaming import ChatStream, StreamProcessor
 
         response, slot = self._send(spec)

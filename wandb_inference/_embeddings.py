@@ -1,4 +1,4 @@
-"""Embeddings replies: base64 vectors decoded to floats, results typed."""
+"""`EmbeddingResponse`: embeddings replies, base64 vectors decoded to floats."""
 
 from __future__ import annotations
 
@@ -8,12 +8,29 @@ import sys
 from array import array
 from collections.abc import Mapping
 
+import attrs
 import httpx
+from wandb_inference_generated.models.embedding_response import (
+    EmbeddingResponse as _EmbeddingResponse,
+)
 
 from ._exceptions import APIResponseValidationError
-from ._types import EmbeddingResponse, parse_model, set_response
+from ._types import ResponseMixin, parse_model, set_response
 
-__all__ = ["decode_base64_embedding", "parse_embeddings"]
+__all__ = ["EmbeddingResponse", "decode_base64_embedding", "parse_embeddings"]
+
+
+@attrs.define
+class EmbeddingResponse(ResponseMixin, _EmbeddingResponse):
+    """Embeddings, in input order; `.embeddings` gives the vectors as lists of floats."""
+
+    _http_response: httpx.Response | None = attrs.field(default=None, init=False, repr=False, eq=False)
+
+    @property
+    def embeddings(self) -> list[list[float]]:
+        """The vectors, ordered by input index."""
+        ordered = sorted(self.data, key=lambda item: item.index)
+        return [item.embedding for item in ordered if isinstance(item.embedding, list)]
 
 
 def decode_base64_embedding(text: str) -> list[float]:

@@ -27,8 +27,9 @@ from ._exceptions import (
 from ._sse import ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
+    from ._chunk import ChatCompletionChunk
+    from ._completion import ChatCompletion
     from ._concurrency import Slot
-    from ._types import ChatCompletion, ChatCompletionChunk
 
 __all__ = ["AsyncChatStream", "ChatStream", "StreamProcessor"]
 
@@ -188,7 +189,7 @@ class StreamProcessor(Generic[C]):
         acc = self._accumulator
         partial: ChatCompletion | None = None
         if acc.has_data:
-            from ._types import ChatCompletion
+            from ._completion import ChatCompletion
 
             try:
                 partial = ChatCompletion.from_dict(acc.to_dict())
@@ -242,10 +243,10 @@ class _StreamBase(Generic[C]):
     @property
     def completion(self) -> ChatCompletion:
         """The completion accumulated from the chunks received so far."""
-        from ._types import ChatCompletion
+        from ._completion import ChatCompletion
+        from ._types import set_response
 
         result = ChatCompletion.from_dict(self._processor.accumulator.to_dict())
-        from ._types import set_response
 
         set_response(result, self.response)
         return result

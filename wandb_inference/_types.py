@@ -1,28 +1,22 @@
-"""The one adapter between the facade and the generated models.
+"""The shared base of the facade's result types (each lives beside its parser).
 
-The facade's result types subclass the generated attrs models (so every generated field,
+The result types subclass the generated attrs models (so every generated field,
 `to_dict()` and unknown-field keeping is there) and add what users reach for: the HTTP
-response, the request id, `.text`. This module imports the generated package, so
-`import wandb_inference` loads it lazily, on first use.
+response, the request id, `.text`. Each is defined in the module that parses it, so a
+call loads only the generated models its reply needs (a stream never loads the
+completion, embeddings or model-list models, nor a plain call the chunk ones):
+
+- `ChatCompletion`: `_completion`; `ChatCompletionChunk`: `_chunk`;
+  `EmbeddingResponse`: `_embeddings`; `Model`, `ModelList`: `_model_list`.
 """
 
 from __future__ import annotations
 
 import copyreg
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
-import attrs
 import httpx
-from wandb_inference_generated.models.chat_completion import ChatCompletion as _ChatCompletion
-from wandb_inference_generated.models.chat_completion_chunk import (
-    ChatCompletionChunk as _ChatCompletionChunk,
-)
-from wandb_inference_generated.models.embedding_response import (
-    EmbeddingResponse as _EmbeddingResponse,
-)
-from wandb_inference_generated.models.model import Model as _Model
-from wandb_inference_generated.models.model_list import ModelList as _ModelList
 from wandb_inference_generated.types import Unset
 
 from ._exceptions import APIResponseValidationError, request_id_of
@@ -33,23 +27,27 @@ from ._exceptions import APIResponseValidationError, request_id_of
 # module global makes both `pickle` and `copy` resolve it to the singleton.
 copyreg.pickle(Unset, lambda _: "UNSET")
 
-__all__ = [
-    "ChatCompletion",
-    "ChatCompletionChunk",
-    "EmbeddingResponse",
-    "Model",
-    "ModelList",
-    "parse_model",
-]
+__all__ = ["TOP_KEYS", "ResponseMixin", "extras", "parse_model", "set_response", "text_of"]
 
 T = TypeVar("T")
 
+# The keys the API document names on a completion and on a chunk (the same set).
+TOP_KEYS = frozenset({"id", "created", "model", "choices", "object", "usage", "system_fingerprint"})
 
-def _text(value: object) -> str | None:
+
+def text_of(value: object) -> str | None:
+    """`value` if it is a str, else None."""
     return value if isinstance(value, str) else None
 
 
-class _ResponseMixin:
+def extras(data: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    """The items of `data` whose keys are not `known` (what `from_dict` keeps aside)."""
+    if data.keys() <= known:
+        return {}
+    return {k: v for k, v in data.items() if k not in known}
+
+
+class ResponseMixin:
     """Access to the HTTP response a result came from."""
 
     __slots__ = ()
@@ -66,110 +64,6 @@ class _ResponseMixin:
         if self._http_response is None:
             return None
         return request_id_of(self._http_response.headers)
-
-
-@attrs.define
-class ChatCompletion(_ResponseMixin, _ChatCompletion):
-    """A chat completion: the generated model plus `.text`, `.reasoning`, `.http_response`."""
-
-    _http_response: httpx.Response | None = attrs.field(default=None, init=False, repr=False, eq=False)
-
-    @property
-    def text(self) -> str:
-        """The first choice's content ("" when the model sent none, e.g. only tool calls)."""
-        if not self.choices:
-            return ""
-        return _text(self.choices[0].message.content) or ""
-
-    @property
-    def reasoning(self) -> str | None:
-        """The first choice's reasoning (`reasoning`, or the older `reasoning_content`)."""
-        if not self.choices:
-            return None
-        message = self.choices[0].message
-        return _text(message.reasoning) or _text(message.reasoning_content)
-
-    def _repr_markdown_(self) -> str:
-        lines = [f"**ChatCompletion** `{self.model}` ({len(self.choices)} choice(s))"]
-        if self.reasoning:
-            lines.append(f"> *reasoning*: {self.reasoning[:500]}")
-        lines.append("")
-        lines.append(self.text or "*(no text)*")
-        if not isinstance(self.usage, Unset) and self.usage is not None:
-            lines.append(f"\n*usage*: {self.usage.to_dict()}")
-        return "\n".join(lines)
-
-
-@attrs.define
-class ChatCompletionChunk(_ChatCompletionChunk):
-    """One streamed chunk: the generated model plus `.text`."""
-
-    @property
-    def text(self) -> str:
-        """The first choice's content delta ("" if none: role-only, tool or usage chunks)."""
-        if not self.choices:
-            return ""
-        delta = self.choices[0].delta
-        return _text(delta.content) or ""
-
-    @property
-    def reasoning(self) -> str:
-        """The first choice's reasoning delta ("" if none)."""
-        if not self.choices:
-            return ""
-        delta = self.choices[0].delta
-        return _text(delta.reasoning) or _text(delta.reasoning_content) or ""
-
-
-@attrs.define
-class EmbeddingResponse(_ResponseMixin, _EmbeddingResponse):
-    """Embeddings, in input order; `.embeddings` gives the vectors as lists of floats."""
-
-    _http_response: httpx.Response | None = attrs.field(default=None, init=False, repr=False, eq=False)
-
-    @property
-    def embeddings(self) -> list[list[float]]:
-        """The vectors, ordered by input index."""
-        ordered = sorted(self.data, key=lambda item: item.index)
-        return [item.embedding for item in ordered if isinstance(item.embedding, list)]
-
-
-@attrs.define
-class Model(_Model):
-    """A served model (`.id`), joined with the catalog when the SDK knows it."""
-
-    @property
-    def info(self) -> Any:
-        """The catalog row for this id (`ModelInfo`), or None for ids the SDK lacks."""
-        from ._catalog import get_model_info
-
-        return get_model_info(self.id)
-
-
-@attrs.define
-class ModelList(_ResponseMixin, _ModelList):
-    """The model list: iterate it, index it, `len()` it, or read `.ids`."""
-
-    _http_response: httpx.Response | None = attrs.field(default=None, init=False, repr=False, eq=False)
-
-    def __iter__(self) -> Iterator[Model]:
-        yield from self.data  # type: ignore[misc]  # parse_model_list builds Model items
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __bool__(self) -> bool:
-        return True  # an empty list is still a valid (non-authoritative) answer
-
-    @property
-    def ids(self) -> list[str]:
-        """The model ids, in the server's order."""
-        return [item.id for item in self.data]
-
-    def _repr_markdown_(self) -> str:
-        rows = ["| id | owned_by |", "|---|---|"]
-        rows += [f"| {m.id} | {m.owned_by if isinstance(m.owned_by, str) else ''} |" for m in self.data]
-        return "\n".join(rows)
 
 
 def parse_model(cls: type[T], data: object, response: httpx.Response | None = None) -> T:
@@ -199,14 +93,6 @@ def parse_model(cls: type[T], data: object, response: httpx.Response | None = No
     return result  # type: ignore[no-any-return]
 
 
-def parse_model_list(data: object, response: httpx.Response | None) -> ModelList:
-    """Build a `ModelList` whose items are the facade's `Model`."""
-    result = parse_model(ModelList, data, response)
-    raw = data["data"] if isinstance(data, Mapping) else []
-    result.data = [parse_model(Model, item, response) for item in raw]
-    return result
-
-
-def set_response(result: _ResponseMixin, response: httpx.Response) -> None:
+def set_response(result: ResponseMixin, response: httpx.Response) -> None:
     """Attach the HTTP response to a result."""
     object.__setattr__(result, "_http_response", response)

@@ -1,8 +1,8 @@
-"""Typed replies from decoded JSON: stream chunks (per token) and completions (per call).
+"""`ChatCompletionChunk`: one streamed chunk, and its fast parser (once per token).
 
 The generated `ChatCompletionChunk.from_dict` costs about 12 us per chunk (closures,
 union probing, dict copies) against 2 us for `json.loads`: at one chunk per token it is
-the largest cost of a stream. This builds the very same objects (the facade's
+the largest cost of a stream. `parse_chunk` builds the very same objects (the facade's
 `ChatCompletionChunk` with generated choices and deltas) directly, in about a sixth of
 the time, and hands the rare parts (tool-call deltas, usage, logprobs) to the generated
 `from_dict` of those parts. A property test holds it equal to `from_dict` on any chunk.
@@ -13,38 +13,48 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from wandb_inference_generated.models.chat_completion_choice import ChatCompletionChoice
+import attrs
+from wandb_inference_generated.models.chat_completion_chunk import (
+    ChatCompletionChunk as _ChatCompletionChunk,
+)
 from wandb_inference_generated.models.chat_completion_chunk_choice import (
     ChatCompletionChunkChoice,
 )
 from wandb_inference_generated.models.chat_completion_delta import ChatCompletionDelta
-from wandb_inference_generated.models.chat_completion_message import ChatCompletionMessage
-from wandb_inference_generated.models.function_call import FunctionCall
 from wandb_inference_generated.models.function_call_delta import FunctionCallDelta
 from wandb_inference_generated.models.logprobs import Logprobs
-from wandb_inference_generated.models.tool_call import ToolCall
 from wandb_inference_generated.models.tool_call_delta import ToolCallDelta
 from wandb_inference_generated.models.usage import Usage
 from wandb_inference_generated.types import UNSET
 
-from ._types import ChatCompletion, ChatCompletionChunk
+from ._types import TOP_KEYS, extras, text_of
 
-__all__ = ["parse_chunk", "parse_completion"]
+__all__ = ["ChatCompletionChunk", "parse_chunk"]
 
-_CHUNK_KEYS = frozenset({"id", "created", "model", "choices", "object", "usage", "system_fingerprint"})
 _CHOICE_KEYS = frozenset({"index", "delta", "finish_reason", "logprobs"})
 _DELTA_KEYS = frozenset({"role", "content", "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"})
 _MISSING_DEFAULTS = {"id": "", "created": 0, "model": "", "choices": []}
-_MESSAGE_KEYS = frozenset(
-    {"role", "content", "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"}
-)
-_COMPLETION_CHOICE_KEYS = frozenset({"index", "message", "finish_reason", "logprobs"})
 
 
-def _extras(data: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
-    if data.keys() <= known:
-        return {}
-    return {k: v for k, v in data.items() if k not in known}
+@attrs.define
+class ChatCompletionChunk(_ChatCompletionChunk):
+    """One streamed chunk: the generated model plus `.text`."""
+
+    @property
+    def text(self) -> str:
+        """The first choice's content delta ("" if none: role-only, tool or usage chunks)."""
+        if not self.choices:
+            return ""
+        delta = self.choices[0].delta
+        return text_of(delta.content) or ""
+
+    @property
+    def reasoning(self) -> str:
+        """The first choice's reasoning delta ("" if none)."""
+        if not self.choices:
+            return ""
+        delta = self.choices[0].delta
+        return text_of(delta.reasoning) or text_of(delta.reasoning_content) or ""
 
 
 def _delta(data: Mapping[str, Any]) -> ChatCompletionDelta:
@@ -64,7 +74,7 @@ def _delta(data: Mapping[str, Any]) -> ChatCompletionDelta:
         tool_calls=tool_calls,
         function_call=function_call,
     )
-    delta.additional_properties = _extras(data, _DELTA_KEYS)
+    delta.additional_properties = extras(data, _DELTA_KEYS)
     return delta
 
 
@@ -79,12 +89,12 @@ def _choice(data: Mapping[str, Any]) -> ChatCompletionChunkChoice:
         finish_reason=get("finish_reason", UNSET),
         logprobs=logprobs,
     )
-    choice.additional_properties = _extras(data, _CHOICE_KEYS)
+    choice.additional_properties = extras(data, _CHOICE_KEYS)
     return choice
 
 
 # The per-token shape, built by `_token_chunk` without any `__init__` (see there).
-_REQUIRED_CHUNK_KEYS = frozenset({"id", "created", "model", "choices"})
+_REQUIREDTOP_KEYS = frozenset({"id", "created", "model", "choices"})
 _TOKEN_DELTA_KEYS = frozenset({"role", "content"})
 _TEXT_DELTA_KEYS = frozenset({"role", "content", "reasoning", "reasoning_content", "refusal"})
 _new = object.__new__
@@ -108,7 +118,7 @@ def _text_delta(data: dict[str, Any]) -> ChatCompletionDelta | None:
         function_call = get("function_call", UNSET)
         if not (function_call is None or function_call is UNSET):
             return None
-        extra = _extras(data, _DELTA_KEYS)
+        extra = extras(data, _DELTA_KEYS)
     delta = _new(ChatCompletionDelta)
     delta.role = get("role", UNSET)
     delta.content = get("content", UNSET)
@@ -136,7 +146,7 @@ def _token_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk | None:
     result equal to the generated `from_dict`.
     """
     keys = data.keys()
-    if not keys >= _REQUIRED_CHUNK_KEYS:
+    if not keys >= _REQUIREDTOP_KEYS:
         return None
     choices = data["choices"]
     if choices.__class__ is not list or len(choices) != 1:
@@ -168,7 +178,7 @@ def _token_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk | None:
     choice.delta = delta
     choice.finish_reason = item.get("finish_reason", UNSET)
     choice.logprobs = logprobs
-    choice.additional_properties = {} if item.keys() <= _CHOICE_KEYS else _extras(item, _CHOICE_KEYS)
+    choice.additional_properties = {} if item.keys() <= _CHOICE_KEYS else extras(item, _CHOICE_KEYS)
     chunk = _new(ChatCompletionChunk)
     chunk.id = data["id"]
     chunk.created = data["created"]
@@ -177,7 +187,7 @@ def _token_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk | None:
     chunk.object_ = data.get("object", UNSET)
     chunk.usage = usage
     chunk.system_fingerprint = data.get("system_fingerprint", UNSET)
-    chunk.additional_properties = {} if keys <= _CHUNK_KEYS else _extras(data, _CHUNK_KEYS)
+    chunk.additional_properties = {} if keys <= TOP_KEYS else extras(data, TOP_KEYS)
     return chunk
 
 
@@ -208,64 +218,5 @@ def parse_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk:
         usage=usage,
         system_fingerprint=get("system_fingerprint", UNSET),
     )
-    chunk.additional_properties = _extras(data, _CHUNK_KEYS)
+    chunk.additional_properties = extras(data, TOP_KEYS)
     return chunk
-
-
-def _message(data: Mapping[str, Any]) -> ChatCompletionMessage:
-    get = data.get
-    tool_calls = get("tool_calls", UNSET)
-    if isinstance(tool_calls, list):
-        tool_calls = [ToolCall.from_dict(item) for item in tool_calls]
-    function_call = get("function_call", UNSET)
-    if isinstance(function_call, dict):
-        function_call = FunctionCall.from_dict(function_call)
-    message = ChatCompletionMessage(
-        role=data["role"],
-        content=get("content", UNSET),
-        reasoning=get("reasoning", UNSET),
-        reasoning_content=get("reasoning_content", UNSET),
-        refusal=get("refusal", UNSET),
-        tool_calls=tool_calls,
-        function_call=function_call,
-    )
-    message.additional_properties = _extras(data, _MESSAGE_KEYS)
-    return message
-
-
-def _completion_choice(data: Mapping[str, Any]) -> ChatCompletionChoice:
-    get = data.get
-    logprobs = get("logprobs", UNSET)
-    if isinstance(logprobs, dict):
-        logprobs = Logprobs.from_dict(logprobs)
-    choice = ChatCompletionChoice(
-        index=data["index"],
-        message=_message(data["message"]),
-        finish_reason=get("finish_reason", UNSET),
-        logprobs=logprobs,
-    )
-    choice.additional_properties = _extras(data, _COMPLETION_CHOICE_KEYS)
-    return choice
-
-
-def parse_completion(data: Mapping[str, Any]) -> ChatCompletion:
-    """Build a typed completion from a decoded reply (what `from_dict` builds, faster).
-
-    Raises:
-        KeyError, TypeError, AttributeError: a reply missing required fields.
-    """
-    get = data.get
-    usage = get("usage", UNSET)
-    if isinstance(usage, dict):
-        usage = Usage.from_dict(usage)
-    completion = ChatCompletion(
-        id=data["id"],
-        created=data["created"],
-        model=data["model"],
-        choices=[_completion_choice(item) for item in data["choices"]],
-        object_=get("object", UNSET),
-        usage=usage,
-        system_fingerprint=get("system_fingerprint", UNSET),
-    )
-    completion.additional_properties = _extras(data, _CHUNK_KEYS)
-    return completion
