@@ -349,20 +349,22 @@ class ChatCompletionAccumulator:
             self._take_chunk_extra(chunk)
 
     def _take_chunk_extra(self, chunk: Mapping[str, Any]) -> None:
+        """Keep the first non-null value of each key the API document does not name."""
         extra = self._extra
         if extra is None:
             extra = self._extra = {}
         for key, value in chunk.items():
-            if key not in _CHUNK_KEYS and value is not None and key not in extra:
+            if value is not None and key not in _CHUNK_KEYS and key not in extra:
                 extra[key] = value
 
 
 def _take_choice_extra(state: _Choice, choice: Mapping[str, Any]) -> None:
+    """Keep the last non-null value of each choice key the API document does not name."""
     extra = state.choice_extra
     if extra is None:
         extra = state.choice_extra = {}
     for key, value in choice.items():
-        if key not in _CHOICE_KEYS and value is not None:
+        if value is not None and key not in _CHOICE_KEYS:
             extra[key] = value
 
 
@@ -374,37 +376,51 @@ def _append(pieces: list[str] | None, value: str) -> list[str]:
 
 
 def _merge_delta(state: _Choice, delta: Mapping[str, Any]) -> None:
-    """Everything in a delta but `content` (which `add` handles inline)."""
-    get = delta.get
-    role = get("role")
-    if state.role is None and isinstance(role, str) and role:
-        state.role = role
-    value = get("reasoning")
-    if isinstance(value, str):
-        state.reasoning = _append(state.reasoning, value)
-    value = get("reasoning_content")
-    if isinstance(value, str):
-        state.reasoning_content = _append(state.reasoning_content, value)
-    value = get("refusal")
-    if isinstance(value, str):
-        state.refusal = _append(state.refusal, value)
-    tool_calls = get("tool_calls")
-    if tool_calls and isinstance(tool_calls, list):
-        for item in tool_calls:
-            if isinstance(item, Mapping):
-                _merge_tool_call(state, item)
-    function_call = get("function_call")
-    if function_call and isinstance(function_call, Mapping):
-        name = function_call.get("name")
-        if isinstance(name, str) and name:
-            state.function_name = _merge_name(state.function_name, name)
-        arguments = _argument_piece(function_call.get("arguments"))
-        if arguments is not None:
-            state.function_args = _append(state.function_args, arguments)
-        elif state.function_args is None:
-            state.function_args = []
-    if not delta.keys() <= _DELTA_KEYS:
+    """Everything in a delta but `content` (which `add` handles inline).
+
+    Loops over the keys the delta has rather than asking for each known one: servers that
+    send every field (`"role": null, "tool_calls": [], ...`) in every chunk, and reasoning
+    models whose tokens arrive as `reasoning`, cost one pass over a few keys.
+    """
+    unknown = False
+    for key, value in delta.items():
+        if value is None or key == "content":
+            continue
+        if key == "reasoning":
+            if isinstance(value, str):
+                state.reasoning = _append(state.reasoning, value)
+        elif key == "reasoning_content":
+            if isinstance(value, str):
+                state.reasoning_content = _append(state.reasoning_content, value)
+        elif key == "role":
+            if state.role is None and isinstance(value, str) and value:
+                state.role = value
+        elif key == "refusal":
+            if isinstance(value, str):
+                state.refusal = _append(state.refusal, value)
+        elif key == "tool_calls":
+            if value and isinstance(value, list):
+                for item in value:
+                    if isinstance(item, Mapping):
+                        _merge_tool_call(state, item)
+        elif key == "function_call":
+            if value and isinstance(value, Mapping):
+                _merge_function_call(state, value)
+        else:
+            unknown = True
+    if unknown:
         _take_message_extra(state, delta)
+
+
+def _merge_function_call(state: _Choice, function_call: Mapping[str, Any]) -> None:
+    name = function_call.get("name")
+    if isinstance(name, str) and name:
+        state.function_name = _merge_name(state.function_name, name)
+    arguments = _argument_piece(function_call.get("arguments"))
+    if arguments is not None:
+        state.function_args = _append(state.function_args, arguments)
+    elif state.function_args is None:
+        state.function_args = []
 
 
 def _merge_tool_call(state: _Choice, item: Mapping[str, Any]) -> None:
