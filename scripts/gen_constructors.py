@@ -22,7 +22,7 @@ TARGET = ROOT / "wandb_inference" / "_constructors.py"
 STUB = TARGET.with_suffix(".pyi")
 sys.path.insert(0, str(ROOT))
 
-from wandb_inference._catalog import CATALOG, ModelInfo  # noqa: E402
+from wandb_inference._catalog import CATALOG, ModelInfo, staging_id  # noqa: E402
 
 HEADER = '''"""Per-model constructors, one per catalog row.
 
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from ._binders import AsyncBinder, SyncBinder, add_constructors
 
-__all__ = ["AsyncConstructors", "SyncConstructors"]
+__all__ = ["NO_CHAT_KEYS", "AsyncConstructors", "SyncConstructors"]
 '''
 
 FOOTER = '''
@@ -66,7 +66,9 @@ import httpx
 from ._binders import AsyncBinder, SyncBinder
 from ._bound import AsyncChatModel, AsyncEmbeddingModel, ChatModel, EmbeddingModel
 
-__all__ = ["AsyncConstructors", "SyncConstructors"]
+__all__ = ["NO_CHAT_KEYS", "AsyncConstructors", "SyncConstructors"]
+
+NO_CHAT_KEYS: frozenset[str]
 '''
 
 
@@ -139,6 +141,14 @@ def render() -> str:
         row = (info.constructor, info.id, info.name, _is_embedding(info), _summary(info))
         lines.append(f"    {row!r},")
     lines.append(")\n")
+    no_chat = sorted(
+        key.casefold() for info in rows if not info.capabilities.chat for key in (info.id, staging_id(info.id))
+    )
+    lines.append(
+        "# The ids (casefolded, and their staging forms) of the models that serve no chat: the\n"
+        "# only ones `_base.check_capabilities` needs the catalog for when a chat has no image.\n"
+        f"NO_CHAT_KEYS = frozenset({no_chat!r})\n"
+    )
     return _format("\n".join(lines) + FOOTER, TARGET)
 
 

@@ -427,3 +427,15 @@ def test_check_script_empty_listing_and_errors_exit_2(capsys: pytest.CaptureFixt
 
     assert script.main(["--base-url", "https://inference.test/v1"], httpx.MockTransport(not_a_list)) == 2
     assert "expected" in capsys.readouterr().err
+
+
+def test_no_chat_keys_hold_every_lookup_form_of_the_models_that_serve_no_chat() -> None:
+    """`check_capabilities` skips the catalog for a text chat to any other id: so every id
+    `get_model_info` resolves to a model that serves no chat must be in `NO_CHAT_KEYS`."""
+    from wandb_inference._constructors import NO_CHAT_KEYS
+
+    for info in CATALOG:
+        forms = [info.id, staging_id(info.id), info.id.upper(), staging_id(info.id).lower()]
+        for form in forms:
+            assert get_model_info(form) is info
+            assert (form.casefold() in NO_CHAT_KEYS) is (not info.capabilities.chat), form

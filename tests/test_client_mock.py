@@ -215,6 +215,15 @@ async def test_image_to_text_only_model_is_a_capability_error(make_client: MakeC
     assert len(rec.requests) == 1
 
 
+@pytest.mark.parametrize("model", ["BAAI/bge-m3", "baai/BGE-M3", "cw_BAAI_bge-m3", "CW_baai_BGE-M3"])
+async def test_chat_with_an_embeddings_model_is_a_capability_error(make_client: MakeClient, model: str) -> None:
+    rec = Recorder(json_response(200, completion_body()))
+    client = make_client(rec)
+    with pytest.raises(wi.CapabilityError, match="is an embeddings model"):
+        await client.call("chat.create", model=model, messages=MESSAGES)
+    assert rec.requests == []
+
+
 async def test_embeddings_from_chat_model_is_a_capability_error(make_client: MakeClient) -> None:
     rec = Recorder(json_response(200, {}))
     client = make_client(rec)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from ._constructors import NO_CHAT_KEYS
 from ._errors_map import Endpoint, error_payload_message, make_status_error
 from ._exceptions import (
     APIResponseValidationError,
@@ -237,6 +238,8 @@ def check_capabilities(options: ClientOptions, endpoint: Endpoint, model: str, b
     """
     if not options.check_capabilities:
         return
+    if endpoint == "chat" and model.casefold() not in NO_CHAT_KEYS and not _has_image(body["messages"]):
+        return  # what the catalog could refuse needs an image or a model that serves no chat
     from ._catalog import get_model_info
 
     info: ModelInfo | None = get_model_info(model)

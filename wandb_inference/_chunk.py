@@ -5,7 +5,8 @@ union probing, dict copies) against 2 us for `json.loads`: at one chunk per toke
 the largest cost of a stream. `parse_chunk` builds the very same objects (the facade's
 `ChatCompletionChunk` with generated choices and deltas) directly, in about a sixth of
 the time, and hands the rare parts (tool-call deltas, usage, logprobs) to the generated
-`from_dict` of those parts. A property test holds it equal to `from_dict` on any chunk.
+`from_dict` of those parts, whose models load when a chunk first has such a part. A
+property test holds it equal to `from_dict` on any chunk.
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ from wandb_inference_generated.models.chat_completion_chunk_choice import (
     ChatCompletionChunkChoice,
 )
 from wandb_inference_generated.models.chat_completion_delta import ChatCompletionDelta
-from wandb_inference_generated.models.function_call_delta import FunctionCallDelta
-from wandb_inference_generated.models.logprobs import Logprobs
-from wandb_inference_generated.models.tool_call_delta import ToolCallDelta
-from wandb_inference_generated.models.usage import Usage
 from wandb_inference_generated.types import UNSET
 
 from ._types import TOP_KEYS, extras, text_of
@@ -61,9 +58,13 @@ def _delta(data: Mapping[str, Any]) -> ChatCompletionDelta:
     get = data.get
     tool_calls = get("tool_calls", UNSET)
     if isinstance(tool_calls, list):
+        from wandb_inference_generated.models.tool_call_delta import ToolCallDelta
+
         tool_calls = [ToolCallDelta.from_dict(item) for item in tool_calls]
     function_call = get("function_call", UNSET)
     if isinstance(function_call, dict):
+        from wandb_inference_generated.models.function_call_delta import FunctionCallDelta
+
         function_call = FunctionCallDelta.from_dict(function_call)
     delta = ChatCompletionDelta(
         role=get("role", UNSET),
@@ -82,6 +83,8 @@ def _choice(data: Mapping[str, Any]) -> ChatCompletionChunkChoice:
     get = data.get
     logprobs = get("logprobs", UNSET)
     if isinstance(logprobs, dict):
+        from wandb_inference_generated.models.logprobs import Logprobs
+
         logprobs = Logprobs.from_dict(logprobs)
     choice = ChatCompletionChunkChoice(
         index=data["index"],
@@ -208,6 +211,8 @@ def parse_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk:
     get = data.get
     usage = get("usage", UNSET)
     if isinstance(usage, dict):
+        from wandb_inference_generated.models.usage import Usage
+
         usage = Usage.from_dict(usage)
     chunk = ChatCompletionChunk(
         id=data["id"],

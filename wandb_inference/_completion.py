@@ -16,9 +16,6 @@ import httpx
 from wandb_inference_generated.models.chat_completion import ChatCompletion as _ChatCompletion
 from wandb_inference_generated.models.chat_completion_choice import ChatCompletionChoice
 from wandb_inference_generated.models.chat_completion_message import ChatCompletionMessage
-from wandb_inference_generated.models.function_call import FunctionCall
-from wandb_inference_generated.models.logprobs import Logprobs
-from wandb_inference_generated.models.tool_call import ToolCall
 from wandb_inference_generated.models.usage import Usage
 from wandb_inference_generated.types import UNSET, Unset
 
@@ -68,9 +65,13 @@ def _message(data: Mapping[str, Any]) -> ChatCompletionMessage:
     get = data.get
     tool_calls = get("tool_calls", UNSET)
     if isinstance(tool_calls, list):
+        from wandb_inference_generated.models.tool_call import ToolCall
+
         tool_calls = [ToolCall.from_dict(item) for item in tool_calls]
     function_call = get("function_call", UNSET)
     if isinstance(function_call, dict):
+        from wandb_inference_generated.models.function_call import FunctionCall
+
         function_call = FunctionCall.from_dict(function_call)
     message = ChatCompletionMessage(
         role=data["role"],
@@ -89,6 +90,8 @@ def _completion_choice(data: Mapping[str, Any]) -> ChatCompletionChoice:
     get = data.get
     logprobs = get("logprobs", UNSET)
     if isinstance(logprobs, dict):
+        from wandb_inference_generated.models.logprobs import Logprobs
+
         logprobs = Logprobs.from_dict(logprobs)
     choice = ChatCompletionChoice(
         index=data["index"],

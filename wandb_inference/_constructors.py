@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._binders import AsyncBinder, SyncBinder, add_constructors
 
-__all__ = ["AsyncConstructors", "SyncConstructors"]
+__all__ = ["NO_CHAT_KEYS", "AsyncConstructors", "SyncConstructors"]
 
 
 # (method, model id, name, embeddings?, docstring summary)
@@ -158,6 +158,10 @@ _MODELS = (
     ("qwen_2_5_vl_7b", "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen 2.5 VL 7B", False, "32k context, vision, json_schema"),
     ("qwq_32b", "Qwen/QwQ-32B", "QwQ 32B", False, "131k context, tools, json_schema, reasoning always"),
 )
+
+# The ids (casefolded, and their staging forms) of the models that serve no chat: the
+# only ones `_base.check_capabilities` needs the catalog for when a chat has no image.
+NO_CHAT_KEYS = frozenset(["baai/bge-m3", "cw_baai_bge-m3"])
 
 
 class AsyncConstructors(AsyncBinder):

@@ -8,7 +8,9 @@ import httpx
 from ._binders import AsyncBinder, SyncBinder
 from ._bound import AsyncChatModel, AsyncEmbeddingModel, ChatModel, EmbeddingModel
 
-__all__ = ["AsyncConstructors", "SyncConstructors"]
+__all__ = ["NO_CHAT_KEYS", "AsyncConstructors", "SyncConstructors"]
+
+NO_CHAT_KEYS: frozenset[str]
 
 class AsyncConstructors(AsyncBinder):
     """`client.<model>()` constructors of the async client."""
