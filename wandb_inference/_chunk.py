@@ -24,7 +24,7 @@ from wandb_inference_generated.models.chat_completion_chunk_choice import (
 from wandb_inference_generated.models.chat_completion_delta import ChatCompletionDelta
 from wandb_inference_generated.types import UNSET
 
-from ._types import TOP_KEYS, extras, text_of
+from ._types import TOP_KEYS, extras, logprobs_of, text_of
 
 __all__ = ["ChatCompletionChunk", "parse_chunk"]
 
@@ -81,23 +81,18 @@ def _delta(data: Mapping[str, Any]) -> ChatCompletionDelta:
 
 def _choice(data: Mapping[str, Any]) -> ChatCompletionChunkChoice:
     get = data.get
-    logprobs = get("logprobs", UNSET)
-    if isinstance(logprobs, dict):
-        from wandb_inference_generated.models.logprobs import Logprobs
-
-        logprobs = Logprobs.from_dict(logprobs)
     choice = ChatCompletionChunkChoice(
         index=data["index"],
         delta=_delta(data["delta"]),
         finish_reason=get("finish_reason", UNSET),
-        logprobs=logprobs,
+        logprobs=logprobs_of(get("logprobs", UNSET)),
     )
     choice.additional_properties = extras(data, _CHOICE_KEYS)
     return choice
 
 
 # The per-token shape, built by `_token_chunk` without any `__init__` (see there).
-_REQUIREDTOP_KEYS = frozenset({"id", "created", "model", "choices"})
+_REQUIRED_KEYS = frozenset({"id", "created", "model", "choices"})
 _TOKEN_DELTA_KEYS = frozenset({"role", "content"})
 _TEXT_DELTA_KEYS = frozenset({"role", "content", "reasoning", "reasoning_content", "refusal"})
 _new = object.__new__
@@ -149,7 +144,7 @@ def _token_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk | None:
     result equal to the generated `from_dict`.
     """
     keys = data.keys()
-    if not keys >= _REQUIREDTOP_KEYS:
+    if not keys >= _REQUIRED_KEYS:
         return None
     choices = data["choices"]
     if choices.__class__ is not list or len(choices) != 1:

@@ -19,7 +19,7 @@ from wandb_inference_generated.models.chat_completion_message import ChatComplet
 from wandb_inference_generated.models.usage import Usage
 from wandb_inference_generated.types import UNSET, Unset
 
-from ._types import TOP_KEYS, ResponseMixin, extras, text_of
+from ._types import TOP_KEYS, ResponseMixin, extras, logprobs_of, text_of
 
 __all__ = ["ChatCompletion", "parse_completion"]
 
@@ -88,16 +88,11 @@ def _message(data: Mapping[str, Any]) -> ChatCompletionMessage:
 
 def _completion_choice(data: Mapping[str, Any]) -> ChatCompletionChoice:
     get = data.get
-    logprobs = get("logprobs", UNSET)
-    if isinstance(logprobs, dict):
-        from wandb_inference_generated.models.logprobs import Logprobs
-
-        logprobs = Logprobs.from_dict(logprobs)
     choice = ChatCompletionChoice(
         index=data["index"],
         message=_message(data["message"]),
         finish_reason=get("finish_reason", UNSET),
-        logprobs=logprobs,
+        logprobs=logprobs_of(get("logprobs", UNSET)),
     )
     choice.additional_properties = extras(data, _COMPLETION_CHOICE_KEYS)
     return choice

@@ -27,7 +27,7 @@ from ._exceptions import APIResponseValidationError, request_id_of
 # module global makes both `pickle` and `copy` resolve it to the singleton.
 copyreg.pickle(Unset, lambda _: "UNSET")
 
-__all__ = ["TOP_KEYS", "ResponseMixin", "extras", "parse_model", "set_response", "text_of"]
+__all__ = ["TOP_KEYS", "ResponseMixin", "extras", "logprobs_of", "parse_model", "set_response", "text_of"]
 
 T = TypeVar("T")
 
@@ -45,6 +45,18 @@ def extras(data: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
     if data.keys() <= known:
         return {}
     return {k: v for k, v in data.items() if k not in known}
+
+
+def logprobs_of(value: object) -> Any:
+    """A choice's `logprobs` as the generated model when it is an object, else as given.
+
+    Shared by the chunk and completion parsers; the model loads when a reply first has one.
+    """
+    if isinstance(value, dict):
+        from wandb_inference_generated.models.logprobs import Logprobs
+
+        return Logprobs.from_dict(value)
+    return value
 
 
 class ResponseMixin:
