@@ -125,10 +125,37 @@ def test_wrong_key_and_unknown_model(server: LocalServer) -> None:
         c.chat.create(model="nobody/model", messages=MESSAGES)
 
 
-def test_connection_reset_is_retried(server: LocalServer, client: wi.Client) -> None:
+def test_connection_reset_after_the_request_is_not_resent(server: LocalServer, client: wi.Client) -> None:
+    """The server received the request, then reset: it may have processed it, so a chat
+    POST is not re-sent (that could bill twice); the error says so."""
     server.faults.push(Fault.reset(), times=1)
-    assert client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=2).text
+    with pytest.raises(wi.APIConnectionError) as info:
+        client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=2)
+    assert info.value.may_have_been_processed and "did not re-send it" in str(info.value)
+    assert len(server.requests) == 1
+
+
+def test_connection_reset_of_an_idempotent_request_is_retried(server: LocalServer, client: wi.Client) -> None:
+    server.faults.push(Fault.reset(), times=1)
+    assert len(client.models.list()) > 0
     assert len(server.requests) == 2
+
+
+def test_connection_refused_is_retried() -> None:
+    """Refused: the request never left, so it is retried (and nothing is received twice)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again at once: nothing listens there
+    delays: list[float] = []
+    with (
+        wi.Client(KEY, base_url=f"http://127.0.0.1:{port}/v1", max_retries=2, sleep=delays.append) as c,
+        pytest.raises(wi.APIConnectionError) as info,
+    ):
+        c.chat.create(model=MODEL, messages=MESSAGES)
+    assert len(delays) == 2 and not info.value.may_have_been_processed
+    assert "Could not reach" in str(info.value) and "retried 2 times" in str(info.value)
 
 
 def test_cut_stream_keeps_partial_text(server: LocalServer, client: wi.Client) -> None:

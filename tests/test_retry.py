@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import wandb_inference as wi
 from wandb_inference._errors_map import make_status_error
 from wandb_inference._exceptions import parse_retry_after
-from wandb_inference._retry import RetryPolicy, RetryState, is_retryable_error
+from wandb_inference._retry import RetryPolicy, RetryState, is_retryable_error, may_have_been_processed
 
 
 def _error(status: int, message: str = "x", **headers: str) -> wi.APIStatusError:
@@ -41,9 +41,46 @@ def test_retryable_kinds() -> None:
     assert not is_retryable_error(_error(404))
     assert not is_retryable_error(_error(501))
     assert is_retryable_error(httpx.ConnectError("refused"))
-    assert is_retryable_error(httpx.RemoteProtocolError("disconnected"))
     assert not is_retryable_error(httpx.ReadTimeout("slow"))
     assert not is_retryable_error(ValueError("x"))
+
+
+# Failures that prove the request never fully left the client: re-sending cannot
+# duplicate work, whatever the method.
+NOT_SENT = [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.PoolTimeout("busy"), httpx.WriteError("rst")]
+# Failures after the request was sent: the server may have processed (and billed) it.
+AFTER_SENDING = [httpx.ReadError("reset"), httpx.RemoteProtocolError("Server disconnected without sending a response.")]
+
+
+@pytest.mark.parametrize("error", NOT_SENT)
+def test_failures_before_sending_are_retried_for_every_method(error: Exception) -> None:
+    assert is_retryable_error(error)
+    assert is_retryable_error(error, idempotent=True)
+    assert not may_have_been_processed(error)
+    assert RetryState(RetryPolicy()).decide(error).retry
+
+
+@pytest.mark.parametrize("error", AFTER_SENDING)
+def test_failures_after_sending_are_retried_only_when_idempotent(error: Exception) -> None:
+    assert not is_retryable_error(error)
+    assert is_retryable_error(error, idempotent=True)
+    assert may_have_been_processed(error)
+    decision = RetryState(RetryPolicy()).decide(error)
+    assert not decision.retry and "may have been processed" in decision.reason
+    assert RetryState(RetryPolicy()).decide(error, idempotent=True).retry
+
+
+def test_attempt_timeouts_are_cut_to_the_time_left() -> None:
+    clock = FakeClock()
+    state = RetryState(RetryPolicy(total_timeout=10), clock=clock)
+    given = {"connect": 5.0, "read": 600.0, "write": None, "pool": 60.0}
+    assert state.attempt_timeouts(given) == {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 10.0}
+    clock.now = 8.5
+    assert state.attempt_timeouts(given) == {"connect": 1.5, "read": 1.5, "write": 1.5, "pool": 1.5}
+    clock.now = 10.0
+    with pytest.raises(wi.APITimeoutError, match=r"total_timeout=10s passed"):
+        state.attempt_timeouts(given)
+    assert RetryState(RetryPolicy(total_timeout=None), clock=clock).attempt_timeouts(given) is None
 
 
 def test_max_retries_bound() -> None:

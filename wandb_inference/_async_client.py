@@ -47,7 +47,8 @@ async def _sleep(seconds: float) -> None:
     await anyio.sleep(seconds)
 
 
-async def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
+async def _read_limited(response: httpx.Response, limit: int, what: str, state: RetryState | None = None) -> bytes:
+    """Read a body up to `limit` bytes (and, given `state`, within its `total_timeout`)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
@@ -55,7 +56,20 @@ async def _read_limited(response: httpx.Response, limit: int, what: str) -> byte
         if size > limit:
             raise _base.too_large(limit, what, response.request)
         chunks.append(chunk)
+        if state is not None and state.deadline is not None and state.expired():
+            raise state.deadline_error(f"while reading the {what}", response.request)
     return b"".join(chunks)
+
+
+async def _read_error_body(response: httpx.Response) -> bytes:
+    """An error reply's body (size-capped), b"" when it cannot be read: the status alone
+    still classifies the error. The response is closed."""
+    try:
+        return await _read_limited(response, _base.MAX_ERROR_BODY, "error body")
+    except (httpx.HTTPError, httpx.StreamError, _exceptions.APIError):
+        return b""
+    finally:
+        await response.aclose()
 
 
 @final
@@ -206,35 +220,54 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
 
     # ------------------------------------------------------------------ I/O core
 
+    def _closed_error(self, spec: RequestSpec) -> _exceptions.APIConnectionError:
+        return _exceptions.APIConnectionError(
+            "This client (or the client it was derived from with with_options(), or the "
+            "http_client it was given) is closed; create a new one (or use it in `async with`).",
+            request=spec.request,
+        )
+
     async def _send(self, spec: RequestSpec) -> tuple[httpx.Response, Slot | None]:
         """Send with retries; return a 2xx response (body unread) and its concurrency slot.
 
-        Each attempt holds a slot of the concurrency limiter while in flight; the caller
-        releases the returned one when the body is read or the stream closed.
+        Each attempt holds a slot of the concurrency limiter while in flight (the wait for
+        it bounded by the pool timeout and `total_timeout`); the caller releases the
+        returned one when the body is read or the stream closed. Every attempt's
+        timeouts are cut to what remains of `total_timeout`.
 
         Raises:
             APIStatusError: (a subclass for) the final non-2xx status.
-            APIConnectionError: the final transport failure.
+            APIConnectionError: the final transport failure (`APITimeoutError` for
+                timeouts, the slot wait and `total_timeout`).
         """
-        if self._closed:
-            raise _exceptions.APIConnectionError(
-                "This client is closed; create a new one (or use it in `async with`).",
-                request=spec.request,
-            )
-        state = RetryState(self._options.retry)
+        http = self._http
+        if self._closed or http.is_closed:
+            raise self._closed_error(spec)
+        spec.retry = state = RetryState(self._options.retry)
         limiter = self._limiter
+        request = spec.request
         while True:
             attempt = state.retries + 1
-            slot = await AsyncLimiter.acquire(limiter, spec.model)
+            capped = spec.start_attempt(state)
+            slot: Slot | None = None
+            if limiter is not None:
+                wait = _base.slot_wait(capped, spec)
+                slot = await limiter.acquire(spec.model, wait)
+                if slot is None:
+                    raise _base.slot_timeout(limiter.describe(spec.model), wait, spec, state)
             try:
-                response = await self._http.send(spec.request, stream=True)
-            except httpx.TransportError as exc:
+                response = await http.send(request, stream=True)
+            except Exception as exc:
                 if slot is not None:
                     slot.finish(ok=False)
-                decision = state.decide(exc)
+                if not isinstance(exc, httpx.HTTPError | httpx.StreamError):
+                    if http.is_closed:
+                        raise self._closed_error(spec) from exc
+                    raise
+                decision = state.decide(exc, idempotent=spec.idempotent)
                 _base.log_attempt(spec, attempt, type(exc).__name__, decision)
                 if not decision.retry:
-                    raise _errors_map.connection_error_from(exc, spec.request, base_url=self.base_url) from exc
+                    raise _base.attempt_error(exc, spec, state, self.base_url) from exc
                 await self._sleep(decision.delay)
                 continue
             except BaseException:
@@ -245,22 +278,20 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
                 _base.log_attempt(spec, attempt, str(response.status_code), None)
                 _base.redact_response(response)
                 return response, slot
-            content = b""
+            rate_limited = False
             try:
-                content = await _read_limited(response, _base.MAX_ERROR_BODY, "error body")
-            except (httpx.TransportError, _exceptions.APIResponseValidationError):
-                pass  # the status alone still classifies the error
+                content = await _read_error_body(response)
+                _base.keep_error_body(response, content)
+                _base.redact_response(response)
+                error = _base.status_error(response, spec, state.retries)
+                rate_limited = isinstance(error, _exceptions.RateLimitError)
             finally:
-                await response.aclose()
-            _base.keep_error_body(response, content)
-            _base.redact_response(response)
-            error = _base.status_error(response, spec, state.retries)
-            if slot is not None:
-                slot.finish(ok=False, rate_limited=isinstance(error, _exceptions.RateLimitError))
+                if slot is not None:
+                    slot.finish(ok=False, rate_limited=rate_limited)
             decision = state.decide(error)
             _base.log_attempt(spec, attempt, str(response.status_code), decision)
             if not decision.retry:
-                raise error
+                raise _base.gave_up(error, decision)
             await self._sleep(decision.delay)
 
     async def _request(self, spec: RequestSpec) -> tuple[object, httpx.Response]:
@@ -268,14 +299,17 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         response, slot = await self._send(spec)
         ok = False
         try:
-            content = await _read_limited(response, _base.MAX_RESPONSE_BODY, "response body")
+            content = await _read_limited(response, _base.MAX_RESPONSE_BODY, "response body", spec.retry)
             ok = True
-        except httpx.TransportError as exc:
-            raise _errors_map.connection_error_from(exc, spec.request, base_url=self.base_url) from exc
+        except (httpx.HTTPError, httpx.StreamError) as exc:
+            assert spec.retry is not None
+            raise _base.attempt_error(exc, spec, spec.retry, self.base_url) from exc
         finally:
-            await response.aclose()
-            if slot is not None:
-                slot.finish(ok=ok)
+            try:
+                await response.aclose()
+            finally:
+                if slot is not None:
+                    slot.finish(ok=ok)
         return _base.decode_json(content, response), response
 
     async def _stream(self, spec: RequestSpec) -> AsyncChatStream:
@@ -283,14 +317,20 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         from ._streaming import AsyncChatStream, StreamProcessor
 
         response, slot = await self._send(spec)
-        if "json" in response.headers.get("content-type", ""):
+        if not _base.is_event_stream(response):
             try:
                 content = await _read_limited(response, _base.MAX_ERROR_BODY, "response body")
+            except (httpx.HTTPError, httpx.StreamError) as exc:
+                assert spec.retry is not None
+                raise _base.attempt_error(exc, spec, spec.retry, self.base_url) from exc
             finally:
-                await response.aclose()
-                if slot is not None:
-                    slot.finish(ok=False)
+                try:
+                    await response.aclose()
+                finally:
+                    if slot is not None:
+                        slot.finish(ok=False)
             raise _base.stream_reply_not_sse(content, response)
+        spec.restore_timeouts()
         processor = StreamProcessor(response.request, parse_chunk, max_event_size=self._options.max_event_size)
         return AsyncChatStream(response, processor, slot)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal, Unpack, final, overload
 
 import httpx
 
-from ._concurrency import SyncLimiter
+from ._concurrency import SyncLimiter, reset_after_fork
 from ._config import DEFAULT_LIMITS
 from ._constructors import SyncConstructors
 from ._lazy import lazy_module
@@ -58,6 +58,11 @@ class _Pool:
         self.owned = owned
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        # Another thread may have held the lock at fork time: the child's copy stays held.
+        self._lock = threading.Lock()
 
     def get(self) -> httpx.Client:
         if self._pid != os.getpid():
@@ -72,7 +77,8 @@ class _Pool:
             self.get().close()
 
 
-def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
+def _read_limited(response: httpx.Response, limit: int, what: str, state: RetryState | None = None) -> bytes:
+    """Read a body up to `limit` bytes (and, given `state`, within its `total_timeout`)."""
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
@@ -80,7 +86,20 @@ def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
         if size > limit:
             raise _base.too_large(limit, what, response.request)
         chunks.append(chunk)
+        if state is not None and state.deadline is not None and state.expired():
+            raise state.deadline_error(f"while reading the {what}", response.request)
     return b"".join(chunks)
+
+
+def _read_error_body(response: httpx.Response) -> bytes:
+    """An error reply's body (size-capped), b"" when it cannot be read: the status alone
+    still classifies the error. The response is closed."""
+    try:
+        return _read_limited(response, _base.MAX_ERROR_BODY, "error body")
+    except (httpx.HTTPError, httpx.StreamError, _exceptions.APIError):
+        return b""
+    finally:
+        response.close()
 
 
 @final
@@ -219,35 +238,54 @@ class Client(ClientOptionsMixin, SyncConstructors):
 
     # ------------------------------------------------------------------ I/O core
 
+    def _closed_error(self, spec: RequestSpec) -> _exceptions.APIConnectionError:
+        return _exceptions.APIConnectionError(
+            "This client (or the client it was derived from with with_options(), or the "
+            "http_client it was given) is closed; create a new one (or use it in `with`).",
+            request=spec.request,
+        )
+
     def _send(self, spec: RequestSpec) -> tuple[httpx.Response, Slot | None]:
         """Send with retries; return a 2xx response (body unread) and its concurrency slot.
 
-        Each attempt holds a slot of the concurrency limiter while in flight; the caller
-        releases the returned one when the body is read or the stream closed.
+        Each attempt holds a slot of the concurrency limiter while in flight (the wait for
+        it bounded by the pool timeout and `total_timeout`); the caller releases the
+        returned one when the body is read or the stream closed. Every attempt's
+        timeouts are cut to what remains of `total_timeout`.
 
         Raises:
             APIStatusError: (a subclass for) the final non-2xx status.
-            APIConnectionError: the final transport failure.
+            APIConnectionError: the final transport failure (`APITimeoutError` for
+                timeouts, the slot wait and `total_timeout`).
         """
-        if self._closed:
-            raise _exceptions.APIConnectionError(
-                "This client is closed; create a new one (or use it in `with`).",
-                request=spec.request,
-            )
-        state = RetryState(self._options.retry)
+        http = self._pool.get()
+        if self._closed or http.is_closed:
+            raise self._closed_error(spec)
+        spec.retry = state = RetryState(self._options.retry)
         limiter = self._limiter
+        request = spec.request
         while True:
             attempt = state.retries + 1
-            slot = SyncLimiter.acquire(limiter, spec.model)
+            capped = spec.start_attempt(state)
+            slot: Slot | None = None
+            if limiter is not None:
+                wait = _base.slot_wait(capped, spec)
+                slot = limiter.acquire(spec.model, wait)
+                if slot is None:
+                    raise _base.slot_timeout(limiter.describe(spec.model), wait, spec, state)
             try:
-                response = self._pool.get().send(spec.request, stream=True)
-            except httpx.TransportError as exc:
+                response = http.send(request, stream=True)
+            except Exception as exc:
                 if slot is not None:
                     slot.finish(ok=False)
-                decision = state.decide(exc)
+                if not isinstance(exc, httpx.HTTPError | httpx.StreamError):
+                    if http.is_closed:
+                        raise self._closed_error(spec) from exc
+                    raise
+                decision = state.decide(exc, idempotent=spec.idempotent)
                 _base.log_attempt(spec, attempt, type(exc).__name__, decision)
                 if not decision.retry:
-                    raise _errors_map.connection_error_from(exc, spec.request, base_url=self.base_url) from exc
+                    raise _base.attempt_error(exc, spec, state, self.base_url) from exc
                 self._sleep(decision.delay)
                 continue
             except BaseException:
@@ -258,22 +296,20 @@ class Client(ClientOptionsMixin, SyncConstructors):
                 _base.log_attempt(spec, attempt, str(response.status_code), None)
                 _base.redact_response(response)
                 return response, slot
-            content = b""
+            rate_limited = False
             try:
-                content = _read_limited(response, _base.MAX_ERROR_BODY, "error body")
-            except (httpx.TransportError, _exceptions.APIResponseValidationError):
-                pass  # the status alone still classifies the error
+                content = _read_error_body(response)
+                _base.keep_error_body(response, content)
+                _base.redact_response(response)
+                error = _base.status_error(response, spec, state.retries)
+                rate_limited = isinstance(error, _exceptions.RateLimitError)
             finally:
-                response.close()
-            _base.keep_error_body(response, content)
-            _base.redact_response(response)
-            error = _base.status_error(response, spec, state.retries)
-            if slot is not None:
-                slot.finish(ok=False, rate_limited=isinstance(error, _exceptions.RateLimitError))
+                if slot is not None:
+                    slot.finish(ok=False, rate_limited=rate_limited)
             decision = state.decide(error)
             _base.log_attempt(spec, attempt, str(response.status_code), decision)
             if not decision.retry:
-                raise error
+                raise _base.gave_up(error, decision)
             self._sleep(decision.delay)
 
     def _request(self, spec: RequestSpec) -> tuple[object, httpx.Response]:
@@ -281,14 +317,17 @@ class Client(ClientOptionsMixin, SyncConstructors):
         response, slot = self._send(spec)
         ok = False
         try:
-            content = _read_limited(response, _base.MAX_RESPONSE_BODY, "response body")
+            content = _read_limited(response, _base.MAX_RESPONSE_BODY, "response body", spec.retry)
             ok = True
-        except httpx.TransportError as exc:
-            raise _errors_map.connection_error_from(exc, spec.request, base_url=self.base_url) from exc
+        except (httpx.HTTPError, httpx.StreamError) as exc:
+            assert spec.retry is not None
+            raise _base.attempt_error(exc, spec, spec.retry, self.base_url) from exc
         finally:
-            response.close()
-            if slot is not None:
-                slot.finish(ok=ok)
+            try:
+                response.close()
+            finally:
+                if slot is not None:
+                    slot.finish(ok=ok)
         return _base.decode_json(content, response), response
 
     def _stream(self, spec: RequestSpec) -> ChatStream:
@@ -296,14 +335,20 @@ class Client(ClientOptionsMixin, SyncConstructors):
         from ._streaming import ChatStream, StreamProcessor
 
         response, slot = self._send(spec)
-        if "json" in response.headers.get("content-type", ""):
+        if not _base.is_event_stream(response):
             try:
                 content = _read_limited(response, _base.MAX_ERROR_BODY, "response body")
+            except (httpx.HTTPError, httpx.StreamError) as exc:
+                assert spec.retry is not None
+                raise _base.attempt_error(exc, spec, spec.retry, self.base_url) from exc
             finally:
-                response.close()
-                if slot is not None:
-                    slot.finish(ok=False)
+                try:
+                    response.close()
+                finally:
+                    if slot is not None:
+                        slot.finish(ok=False)
             raise _base.stream_reply_not_sse(content, response)
+        spec.restore_timeouts()
         processor = StreamProcessor(response.request, parse_chunk, max_event_size=self._options.max_event_size)
         return ChatStream(response, processor, slot)
 

@@ -11,18 +11,35 @@ whole client when `max_concurrency` is set):
   by one (8x slower near the level that was refused), up to `max_concurrency` (or back
   to unlimited past 256). Requests wait for a slot instead of burning their retries.
 
-A stream holds its slot until it is closed. `AIMDLimit` (`_aimd.py`) is the pure
-policy; the gates here are thin async and thread-safe shells around it, and import it
-when the first request asks for a slot (a client is built without it).
+Liveness rules (each guarded by a test that misuses the SDK):
+
+- A wait for a slot is bounded: by the request's pool timeout and by what remains of its
+  `total_timeout`; it then fails with `APITimeoutError` naming the limit.
+- A caller is never blocked by its own slots: the slots a thread (sync) or task (async)
+  already holds, e.g. an open stream, do not count against it. Otherwise "summarise while
+  streaming" code waits for ever on the slot its own stream holds once a 429 lowers the
+  limit to 1. (It may then exceed the limit; the service answers 429, which is retried
+  and, if it persists, raised: an error, never a hang.)
+- After `fork`, the child starts with fresh gates: the parent's in-flight counts and a
+  lock another thread may have held at fork time are not inherited.
+- The per-model table is bounded: idle entries are dropped past `_MAX_MODELS` models.
+
+A stream holds its slot until it is closed (or garbage-collected). `AIMDLimit`
+(`_aimd.py`) is the pure policy; the gates here are thin async and thread-safe shells
+around it, and import it when the first request asks for a slot (a client is built
+without it).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
+import time
+import weakref
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Self
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Protocol, Self
 
 from ._lazy import lazy_module
 
@@ -35,17 +52,47 @@ if TYPE_CHECKING:
 else:
     _aimd = lazy_module("wandb_inference._aimd")
 
-__all__ = ["AsyncLimiter", "Slot", "SyncLimiter"]
+__all__ = ["AsyncLimiter", "Slot", "SyncLimiter", "reset_after_fork"]
+
+# Past this many models in one client's table, idle entries are dropped.
+_MAX_MODELS = 1024
+
+
+class _ForkReset(Protocol):
+    def _after_fork_in_child(self) -> None: ...
+
+
+_FORK_RESET: weakref.WeakSet[_ForkReset] = weakref.WeakSet()
+
+
+def reset_after_fork(obj: _ForkReset) -> None:
+    """Call `obj._after_fork_in_child()` in the child of every later `fork` (weakly held)."""
+    _FORK_RESET.add(obj)
+
+
+def _after_fork_in_child() -> None:  # pragma: no cover - runs in forked children only
+    for obj in list(_FORK_RESET):
+        obj._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Slot:
     """The right to have one request in flight; released exactly once."""
 
-    __slots__ = ("limits", "on_release", "released")
+    __slots__ = ("limits", "on_release", "owner", "released")
 
-    def __init__(self, limits: tuple[AIMDLimit, ...], on_release: Callable[[Slot, bool, bool], None]) -> None:
+    def __init__(
+        self,
+        limits: tuple[AIMDLimit, ...],
+        on_release: Callable[[Slot, bool, bool], None],
+        owner: Hashable,
+    ) -> None:
         self.limits = limits
         self.on_release = on_release
+        self.owner = owner
         self.released = False
 
     def finish(self, *, ok: bool = True, rate_limited: bool = False) -> None:
@@ -55,23 +102,26 @@ class Slot:
             self.on_release(self, ok, rate_limited)
 
 
-def _account(slot: Slot, ok: bool, rate_limited: bool) -> None:
-    for limit in slot.limits:
-        if rate_limited:
-            limit.on_rate_limited()  # before the decrement: this request was in flight too
-        elif ok:
-            limit.on_success()
-        limit.in_flight -= 1
-
-
 class _Limits:
-    """The per-model (and client-wide) limits both gates keep."""
+    """The per-model (and client-wide) limits both gates keep, and who holds their slots."""
 
     def __init__(self, ceiling: float, adaptive: bool, client_wide: bool) -> None:
         self._ceiling = ceiling
         self._adaptive = adaptive
-        self._global = _aimd.AIMDLimit(ceiling=ceiling, adaptive=False) if client_wide else None
+        self._client_wide = client_wide
+        self._fresh()
+        reset_after_fork(self)
+
+    def _fresh(self) -> None:
+        self._global = _aimd.AIMDLimit(ceiling=self._ceiling, adaptive=False) if self._client_wide else None
         self._models: dict[str, AIMDLimit] = {}
+        # owner -> {id(limit): slots of that limit the owner holds}
+        self._held: dict[Hashable, dict[int, int]] = {}
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's in-flight requests are not the child's; its slots (kept by objects
+        # inherited through fork) now point at limits no longer in the table: harmless.
+        self._fresh()
 
     @classmethod
     def for_options(cls, options: ClientOptions) -> Self | None:
@@ -85,12 +135,79 @@ class _Limits:
         key = model or ""
         per_model = self._models.get(key)
         if per_model is None:
+            if len(self._models) >= _MAX_MODELS:
+                self._prune()
             per_model = self._models[key] = _aimd.AIMDLimit(ceiling=self._ceiling, adaptive=self._adaptive)
         return (per_model,) if self._global is None else (self._global, per_model)
+
+    def _prune(self) -> None:
+        """Drop idle models' entries (those still at their default limit first)."""
+        idle = [key for key, limit in self._models.items() if limit.in_flight <= 0]
+        idle.sort(key=lambda key: self._models[key].limit != self._ceiling)
+        for key in idle[: max(1, len(self._models) - _MAX_MODELS * 3 // 4)]:
+            del self._models[key]
 
     def limit_for(self, model: str | None) -> float:
         """The current in-flight limit for `model` (inf: unlimited)."""
         return self._limits(model)[-1].limit
+
+    def describe(self, model: str | None) -> str:
+        """`limit N, M in flight` for an error message."""
+        limit = self._limits(model)[-1]
+        shown = "unlimited" if math.isinf(limit.limit) else f"{limit.limit:g}"
+        return f"limit {shown}, {limit.in_flight} in flight"
+
+    def _has_room(self, limits: tuple[AIMDLimit, ...], owner: Hashable) -> bool:
+        mine = self._held.get(owner)
+        for limit in limits:
+            in_flight = limit.in_flight
+            if mine:
+                in_flight -= mine.get(id(limit), 0)
+            if in_flight >= limit.limit:
+                return False
+        return True
+
+    def _take(self, limits: tuple[AIMDLimit, ...], owner: Hashable) -> None:
+        mine = self._held.get(owner)
+        if mine is None:
+            mine = self._held[owner] = {}
+        for limit in limits:
+            limit.in_flight += 1
+            key = id(limit)
+            mine[key] = mine.get(key, 0) + 1
+
+    def _account(self, slot: Slot, ok: bool, rate_limited: bool) -> None:
+        mine = self._held.get(slot.owner)
+        for limit in slot.limits:
+            if rate_limited:
+                limit.on_rate_limited()  # before the decrement: this request was in flight too
+            elif ok:
+                limit.on_success()
+            limit.in_flight -= 1
+            if mine is not None:
+                key = id(limit)
+                left = mine.get(key, 0) - 1
+                if left > 0:
+                    mine[key] = left
+                else:
+                    mine.pop(key, None)
+        if mine is not None and not mine:
+            del self._held[slot.owner]
+
+
+def _current_task() -> Hashable:
+    """The running task (asyncio's, else anyio's id for trio)."""
+    import asyncio
+
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+    if task is not None:
+        return task
+    import anyio
+
+    return anyio.get_current_task().id
 
 
 class AsyncLimiter(_Limits):
@@ -100,28 +217,39 @@ class AsyncLimiter(_Limits):
         super().__init__(ceiling, adaptive, client_wide)
         self._waiters: deque[anyio.Event] = deque()
 
-    @staticmethod
-    async def acquire(limiter: AsyncLimiter | None, model: str | None) -> Slot | None:
-        """Wait for a slot (no-op without a limiter)."""
-        if limiter is None:
-            return None
-        limits = limiter._limits(model)
-        while not all(limit.has_room() for limit in limits):
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        self._waiters = deque()
+
+    async def acquire(self, model: str | None, timeout: float | None) -> Slot | None:
+        """Wait for a slot, at most `timeout` seconds (None: no bound).
+
+        Returns:
+            The slot, or None when `timeout` passed first.
+        """
+        limits = self._limits(model)
+        owner = _current_task()
+        if not self._has_room(limits, owner):
             import anyio
 
-            event = anyio.Event()
-            limiter._waiters.append(event)
-            try:
-                await event.wait()
-            finally:
-                if event in limiter._waiters:
-                    limiter._waiters.remove(event)
-        for limit in limits:
-            limit.in_flight += 1
-        return Slot(limits, limiter._release)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._has_room(limits, owner):
+                left = math.inf if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                event = anyio.Event()
+                self._waiters.append(event)
+                try:
+                    with anyio.move_on_after(left):
+                        await event.wait()
+                finally:
+                    if event in self._waiters:
+                        self._waiters.remove(event)
+        self._take(limits, owner)
+        return Slot(limits, self._release, owner)
 
     def _release(self, slot: Slot, ok: bool, rate_limited: bool) -> None:
-        _account(slot, ok, rate_limited)
+        self._account(slot, ok, rate_limited)
         # Wake everyone: each re-checks its own model's room (cheap; waiters are few).
         while self._waiters:
             self._waiters.popleft().set()
@@ -134,19 +262,25 @@ class SyncLimiter(_Limits):
         super().__init__(ceiling, adaptive, client_wide)
         self._cond = threading.Condition()
 
-    @staticmethod
-    def acquire(limiter: SyncLimiter | None, model: str | None) -> Slot | None:
-        """Block until a slot is free (no-op without a limiter)."""
-        if limiter is None:
-            return None
-        with limiter._cond:
-            limits = limiter._limits(model)
-            limiter._cond.wait_for(lambda: all(limit.has_room() for limit in limits))
-            for limit in limits:
-                limit.in_flight += 1
-        return Slot(limits, limiter._release)
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        self._cond = threading.Condition()  # another thread may have held the old one
+
+    def acquire(self, model: str | None, timeout: float | None) -> Slot | None:
+        """Block until a slot is free, at most `timeout` seconds (None: no bound).
+
+        Returns:
+            The slot, or None when `timeout` passed first.
+        """
+        owner = threading.get_ident()
+        with self._cond:
+            limits = self._limits(model)
+            if not self._cond.wait_for(lambda: self._has_room(limits, owner), timeout):
+                return None
+            self._take(limits, owner)
+        return Slot(limits, self._release, owner)
 
     def _release(self, slot: Slot, ok: bool, rate_limited: bool) -> None:
         with self._cond:
-            _account(slot, ok, rate_limited)
+            self._account(slot, ok, rate_limited)
             self._cond.notify_all()

@@ -200,9 +200,9 @@ def _advice(
             "WANDB_INFERENCE_PROJECT)."
         )
     if cls is ServiceUnavailableError:
-        return "The engine is overloaded. The SDK already retried; W&B advises waiting 60-120 s before trying again."
+        return "The engine is overloaded. W&B advises waiting 60-120 s before trying again." + _retry_note(retried)
     if cls is InternalServerError:
-        return "The service failed. W&B advises waiting 30-60 s before trying again."
+        return "The service failed. W&B advises waiting 30-60 s before trying again." + _retry_note(retried)
     if cls is BadRequestError:
         return "Fix the request parameters named above; retrying the same request will fail."
     if 300 <= status < 400:
@@ -234,13 +234,42 @@ def make_status_error(
     return cls(message, response=response, body=body, server_message=server_message, code=code)
 
 
+def _retry_note(retried: int) -> str:
+    """What the SDK did about it: said only when it did retry."""
+    if not retried:
+        return ""
+    return f" The SDK retried {retried} time{'s' if retried != 1 else ''} first."
+
+
 def connection_error_from(
-    exc: httpx.TransportError, request: httpx.Request | None, *, base_url: str
+    exc: httpx.TransportError,
+    request: httpx.Request | None,
+    *,
+    base_url: str,
+    retried: int = 0,
+    processed: bool = False,
 ) -> APIConnectionError:
-    """Turn an httpx transport error into the SDK's typed error with advice."""
+    """Turn an httpx transport error into the SDK's typed error with advice.
+
+    Args:
+        exc: the transport error (its request is redacted in place: it stays `__cause__`).
+        request: the request that failed (kept redacted on the error).
+        base_url: named in the message.
+        retried: how many retries were made before this failure (said only when > 0).
+        processed: the request was sent and the server may have processed it (a POST
+            whose connection broke after sending: not re-sent, the message says so).
+    """
     redact_transport_error(exc)
     kind = type(exc).__name__
     detail = str(exc) or kind
+    note = _retry_note(retried)
+    maybe = (
+        " The request had been sent: the server may have received and processed it (and "
+        "billed it), so the SDK did not re-send it. Check before sending it again."
+        if processed
+        else ""
+    )
+    error: APIConnectionError
     if isinstance(exc, httpx.TimeoutException):
         what = {
             "ConnectTimeout": "connecting",
@@ -248,30 +277,39 @@ def connection_error_from(
             "WriteTimeout": "sending the request",
             "PoolTimeout": "waiting for a free connection from the pool",
         }.get(kind, "talking to the server")
-        return APITimeoutError(
+        error = APITimeoutError(
             f"Timed out {what} ({kind}) at {base_url}. Reasoning models can take minutes "
-            "before the first token: raise `timeout=` or use stream=True.",
+            f"before the first token: raise `timeout=` or use stream=True.{maybe}{note}",
             request=request,
         )
-    if isinstance(exc, httpx.RemoteProtocolError):
+    elif isinstance(exc, httpx.RemoteProtocolError):
         # The server was reached but its reply was not valid HTTP: "Could not reach" would
         # send the user looking at the network. h11 says "Receive buffer too long" when
         # the headers pass httpx's 100 KiB limit: name that in words.
         hint = " (the response headers exceed httpx's 100 KiB limit)" if "buffer too long" in detail else ""
-        return APIConnectionError(
+        error = APIConnectionError(
             f"The server at {base_url} sent a broken HTTP response or closed the connection "
             f"without one ({kind}: {detail}){hint}. Check the base URL and any proxy in "
-            "between; the SDK already retried.",
+            f"between.{maybe}{note}",
             request=request,
         )
-    return APIConnectionError(
-        f"Could not reach {base_url} ({kind}: {detail}). Check the network, the base URL "
-        "and any proxy settings (HTTPS_PROXY); the SDK already retried.",
-        request=request,
-    )
+    elif processed:
+        error = APIConnectionError(
+            f"The connection to {base_url} broke while waiting for the reply ({kind}: {detail})."
+            f"{maybe}{note}",
+            request=request,
+        )
+    else:
+        error = APIConnectionError(
+            f"Could not reach {base_url} ({kind}: {detail}). Check the network, the base URL "
+            f"and any proxy settings (HTTPS_PROXY).{note}",
+            request=request,
+        )
+    error.may_have_been_processed = processed
+    return error
 
 
-def redact_transport_error(exc: httpx.TransportError) -> None:
+def redact_transport_error(exc: httpx.RequestError) -> None:
     """Swap the request an httpx error keeps for a copy without credentials.
 
     The SDK raises its own errors `from` httpx's, so the httpx error stays reachable as

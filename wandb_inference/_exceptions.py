@@ -154,7 +154,17 @@ class APIError(WandbInferenceError):
 
 
 class APIConnectionError(APIError):
-    """No usable response arrived: DNS failure, refused or reset connection, TLS error."""
+    """No usable response arrived: DNS failure, refused or reset connection, TLS error.
+
+    Attributes:
+        may_have_been_processed: True when the request had been sent before the failure
+            (the connection broke or timed out while waiting for the reply): the server
+            may have processed, and billed, it. The SDK never re-sends such a chat or
+            embeddings request; check before sending it again. False when the failure
+            proves it never left (refused, DNS, connect or pool timeout, failed write).
+    """
+
+    may_have_been_processed: bool = False
 
 
 class APITimeoutError(APIConnectionError):

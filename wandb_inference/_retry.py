@@ -2,17 +2,21 @@
 
 Retried (the request never produced anything the caller saw):
 - 429 concurrency limit (`RateLimitError`), 500, 502, 503, 504, 529;
-- connection failures before any response: refused, reset, DNS, "server disconnected",
-  connect and pool timeouts.
+- transport failures that prove the request was not processed: refused, DNS, connect
+  and pool timeouts, a write that failed before the request was fully sent;
+- for idempotent requests only (`GET /models`): a connection reset or "server
+  disconnected" after the request was sent.
 
 Never retried: quota 429 / 402, personal-account 429, other 4xx, read and write
-timeouts (the service may already be generating, and billing, the reply), and a stream
-once its first event has reached the caller.
+timeouts, a chat or embeddings POST whose connection broke after it was sent (the
+service may already be generating, and billing, the reply: the error says it may have
+been processed), and a stream once its first event has reached the caller.
 
 Waits: the server's `retry-after-ms` / `Retry-After` when sent (a value above
 `max_retry_after` gives up at once rather than sleeping for minutes), else exponential
-backoff with full jitter. Bounded by `max_retries` and by `total_timeout` (wall time of
-all attempts and waits).
+backoff with full jitter. Bounded by `max_retries` and by `total_timeout`: the wall time
+of all attempts and waits together, until the reply is read (or, for a stream, until its
+response arrived). Each attempt gets the time that remains (`RetryState.attempt_timeouts`).
 """
 
 from __future__ import annotations
@@ -32,17 +36,24 @@ if TYPE_CHECKING:
 else:
     _exceptions = lazy_module("wandb_inference._exceptions")  # loaded by the first error
 
-__all__ = ["RetryDecision", "RetryPolicy", "RetryState", "is_retryable_error"]
+__all__ = ["RetryDecision", "RetryPolicy", "RetryState", "is_retryable_error", "may_have_been_processed"]
 
 _RETRYABLE_STATUSES = frozenset({500, 502, 503, 504, 529})
-_RETRYABLE_TRANSPORT = (
+# Transport failures that prove the server did not receive the whole request (so cannot
+# have processed it): safe to retry for any method.
+_NOT_SENT = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
-    httpx.RemoteProtocolError,
-    httpx.ReadError,
     httpx.WriteError,
+    httpx.WriteTimeout,
+    httpx.LocalProtocolError,
+    httpx.UnsupportedProtocol,
 )
+_RETRYABLE_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError)
+# Failures after the request went out: the server may have processed it. Retried only
+# for idempotent requests.
+_RETRYABLE_IF_IDEMPOTENT = (httpx.RemoteProtocolError, httpx.ReadError)
 
 
 def _check_non_negative(name: str, value: object) -> None:
@@ -60,15 +71,21 @@ class RetryPolicy:
         max_delay: backoff ceiling in seconds, before jitter.
         max_retry_after: the longest server-requested wait honoured; a longer
             `Retry-After` gives up at once with the error (its `.retry_after` tells when).
-        total_timeout: wall-clock bound in seconds for all attempts and waits together
-            (None: only `max_retries` bounds). A wait that would cross it is not taken.
+        total_timeout: wall-clock bound in seconds for the whole call: every attempt,
+            every wait for a concurrency slot and between retries, and the reading of a
+            non-streamed reply (a stream: until its response arrived; its chunks are then
+            bounded by the read timeout). Each attempt's timeouts are cut to what remains;
+            a wait that would cross it is not taken; when it passes the call raises
+            `APITimeoutError`. None: only `max_retries` and the per-attempt timeouts bound.
+            The default (900 s) leaves room for one attempt's full default read timeout
+            (600 s: reasoning models are slow) plus retries.
     """
 
     max_retries: int = 3
     initial_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 60.0
-    total_timeout: float | None = 180.0
+    total_timeout: float | None = 900.0
 
     def __post_init__(self) -> None:
         retries = self.max_retries
@@ -100,19 +117,38 @@ class RetryDecision:
         return f"RetryDecision(retry={self.retry!r}, delay={self.delay!r}, reason={self.reason!r})"
 
 
-def is_retryable_error(error: BaseException) -> bool:
-    """Whether a failed attempt may be retried (before any body reached the caller)."""
+def is_retryable_error(error: BaseException, *, idempotent: bool = False) -> bool:
+    """Whether a failed attempt may be retried (before any body reached the caller).
+
+    Args:
+        error: an `APIStatusError` or an httpx error from sending the request.
+        idempotent: the request may safely be processed twice (`GET /models`). A chat or
+            embeddings POST is not: it is re-sent only when the failure proves it was not
+            processed (see `may_have_been_processed`).
+    """
     if isinstance(error, _exceptions.APIStatusError):
         if isinstance(error, _exceptions.RateLimitError | _exceptions.ServiceUnavailableError):
             return True
         return error.status_code in _RETRYABLE_STATUSES
-    return isinstance(error, _RETRYABLE_TRANSPORT)
+    if isinstance(error, _RETRYABLE_NOT_SENT):
+        return True
+    return idempotent and isinstance(error, _RETRYABLE_IF_IDEMPOTENT)
+
+
+def may_have_been_processed(error: BaseException) -> bool:
+    """Whether the server may have received (and acted on) a request that failed this way.
+
+    False only for failures that prove the request never fully left the client: connect
+    errors and timeouts, pool timeouts, a write that failed or timed out, a request httpx
+    refused to send.
+    """
+    return not isinstance(error, _NOT_SENT)
 
 
 class RetryState:
     """The retry bookkeeping of one logical request (one per call, never shared)."""
 
-    __slots__ = ("clock", "policy", "retries", "rng", "started")
+    __slots__ = ("clock", "deadline", "policy", "retries", "rng", "started")
 
     def __init__(
         self,
@@ -126,10 +162,50 @@ class RetryState:
         self.rng = rng
         self.retries = retries
         self.started = clock()
+        total = policy.total_timeout
+        self.deadline = None if total is None else self.started + total
 
-    def decide(self, error: BaseException) -> RetryDecision:
+    def remaining(self) -> float | None:
+        """Seconds left before `total_timeout` (None: no total bound; may be <= 0)."""
+        deadline = self.deadline
+        return None if deadline is None else deadline - self.clock()
+
+    def expired(self, slack: float = 0.0) -> bool:
+        """Whether `total_timeout` has passed (within `slack` seconds)."""
+        deadline = self.deadline
+        return deadline is not None and self.clock() >= deadline - slack
+
+    def attempt_timeouts(self, timeouts: dict[str, float | None] | None) -> dict[str, float | None] | None:
+        """An attempt's httpx timeouts cut to the time remaining (None: leave them as they are).
+
+        Raises:
+            APITimeoutError: no time remains.
+        """
+        remaining = self.remaining()
+        if remaining is None:
+            return None
+        if remaining <= 0:
+            raise self.deadline_error("before the request could be sent")
+        if not timeouts:
+            return {"connect": remaining, "read": remaining, "write": remaining, "pool": remaining}
+        return {name: remaining if value is None or value > remaining else value for name, value in timeouts.items()}
+
+    def deadline_error(self, when: str, request: object = None) -> _exceptions.APITimeoutError:
+        """The error for a call that ran out of `total_timeout`."""
+        total = self.policy.total_timeout
+        tries = f" after {self.retries} retr{'y' if self.retries == 1 else 'ies'}" if self.retries else ""
+        return _exceptions.APITimeoutError(
+            f"The call's total_timeout={total:g}s passed {when}{tries}. Raise "
+            "RetryPolicy(total_timeout=...) for slow replies, or use stream=True (a stream's "
+            "chunks are bounded by the read timeout only).",
+            request=request,  # type: ignore[arg-type]
+        )
+
+    def decide(self, error: BaseException, *, idempotent: bool = False) -> RetryDecision:
         """Decide whether to retry after `error` (an APIStatusError or httpx error)."""
-        if not is_retryable_error(error):
+        if not is_retryable_error(error, idempotent=idempotent):
+            if not isinstance(error, _exceptions.APIStatusError) and may_have_been_processed(error):
+                return RetryDecision(False, reason="the request may have been processed")
             return RetryDecision(False, reason="not retryable")
         if self.retries >= self.policy.max_retries:
             return RetryDecision(False, reason=f"max_retries={self.policy.max_retries} reached")
@@ -143,9 +219,8 @@ class RetryState:
             delay = hint
         else:
             delay = self.policy.backoff(self.retries + 1, self.rng)
-        if self.policy.total_timeout is not None:
-            elapsed = self.clock() - self.started
-            if elapsed + delay > self.policy.total_timeout:
+        if self.deadline is not None:
+            if self.clock() + delay >= self.deadline:
                 return RetryDecision(
                     False,
                     reason=f"total_timeout={self.policy.total_timeout:g}s would be exceeded",
