@@ -494,10 +494,38 @@ def test_completion_round_trips_with_everything() -> None:
         chunk(choice(1, content="other", finish_reason="stop")),
         chunk(usage={**USAGE, "prompt_tokens_details": {"cached_tokens": 2}}),
     )
-    data = acc.to_dict()
+    # Written out by hand: what a non-streamed reply with the same content would be.
+    expected = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1_760_000_000,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "c",
+                    "reasoning": "r",
+                    "refusal": "no",
+                    "tool_calls": [{"id": "t", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+                },
+                "finish_reason": None,
+            },
+            {"index": 1, "message": {"role": "assistant", "content": "other"}, "finish_reason": "stop"},
+        ],
+        "usage": {
+            "prompt_tokens": 7,
+            "completion_tokens": 3,
+            "total_tokens": 10,
+            "prompt_tokens_details": {"cached_tokens": 2},
+        },
+        "system_fingerprint": "fp",
+    }
+    assert acc.to_dict() == expected
     completion = acc.completion()
-    assert completion.to_dict() == data
-    assert GeneratedCompletion.from_dict(data) == completion
+    assert completion.to_dict() == expected
+    assert completion == GeneratedCompletion.from_dict(expected)
     assert isinstance(completion.usage, Usage)
     assert completion.usage.to_dict()["prompt_tokens_details"] == {"cached_tokens": 2}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import signal
 import socket
@@ -137,11 +138,67 @@ def test_help_everywhere(sub: str) -> None:
         assert "exit codes" in result.stdout or sub == "demo"
 
 
-def test_exit_codes_are_documented_in_readme() -> None:
+# What the README's "Command line" section says each exit code means, word for word.
+README_EXIT_MEANINGS = {
+    1: "API error",
+    2: "usage",
+    3: "configuration",
+    4: "connection",
+    5: "broken stream",
+    130: "Ctrl-C",
+}
+
+
+def _readme_exit_codes() -> dict[int, str]:
+    """The README sentence `... exit with: 1 API error, 2 usage, ..., 130 Ctrl-C.` as a dict."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    for code in EXIT_CODES:
-        if code:
-            assert str(code) in readme
+    found = re.search(r"exit with: (.*?)\.\n", readme, re.DOTALL)
+    assert found, "the README no longer lists the exit codes"
+    pairs = re.findall(r"(\d+) ([^,]+)", " ".join(found.group(1).split()))
+    return {int(code): meaning.strip() for code, meaning in pairs}
+
+
+def _code_for(meaning: str) -> int:
+    """The exit code the README gives for `meaning`."""
+    return {what: code for code, what in _readme_exit_codes().items()}[meaning]
+
+
+def test_readme_gives_each_exit_code_its_meaning() -> None:
+    assert _readme_exit_codes() == README_EXIT_MEANINGS
+    assert set(EXIT_CODES) == {0, *README_EXIT_MEANINGS}  # and the CLI has no other
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+@pytest.mark.parametrize("meaning", [m for m in README_EXIT_MEANINGS.values() if m != "Ctrl-C"])
+def test_each_exit_code_means_what_the_readme_says(server: LocalServer, meaning: str) -> None:
+    """Provoke each failure for real; the CLI exits with the code the README maps it to.
+
+    Ctrl-C (130) is provoked in a terminal, in `test_ctrl_c_during_a_stream_in_a_terminal`.
+    """
+    code = _code_for(meaning)
+    if meaning == "API error":
+        assert_one_line_error(run(server, "models", key="wrong-key"), code, "401")
+        assert_one_line_error(run(server, "chat", "-m", "nobody/model", "hi"), code, "404")
+    elif meaning == "usage":
+        missing = run(None, "chat", "hi")  # no -m: argparse
+        assert missing.returncode == code and "required" in missing.stderr
+        assert_one_line_error(run(None, "chat", "-m", MODEL, stdin=""), code, "empty")  # the SDK's check
+    elif meaning == "configuration":
+        assert_one_line_error(run(None, "models", key=None), code, "No W&B API key")
+    elif meaning == "connection":
+        result = run(None, "models", "--base-url", _closed_port_url(), "--max-retries", "0")
+        assert_one_line_error(result, code, "Could not reach")
+    else:
+        assert meaning == "broken stream"
+        server.faults.push(Fault.cut_stream(after=3), times=1)
+        result = run(server, "chat", "-m", MODEL, "--max-tokens", "50", "tell me")
+        assert_one_line_error(result, code, "stream")
+        assert result.stdout.strip()  # the text received before the cut was printed
 
 
 def test_ctrl_c_during_a_stream_in_a_terminal(server: LocalServer) -> None:
@@ -195,7 +252,7 @@ def test_ctrl_c_during_a_stream_in_a_terminal(server: LocalServer) -> None:
             proc.wait()
         os.close(master)
     text = seen.decode(errors="replace")
-    assert proc.returncode == 130
+    assert proc.returncode == _code_for("Ctrl-C") == 130
     assert "interrupted" in text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text
 

@@ -25,6 +25,29 @@ def _optional(keys: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({}, optional=keys)
 
 
+# Logprobs: the API keeps them as sent (a free-form object); servers send OpenAI's shape,
+# `{"content": [{"token", "logprob", "bytes", "top_logprobs"}], "refusal": ...}`, at times
+# with more keys.
+_logprob = st.floats(-100, 0, allow_nan=False)
+_token_bytes = st.one_of(st.none(), st.lists(st.integers(0, 255), max_size=4))
+top_logprob = st.fixed_dictionaries({"token": text, "logprob": _logprob, "bytes": _token_bytes})
+token_logprob = st.fixed_dictionaries(
+    {"token": text, "logprob": _logprob, "bytes": _token_bytes},
+    optional={"top_logprobs": st.lists(top_logprob, max_size=3)},
+)
+logprobs = st.one_of(
+    st.none(),
+    st.builds(
+        lambda base, extra: {**base, **extra},
+        _optional(
+            {
+                "content": st.one_of(st.none(), st.lists(token_logprob, max_size=3)),
+                "refusal": st.one_of(st.none(), st.lists(token_logprob, max_size=2)),
+            }
+        ),
+        extra_keys,
+    ),
+)
 function_delta = _optional({"name": maybe_text, "arguments": maybe_text})
 tool_call_delta = st.builds(
     lambda base, extra: {**base, **extra},
@@ -53,17 +76,36 @@ choice = st.builds(
     lambda base, extra: {**base, **extra},
     st.fixed_dictionaries(
         {"index": st.integers(0, 4), "delta": delta},
-        optional={"finish_reason": maybe_text, "logprobs": st.one_of(st.none(), st.just({"content": []}))},
+        optional={"finish_reason": maybe_text, "logprobs": logprobs},
     ),
     extra_keys,
 )
-usage = st.fixed_dictionaries(
-    {"prompt_tokens": st.integers(0, 9), "total_tokens": st.integers(0, 9)},
-    optional={
-        "completion_tokens": st.integers(0, 9),
-        "prompt_tokens_details": st.one_of(st.none(), st.just({"cached_tokens": 1})),
-        "completion_tokens_details": st.one_of(st.none(), st.just({"reasoning_tokens": 2})),
-    },
+_tokens = st.integers(0, 2**31)
+_details_extra = st.dictionaries(st.sampled_from(["audio_tokens", "accepted_prediction_tokens"]), _tokens, max_size=2)
+
+
+def _details(known: str) -> st.SearchStrategy[dict[str, Any] | None]:
+    """`prompt_tokens_details` / `completion_tokens_details`: null, or the known count
+    (null, or absent) with other counts servers add."""
+    details = st.builds(
+        lambda base, extra: {**base, **extra},
+        _optional({known: st.one_of(st.none(), _tokens)}),
+        _details_extra,
+    )
+    return st.one_of(st.none(), details)
+
+
+usage = st.builds(
+    lambda base, extra: {**base, **extra},
+    st.fixed_dictionaries(
+        {"prompt_tokens": _tokens, "total_tokens": _tokens},
+        optional={
+            "completion_tokens": _tokens,
+            "prompt_tokens_details": _details("cached_tokens"),
+            "completion_tokens_details": _details("reasoning_tokens"),
+        },
+    ),
+    st.dictionaries(st.sampled_from(["cost", "x_vendor"]), st.one_of(st.none(), _tokens, text), max_size=1),
 )
 chunk = st.builds(
     lambda base, extra: {**base, **extra},
@@ -213,7 +255,7 @@ completion_choice = st.builds(
     lambda base, extra: {**base, **extra},
     st.fixed_dictionaries(
         {"index": st.integers(0, 4), "message": message},
-        optional={"finish_reason": maybe_text, "logprobs": st.one_of(st.none(), st.just({"content": []}))},
+        optional={"finish_reason": maybe_text, "logprobs": logprobs},
     ),
     extra_keys,
 )

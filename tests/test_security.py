@@ -1,10 +1,11 @@
 """Security: the API key never shows; headers cannot be injected; TLS verifies; redirects keep the key.
 
 "Never shows" is checked by walking objects, not only by reading their repr: every
-string and bytes reachable from a result or an error (attributes, slots, `args`, the
-`__cause__` / `__context__` chain, requests, responses, headers) is searched for the key,
-and so are pickles, copies, formatted tracebacks and every log record of a full run over
-real sockets (`wandb_inference`, `httpx` and `httpcore` loggers at DEBUG).
+string and bytes reachable from a result or an error (attributes, slots, items, `args`,
+the `__cause__` / `__context__` chain, and whatever else `gc.get_referents` reports, into
+httpx's, httpcore's and every other library's objects) is searched for the key, and so
+are pickles, copies, formatted tracebacks and every log record of a full run over real
+sockets (`wandb_inference`, `httpx` and `httpcore` loggers at DEBUG).
 
 Tracebacks' frame locals are out of scope: the request being sent necessarily holds the
 key while it is sent.
@@ -15,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import copy
+import functools
+import gc
 import json
 import logging
 import pickle
@@ -27,6 +30,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 from _helpers import BASE_URL, MESSAGES, MODEL, chunk, completion_body, error_body, json_response, sse
@@ -41,53 +45,90 @@ OTHER_KEY = "wi-key-OTHER-0b3Yt8-DISTINCTIVE"
 REDACTED = "[redacted]"
 MakeClient = Callable[..., Either]
 
-# Objects from these modules hold sockets, locks and event loops, not requests: walking
-# them only costs time. Exceptions are always walked, whatever their module.
-_OPAQUE_MODULES = ("httpcore", "anyio", "asyncio", "ssl", "socket", "threading", "h11", "_thread")
+# What the walker does not enter. Classes, modules and code are shared by every object
+# and hold no request. Frames and tracebacks are out of scope (their locals; see above),
+# and a generator or coroutine is a suspended frame. Everything else is followed, from
+# httpx, httpcore, h11, anyio, asyncio, ssl or anywhere: a kept response that still
+# reaches the transport's request is a leak wherever the reference hides.
+_NOT_WALKED = (
+    int,
+    float,
+    complex,
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.CodeType,
+    types.FrameType,
+    types.TracebackType,
+    types.GeneratorType,
+    types.CoroutineType,
+    types.AsyncGeneratorType,
+    types.CellType,
+)
+# A walk that reaches this many objects has escaped into a pool or an event loop (from
+# which the client, and its key, are reachable): it is reported, never passed silently.
+MAX_WALKED = 50_000
 
 
-def leaks(obj: object, keys: tuple[str, ...] = (KEY, OTHER_KEY)) -> list[str]:
-    """The paths under `obj` at which one of `keys` appears (empty: no leak)."""
+def leaks(obj: object, keys: tuple[str, ...] = (KEY, OTHER_KEY), *, limit: int = MAX_WALKED) -> list[str]:
+    """The paths under `obj` at which one of `keys` appears (empty: no leak).
+
+    Breadth first, so each path is a shortest one. Named edges first (attributes, slots,
+    items, an exception's `args`, `__cause__` and `__context__`), then whatever else
+    `gc.get_referents` reports (references held in C structures, `functools.partial`,
+    bound methods' `__self__`...). A walk stopped at `limit` objects adds a path saying so.
+    """
     needles = [(k, k.encode()) for k in keys]
     found: list[str] = []
     seen: set[int] = set()
+    kept: list[object] = []  # keeps temporaries (`Headers.items()`) alive: ids stay unique
+    queue: collections.deque[tuple[object, str]] = collections.deque([(obj, "obj")])
 
-    def walk(value: object, path: str, depth: int) -> None:
-        if depth > 30 or id(value) in seen:
-            return
-        seen.add(id(value))
+    def push(value: object, path: str) -> None:
+        if id(value) not in seen:
+            seen.add(id(value))
+            kept.append(value)
+            queue.append((value, path))
+
+    seen.add(id(obj))
+    while queue:
+        if len(seen) > limit:
+            found.append(f"<walk stopped after {limit} objects, at {queue[0][1]}>")
+            break
+        value, path = queue.popleft()
         if isinstance(value, str):
             found.extend(path for text, _ in needles if text in value)
-            return
+            continue
         if isinstance(value, bytes | bytearray | memoryview):
             data = bytes(value)
             found.extend(path for _, raw in needles if raw in data)
-            return
-        if value is None or isinstance(value, int | float | type | types.ModuleType | types.FunctionType):
-            return
+            continue
+        if value is None or isinstance(value, _NOT_WALKED):
+            continue
+        if isinstance(value, types.BuiltinFunctionType) and (
+            value.__self__ is None or isinstance(value.__self__, types.ModuleType)
+        ):
+            continue  # a plain builtin (`len`); a bound one (`sock.recv`) leads to its object
         if isinstance(value, BaseException):
-            walk(value.args, f"{path}.args", depth + 1)
-            walk(value.__cause__, f"{path}.__cause__", depth + 1)
-            walk(value.__context__, f"{path}.__context__", depth + 1)
-        elif type(value).__module__.split(".")[0] in _OPAQUE_MODULES:
-            return
+            push(value.args, f"{path}.args")
+            push(value.__cause__, f"{path}.__cause__")
+            push(value.__context__, f"{path}.__context__")
         if isinstance(value, collections.abc.Mapping):
             for k, v in value.items():
-                walk(k, f"{path}[key]", depth + 1)
-                walk(v, f"{path}[{k!r}]", depth + 1)
-            return
-        if isinstance(value, list | tuple | set | frozenset):
+                push(k, f"{path}[key]")
+                push(v, f"{path}[{k!r}]")
+        elif isinstance(value, list | tuple | set | frozenset | collections.deque):
             for i, item in enumerate(value):
-                walk(item, f"{path}[{i}]", depth + 1)
-            return
+                push(item, f"{path}[{i}]")
         for name, attr in vars(value).items() if hasattr(value, "__dict__") else ():
-            walk(attr, f"{path}.{name}", depth + 1)
+            push(attr, f"{path}.{name}")
         for cls in type(value).__mro__:
-            for slot in getattr(cls, "__slots__", ()):
-                if isinstance(slot, str) and hasattr(value, slot):
-                    walk(getattr(value, slot), f"{path}.{slot}", depth + 1)
-
-    walk(obj, "obj", 0)
+            slots = getattr(cls, "__slots__", ())
+            for slot in (slots,) if isinstance(slots, str) else slots:
+                if slot not in ("__dict__", "__weakref__") and hasattr(value, slot):
+                    push(getattr(value, slot), f"{path}.{slot}")
+        for referent in gc.get_referents(value):
+            push(referent, f"{path}->{type(referent).__name__}")
     return found
 
 
@@ -136,6 +177,15 @@ def test_the_leak_finder_finds_the_key() -> None:
     assert [p for p in leaks(info.value) if p.startswith("obj.__cause__")]
     assert leaks(Secret(value=KEY))  # the client's own copy of the key is reachable...
     assert KEY not in repr(Secret(value=KEY))  # ...but never shown
+    # Into the transport's objects (httpcore's copy of the request sent), and along edges
+    # only the garbage collector sees (a partial's arguments, a bound method's object).
+    sent = httpcore.Request("POST", BASE_URL, headers=[(b"Authorization", f"Bearer {KEY}".encode())])
+    assert leaks(types.SimpleNamespace(stream=sent)) == ["obj.stream.headers[0][1]"]
+    assert leaks(functools.partial(print, KEY)) == ["obj->tuple[0]"]
+    assert leaks([types.SimpleNamespace(key=KEY).__repr__])
+    # A walk cut short is reported: it can never pass for "no leak".
+    (cut,) = leaks([[str(i)] for i in range(100)], limit=50)
+    assert cut.startswith("<walk stopped after 50 objects")
 
 
 # --------------------------------------------------------------------------- objects
@@ -260,6 +310,13 @@ _ERROR_CASES: list[tuple[str, Callable[[httpx.Request], httpx.Response], bool, t
     ("500", _json(500, error_body("boom"), **{"x-request-id": "r1"}), False, wi.InternalServerError),
     ("503", _json(503, error_body("overloaded"), **{"retry-after": "0"}), False, wi.ServiceUnavailableError),
     ("307", lambda _: httpx.Response(307, headers={"location": "https://elsewhere.test/"}), False, wi.APIStatusError),
+    # Same origin: httpx builds `response.next_request` with the key still in it.
+    (
+        "307-same-origin",
+        lambda _: httpx.Response(307, headers={"location": BASE_URL + "/v2/chat/completions"}),
+        False,
+        wi.APIStatusError,
+    ),
     ("connect", _raise(httpx.ConnectError), False, wi.APIConnectionError),
     ("protocol", _raise(httpx.RemoteProtocolError), False, wi.APIConnectionError),
     ("read-timeout", _raise(httpx.ReadTimeout), False, wi.APITimeoutError),
@@ -370,8 +427,7 @@ async def test_debug_logs_of_a_full_run_never_show_the_key(
             _reply("200 OK", completion_body()),  # ...then fine
             _reply("401 Unauthorized", error_body("Authentication failed")),  # failure
             stream_head + http_chunk(stream_ok) + http_chunk(b""),  # a stream
-            "close",  # dropped twice: retried, then a connection error
-            "close",
+            "close",  # dropped after the POST arrived: not re-sent, a connection error
             "stall",  # a stream that stops: read timeout mid-stream
         ]
     )
@@ -413,7 +469,7 @@ async def test_debug_logs_of_a_full_run_never_show_the_key(
     finally:
         await client.close()
     assert [type(e) for e in errors] == [wi.AuthenticationError, wi.APIConnectionError, wi.StreamInterruptedError]
-    assert len(server.requests) == 8 and all(f"Bearer {KEY}".encode() in r for r in server.requests)
+    assert len(server.requests) == 7 and all(f"Bearer {KEY}".encode() in r for r in server.requests)
     for error in errors:
         assert leaks(error) == [], leaks(error)
     formatter = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -424,6 +480,167 @@ async def test_debug_logs_of_a_full_run_never_show_the_key(
     assert {"wandb_inference", "httpx", "httpcore"} <= names
     # httpcore did log the sending of the request headers, just never their values.
     assert any("send_request_headers" in record.getMessage() for record in debug_records)
+
+
+# --------------------------------------------------------------------------- kept responses
+
+
+def _kept_alive(status: str, body: bytes, ctype: str = "application/json") -> bytes:
+    """A reply that leaves the connection open (pooled), as W&B's servers do."""
+    return f"HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body
+
+
+_STREAM_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+# What the peer sends for each case (None: it hangs up), and the error the call raises.
+_SOCKET_CASES: dict[str, tuple[bool, bytes | None, type[BaseException] | None]] = {
+    "result": (False, _kept_alive("200 OK", json.dumps(completion_body()).encode()), None),
+    "stream": (True, _STREAM_HEAD + http_chunk(sse(chunk("Hi", role="assistant"))) + http_chunk(b""), None),
+    "status-error": (False, _kept_alive("400 Bad Request", json.dumps(error_body("bad")).encode()), wi.BadRequestError),
+    "error-body-cut": (False, b"HTTP/1.1 500 Oops\r\ncontent-length: 900\r\n\r\n{", wi.InternalServerError),
+    "validation-error": (False, _kept_alive("200 OK", b"<html/>", "text/html"), wi.APIResponseValidationError),
+    "stream-answered-json": (True, _kept_alive("200 OK", b'{"hello": 1}'), wi.APIResponseValidationError),
+    "connection-error": (False, None, wi.APIConnectionError),
+    "body-cut": (False, b"HTTP/1.1 200 OK\r\ncontent-length: 900\r\n\r\n{", wi.APIConnectionError),
+    "stream-error": (True, _STREAM_HEAD + http_chunk(sse(chunk("Hi"), done=False)), wi.StreamInterruptedError),
+}
+
+
+@pytest.mark.parametrize("case", list(_SOCKET_CASES))
+async def test_kept_responses_do_not_lead_back_to_the_sent_key(
+    serve: Callable[..., RawServer], kind: str, sleeps: Sleeps, case: str
+) -> None:
+    """Over real sockets, a result, a stream and an error reach no copy of the key.
+
+    The request httpx sent (the key in its headers) stays referenced by the transport's
+    objects: httpcore's response stream keeps its request, and `response.extensions`
+    leads to the connection. A kept (closed) response must hold neither.
+    """
+    stream, reply, raises = _SOCKET_CASES[case]
+
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        if reply is not None:
+            await peer.send(reply)
+            if reply.endswith(b"\r\n\r\n{"):
+                return  # the body is cut short
+            await asyncio.sleep(0.5)  # the connection stays open (a pooled one)
+
+    server = serve(handler)
+    cls: Any = wi.AsyncClient if kind == "async" else wi.Client
+    sleep = sleeps.async_ if kind == "async" else sleeps.sync
+    client = Either(kind, cls(KEY, base_url=server.base_url, sleep=sleep, max_retries=0, timeout=5))
+    kept: list[Any] = []
+
+    async def call() -> None:
+        result = await client.call("chat.create", model=MODEL, messages=MESSAGES, stream=stream)
+        kept.append(result)
+        if stream:
+            kept.extend(await client.collect(result))
+            kept.append(result.completion)
+
+    try:
+        if raises is None:
+            await call()
+        else:
+            with pytest.raises(raises) as info:
+                await call()
+            assert type(info.value) is raises
+            kept.append(info.value)
+        # The key was really sent, over a socket: there was something to leak.
+        assert len(server.requests) == 1 and f"Bearer {KEY}".encode() in server.requests[0]
+        for thing in kept:
+            assert leaks(thing) == [], leaks(thing)
+    finally:
+        await client.close()
+    for thing in kept:  # nor once the pool is closed
+        assert leaks(thing) == [], leaks(thing)
+    # What users read on a kept response is all still there.
+    responses = [r for r in (getattr(k, "http_response", getattr(k, "response", None)) for k in kept) if r is not None]
+    for response in responses:
+        assert response.is_closed and response.request.headers["authorization"] == REDACTED
+        assert response.http_version == "HTTP/1.1" and response.headers
+        assert response.reason_phrase == {200: "OK", 400: "Bad Request", 500: "Oops"}[response.status_code]
+    if case == "status-error":
+        assert responses[0].json() == error_body("bad")
+
+
+class _TransportStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """Stands for httpcore's response stream: it keeps the request as sent, key and all."""
+
+    def __init__(self, request: httpx.Request) -> None:
+        self.sent_headers = request.headers.raw
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"{}"
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b"{}"
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class _OneColour(httpx.SyncByteStream):
+    def __init__(self, inner: _TransportStream) -> None:
+        self.inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.inner)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _AsyncOneColour(httpx.AsyncByteStream):
+    def __init__(self, inner: _TransportStream) -> None:
+        self.inner = inner
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.inner.__aiter__()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_kept_response_forgets_the_transport_once_closed(kind: str) -> None:
+    """`forget_transport` (what `redact_response` and `set_response` apply) on its own."""
+    from wandb_inference._redact import forget_transport
+
+    transport_stream = _TransportStream(with_key_request())
+    stream = _AsyncOneColour(transport_stream) if kind == "async" else _OneColour(transport_stream)
+    connection = types.SimpleNamespace(last_request=with_key_request())
+    extensions = {"http_version": b"HTTP/1.1", "reason_phrase": b"OK", "stream_id": 1, "network_stream": connection}
+    response = httpx.Response(200, stream=stream, extensions=extensions, request=httpx.Request("GET", BASE_URL))
+    forget_transport(response)
+    wrapper = response.stream
+    forget_transport(response)  # idempotent: wrapped once
+    assert response.stream is wrapper and wrapper is not stream
+    assert leaks(response)  # open: the transport is still in use
+    if kind == "async":
+        assert await response.aread() == b"{}"
+    else:
+        assert response.read() == b"{}"
+    assert transport_stream.closed and response.is_closed
+    assert leaks(response) == []
+    assert response.extensions == {"http_version": b"HTTP/1.1", "reason_phrase": b"OK", "stream_id": 1}
+    assert response.http_version == "HTTP/1.1" and response.reason_phrase == "OK" and response.json() == {}
+    # Closed before being kept (an error body read by the client): dropped at once.
+    late = httpx.Response(200, stream=_OneColour(_TransportStream(with_key_request())), extensions=extensions)
+    late.close()
+    assert leaks(late)
+    forget_transport(late)
+    assert leaks(late) == [] and late.extensions == response.extensions
+    # A body held in memory (a response built by hand) holds nothing: left as it is.
+    kept = httpx.ByteStream(b"{}")
+    by_hand = httpx.Response(200, stream=kept)
+    forget_transport(by_hand)
+    assert by_hand.stream is kept
+    assert (await by_hand.aread() if kind == "async" else by_hand.read()) == b"{}"
 
 
 # --------------------------------------------------------------------------- header injection
@@ -466,23 +683,41 @@ async def test_header_injection_is_refused_before_anything_is_sent(kind: str, ba
 # --------------------------------------------------------------------------- TLS
 
 
-def _pool_ssl_context(client: wi.Client | wi.AsyncClient) -> ssl.SSLContext:
-    http: Any = client._http if isinstance(client, wi.AsyncClient) else client._pool.get()
-    context = http._transport._pool._ssl_context
-    assert isinstance(context, ssl.SSLContext)
-    return context
+async def test_own_pool_verifies_certificates_and_host_names(
+    serve: Callable[..., RawServer],
+    kind: str,
+    sleeps: Sleeps,
+    self_signed: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Observed over TLS, not read off httpx's private pool: trusting only the test
+    certificate (httpx reads `SSL_CERT_FILE`), the name it was made for (127.0.0.1) is
+    reached and another name of the same server (localhost) is refused before the key is
+    sent, by the client and by a client derived from it (which shares its pool)."""
+    cert, key = self_signed
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
 
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(_reply("200 OK", completion_body()))
 
-async def test_own_pool_verifies_certificates(kind: str) -> None:
+    server = serve(handler, ssl_context=server_context)
     cls: Any = wi.AsyncClient if kind == "async" else wi.Client
-    client = cls(KEY)
+    sleep = sleeps.async_ if kind == "async" else sleeps.sync
+    client = cls(KEY, base_url=server.base_url, sleep=sleep, max_retries=0)
+    other_name = server.base_url.replace("//127.0.0.1:", "//localhost:")
     try:
         for each in (client, client.with_options(project="team/proj")):
-            context = _pool_ssl_context(each)
-            assert context.verify_mode == ssl.CERT_REQUIRED
-            assert context.check_hostname is True
+            reply = await Either(kind, each).call("chat.create", model=MODEL, messages=MESSAGES)
+            assert reply.text == "Hello there"
+            wrong = Either(kind, each.with_options(base_url=other_name))
+            with pytest.raises(wi.APIConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+                await wrong.call("chat.create", model=MODEL, messages=MESSAGES)
     finally:
         await aclose(client)
+    assert len(server.requests) == 2  # the two calls to the right name, nothing else
 
 
 @pytest.fixture(scope="module")
@@ -569,19 +804,15 @@ async def test_own_pool_does_not_follow_redirects_to_another_host(
     assert len(server.requests) == 1 and other.connections == 0
 
 
-@pytest.mark.parametrize(
-    ("target", "keeps_key"),
-    [
-        ("https://other.test/v1/chat/completions", False),  # another host
-        ("https://inference.test:8443/v1/chat/completions", False),  # same host, another port
-        ("http://inference.test/v1/chat/completions", False),  # downgraded to plain http
-        ("https://inference.test/v2/chat/completions", True),  # same origin: control case
-    ],
-)
-async def test_user_client_following_redirects_strips_the_key_cross_origin(
-    kind: str, target: str, keeps_key: bool
-) -> None:
-    """With a user's `follow_redirects=True` pool (both colours), httpx drops the key off-origin."""
+async def test_user_client_following_redirects(kind: str) -> None:
+    """A user's `follow_redirects=True` pool: httpx drops the key on another host, and the
+    responses the SDK keeps (the redirect's, in `history`) hold no copy of it.
+
+    The first part tests httpx, not the SDK: it documents the httpx behaviour the README's
+    "Secrets" guarantee relies on ("httpx drops the header across hosts"), so an httpx
+    release that changed it fails here. httpx's own suite covers the other origins.
+    """
+    target = "https://other.test/v1/chat/completions"
     received: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -606,5 +837,8 @@ async def test_user_client_following_redirects_strips_the_key_cross_origin(
     assert reply.text == "Hello there"
     assert [str(r.url) for r in received] == [BASE_URL + "/chat/completions", target]
     assert received[0].headers["authorization"] == f"Bearer {KEY}"
-    assert ("authorization" in received[1].headers) is keeps_key
-    assert reply.http_response.request.headers.get("authorization") in (None, REDACTED)
+    assert "authorization" not in received[1].headers
+    # The SDK's part: the 307 it was answered first stays reachable, redacted.
+    (redirect,) = reply.http_response.history
+    assert redirect.status_code == 307 and redirect.request.headers["authorization"] == REDACTED
+    assert leaks(reply) == []

@@ -199,8 +199,19 @@ def test_reset_is_a_real_tcp_rst(server: LocalServer) -> None:
 
 def test_close_is_a_disconnect_without_response(server: LocalServer, http: httpx.Client) -> None:
     server.faults.push(Fault.close())
-    with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+    with pytest.raises(DROPPED):
         http.post("/chat/completions", json=BODY)
+    assert server.requests.last.status is None and server.requests.last.fault == Fault.close()
+    # On the wire (not in httpx's or h11's words): an orderly close, not one byte sent.
+    server.faults.push(Fault.close())
+    request = json.dumps(BODY).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(request)}\r\n\r\n".encode()
+            + request
+        )
+        assert _read_all(sock) == b""
 
 
 def test_stall_delays_then_answers(server: LocalServer, http: httpx.Client) -> None:

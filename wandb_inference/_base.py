@@ -152,8 +152,21 @@ def log_attempt(
 
 
 def redact_response(response: httpx.Response) -> None:
-    """Replace the response's request by a copy without credentials (kept on results)."""
+    """Make a response safe to keep on a result or an error: nothing leads to the key.
+
+    Its request (and the next one of a redirect, and those of the redirects a user's
+    client followed, in `history`) become copies without credentials; the transport's
+    stream and connection, which still hold the request as sent, go when the response
+    is closed (now, if it already is).
+    """
+    from ._redact import forget_transport
+
     response.request = redact_request(response.request)  # type: ignore[assignment]
+    if response.next_request is not None:
+        response.next_request = redact_request(response.next_request)
+    for earlier in response.history:
+        redact_response(earlier)
+    forget_transport(response)
 
 
 def keep_error_body(response: httpx.Response, content: bytes) -> None:

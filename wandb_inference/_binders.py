@@ -43,8 +43,10 @@ def _bind(client: object, kind: str, default: str, model: str | None, timeout: f
     from ._catalog import get_model_info
 
     info = get_model_info(default)
+    # The binders are the clients' bases: `client.timeout` is the client's own timeout.
+    client_timeout: httpx.Timeout = client.timeout  # type: ignore[attr-defined]
     # The retired-model warning points at the line that called the binding method.
-    defaults = _bound.bound_defaults(info, timeout, stacklevel=4)
+    defaults = _bound.bound_defaults(info, timeout, client_timeout, stacklevel=4)
     return getattr(_bound, kind)(client, _check_override(model, default), info, defaults)
 
 

@@ -43,9 +43,19 @@ class RetiredModelWarning(UserWarning):
 
 
 def bound_defaults(
-    info: ModelInfo | None, timeout: float | httpx.Timeout | None, stacklevel: int = 4
+    info: ModelInfo | None,
+    timeout: float | httpx.Timeout | None,
+    client_timeout: httpx.Timeout,
+    stacklevel: int = 4,
 ) -> dict[str, Any]:
     """Per-call defaults for a model, and the lifecycle warning.
+
+    Args:
+        info: the model's catalog row, if the catalog knows it.
+        timeout: the `timeout=` given to the constructor, if any: used as it is.
+        client_timeout: the client's timeout. A reasoning model keeps it, with the read
+            part raised to `REASONING_READ_TIMEOUT` if it is shorter.
+        stacklevel: where the retired-model warning points.
 
     Returns:
         Parameters merged into each call (a longer read timeout for reasoning models).
@@ -54,7 +64,14 @@ def bound_defaults(
     if timeout is not None:
         defaults["timeout"] = timeout
     elif info is not None and info.capabilities.reasoning in ("on", "always"):
-        defaults["timeout"] = httpx.Timeout(60.0, connect=10.0, read=REASONING_READ_TIMEOUT)
+        read = client_timeout.read
+        if read is not None and read < REASONING_READ_TIMEOUT:
+            defaults["timeout"] = httpx.Timeout(
+                connect=client_timeout.connect,
+                read=REASONING_READ_TIMEOUT,
+                write=client_timeout.write,
+                pool=client_timeout.pool,
+            )
     if info is not None and info.lifecycle.stage == "retired":
         replacement = info.lifecycle.replacement
         when = f" on {info.lifecycle.retired_on.isoformat()}" if info.lifecycle.retired_on else ""

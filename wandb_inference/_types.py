@@ -20,6 +20,7 @@ import httpx
 from wandb_inference_generated.types import Unset
 
 from ._exceptions import APIResponseValidationError, request_id_of
+from ._redact import forget_transport
 
 # The generated `to_dict()`s test `value is not UNSET`: a result that is copied
 # (`copy.deepcopy`) or pickled (a process pool) must keep the one UNSET, or `to_dict()`
@@ -106,5 +107,9 @@ def parse_model(cls: type[T], data: object, response: httpx.Response | None = No
 
 
 def set_response(result: ResponseMixin, response: httpx.Response) -> None:
-    """Attach the HTTP response to a result."""
+    """Attach the HTTP response to a result; once closed, it drops the transport's objects.
+
+    The transport's stream keeps the request as sent, key and all (see `_redact`).
+    """
+    forget_transport(response)
     object.__setattr__(result, "_http_response", response)
