@@ -47,7 +47,12 @@ def test_retryable_kinds() -> None:
 
 # Failures that prove the request never fully left the client: re-sending cannot
 # duplicate work, whatever the method.
-NOT_SENT = [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.PoolTimeout("busy"), httpx.WriteError("rst")]
+NOT_SENT = [
+    httpx.ConnectError("refused"),
+    httpx.ConnectTimeout("slow"),
+    httpx.PoolTimeout("busy"),
+    httpx.WriteError("rst"),
+]
 # Failures after the request was sent: the server may have processed (and billed) it.
 AFTER_SENDING = [httpx.ReadError("reset"), httpx.RemoteProtocolError("Server disconnected without sending a response.")]
 

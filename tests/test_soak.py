@@ -119,14 +119,17 @@ async def test_fault_soak(server: LocalServer) -> None:
 
     transport = _CountingTransport()
     http = httpx.AsyncClient(transport=transport, follow_redirects=False)
-    async with http, wi.AsyncClient(
-        "soak-key",
-        base_url=server.base_url,
-        retry_policy=policy,
-        timeout=timeout,
-        adaptive_concurrency=False,
-        http_client=http,
-    ) as client:
+    async with (
+        http,
+        wi.AsyncClient(
+            "soak-key",
+            base_url=server.base_url,
+            retry_policy=policy,
+            timeout=timeout,
+            adaptive_concurrency=False,
+            http_client=http,
+        ) as client,
+    ):
         gate = anyio.Semaphore(CONCURRENCY)
 
         async def one(i: int) -> None:

@@ -221,8 +221,11 @@ class AsyncLimiter(_Limits):
         super()._after_fork_in_child()
         self._waiters = deque()
 
-    async def acquire(self, model: str | None, timeout: float | None) -> Slot | None:
+    async def acquire(self, model: str | None, timeout: float | None) -> Slot | None:  # noqa: ASYNC109
         """Wait for a slot, at most `timeout` seconds (None: no bound).
+
+        A bound given as a number, not a cancel scope: the caller needs to tell a slot
+        timeout (a typed error naming the limit) from its own cancellation.
 
         Returns:
             The slot, or None when `timeout` passed first.
@@ -272,7 +275,9 @@ class SyncLimiter(_Limits):
         Returns:
             The slot, or None when `timeout` passed first.
         """
-        owner = threading.get_ident()
+        # The Thread object, not its ident: idents are reused as soon as a thread ends, and a
+        # new thread must not inherit the exemption of a dead one's stream.
+        owner = threading.current_thread()
         with self._cond:
             limits = self._limits(model)
             if not self._cond.wait_for(lambda: self._has_room(limits, owner), timeout):

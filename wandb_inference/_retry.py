@@ -219,11 +219,7 @@ class RetryState:
             delay = hint
         else:
             delay = self.policy.backoff(self.retries + 1, self.rng)
-        if self.deadline is not None:
-            if self.clock() + delay >= self.deadline:
-                return RetryDecision(
-                    False,
-                    reason=f"total_timeout={self.policy.total_timeout:g}s would be exceeded",
-                )
+        if self.deadline is not None and self.clock() + delay >= self.deadline:
+            return RetryDecision(False, reason=f"total_timeout={self.policy.total_timeout:g}s would be exceeded")
         self.retries += 1
         return RetryDecision(True, delay=max(0.0, delay), reason="retryable")
