@@ -34,9 +34,10 @@ if TYPE_CHECKING:
     from ._catalog import ModelInfo
     from ._completion import ChatCompletion
     from ._embeddings import EmbeddingResponse
+    from ._exceptions import APIError
     from ._model_list import ModelList
     from ._options import ClientOptions
-    from ._retry import RetryDecision
+    from ._retry import RetryDecision, RetryState
 
 __all__ = ["RequestSpec", "build_request", "logger", "prepare_chat", "status_error"]
 
@@ -52,13 +53,97 @@ MAX_RESPONSE_BODY = 100 << 20  # 100 MiB: a JSON reply (embeddings of long batch
 class RequestSpec:
     """One logical request, ready to send (and re-send on retry)."""
 
-    __slots__ = ("endpoint", "model", "request", "stream")
+    __slots__ = ("endpoint", "model", "request", "retry", "stream", "timeouts")
 
     def __init__(self, *, request: httpx.Request, endpoint: Endpoint, model: str | None, stream: bool) -> None:
         self.request = request
         self.endpoint = endpoint
         self.model = model
         self.stream = stream
+        # Set by the client's send loop: the call's retry state, and the request's own
+        # timeouts (each attempt gets them cut to what remains of `total_timeout`).
+        self.retry: RetryState | None = None
+        self.timeouts: dict[str, float | None] | None = request.extensions.get("timeout")
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether sending it twice is harmless (`GET /models`; never a chat or embeddings POST)."""
+        return self.request.method == "GET"
+
+    def start_attempt(self, state: RetryState) -> dict[str, float | None] | None:
+        """Cut this attempt's timeouts to the time left; return them (None: no total bound).
+
+        Raises:
+            APITimeoutError: `total_timeout` has passed.
+        """
+        capped = state.attempt_timeouts(self.timeouts)
+        if capped is not None:
+            self.request.extensions["timeout"] = capped
+        return capped
+
+    def restore_timeouts(self) -> None:
+        """Give a stream's body its own timeouts back (it is not bound by `total_timeout`).
+
+        httpcore reads the read timeout when the body is first iterated, from this dict.
+        """
+        if self.timeouts is not None:
+            self.request.extensions["timeout"] = self.timeouts
+
+
+def slot_wait(capped: Mapping[str, float | None] | None, spec: RequestSpec) -> float | None:
+    """How long an attempt may wait for a concurrency slot: its pool timeout (cut to the
+    time left of `total_timeout`)."""
+    timeouts = capped if capped is not None else spec.timeouts
+    return None if not timeouts else timeouts.get("pool")
+
+
+def slot_timeout(describe: str, waited: float | None, spec: RequestSpec, state: RetryState) -> APIError:
+    """The error for an attempt that waited too long for a concurrency slot."""
+    if state.expired(slack=0.05):
+        return state.deadline_error("waiting for a concurrency slot", spec.request)
+    from ._exceptions import APITimeoutError
+
+    model = f" for {spec.model}" if spec.model else ""
+    return APITimeoutError(
+        f"Waited {waited or 0:g}s for a free concurrency slot{model} ({describe}): the "
+        "client's other requests hold every slot (an open stream holds its slot until it is "
+        "closed or read to the end). Close streams you are done with, lower your "
+        "parallelism, or raise the pool part of `timeout=`.",
+        request=spec.request,
+    )
+
+
+def attempt_error(exc: Exception, spec: RequestSpec, state: RetryState, base_url: str) -> APIError:
+    """The typed error for an httpx error raised while sending a request or reading its reply.
+
+    A timeout at the call's deadline says so; a transport failure after the request was
+    sent says it may have been processed (POST); a body that cannot be decoded (corrupt
+    gzip) is an invalid response; anything else from httpx is a connection error. The
+    httpx error's request is redacted: it stays reachable as `__cause__`.
+    """
+    from ._errors_map import connection_error_from, redact_transport_error
+    from ._exceptions import APIConnectionError
+    from ._retry import may_have_been_processed
+
+    request = spec.request
+    if isinstance(exc, httpx.TimeoutException) and state.expired(slack=0.05):
+        redact_transport_error(exc)
+        return state.deadline_error(f"({type(exc).__name__})", request)
+    if isinstance(exc, httpx.TransportError):
+        processed = not spec.idempotent and may_have_been_processed(exc)
+        return connection_error_from(exc, request, base_url=base_url, retried=state.retries, processed=processed)
+    if isinstance(exc, httpx.RequestError):
+        redact_transport_error(exc)
+    if isinstance(exc, httpx.DecodingError):
+        return APIResponseValidationError(
+            f"The reply from {request.url} could not be decoded ({exc}): its compressed body "
+            "(Content-Encoding) is corrupt. A broken server or proxy; the request was processed.",
+            request=request,
+        )
+    return APIConnectionError(
+        f"The request to {request.url} failed in httpx ({type(exc).__name__}: {exc}).",
+        request=request,
+    )
 
 
 _URLS: dict[tuple[str, str], httpx.URL] = {}
@@ -117,6 +202,15 @@ def build_request(
         timeout=request_timeout,
     )
     return RequestSpec(request=request, endpoint=endpoint, model=model, stream=stream)
+
+
+def gave_up(error: APIStatusError, decision: RetryDecision) -> APIStatusError:
+    """The final status error, saying why a retryable one was not retried."""
+    reason = decision.reason
+    if reason.startswith(("total_timeout", "server asked")):
+        error.message += f" Not retried: {reason}."
+        error.args = (error.message,)
+    return error
 
 
 def log_attempt(
@@ -209,8 +303,31 @@ def decode_json(content: bytes, response: httpx.Response) -> object:
         ) from exc
 
 
+def is_event_stream(response: httpx.Response) -> bool:
+    """Whether a reply to a `stream=True` call is an event stream (`text/event-stream`)."""
+    ctype: str = response.headers.get("content-type", "")
+    return ctype[:17].lower() == "text/event-stream"
+
+
 def stream_reply_not_sse(content: bytes, response: httpx.Response) -> Exception:
-    """The error for a `stream=True` call answered with JSON instead of events."""
+    """The error for a `stream=True` call answered with something other than events.
+
+    JSON may be the server's error payload (raised as such) or one whole completion (the
+    server does not stream); anything else, such as a proxy's HTML login page, is named
+    by its content type.
+    """
+    ctype = response.headers.get("content-type", "")
+    if "json" not in ctype.lower():
+        snippet = content[:200].decode("utf-8", errors="replace")
+        shown = repr(ctype) if ctype else "no content type"
+        return APIResponseValidationError(
+            f"Asked for a stream (stream=True) but {response.request.url} answered with "
+            f"{shown}, not 'text/event-stream': {snippet!r}. Is the base URL an "
+            "OpenAI-compatible API (ending in /v1), or is a proxy answering instead?",
+            request=response.request,
+            response=response,
+            body=snippet,
+        )
     data = decode_json(content, response)
     if isinstance(data, Mapping) and "error" in data:
         message, code = error_payload_message(data["error"])
