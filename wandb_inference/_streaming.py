@@ -1,14 +1,23 @@
 """Chat streams: the shared event processor, and the async and sync stream objects.
 
 `StreamProcessor` turns body bytes into typed chunks (SSE decoding, `[DONE]`, in-stream
-errors, accumulation) without I/O. `AsyncChatStream` and `ChatStream` are the two thin
-loops feeding it: they close the HTTP response when the stream ends, fails, is left
-early (`break`, an exception, cancellation) or is garbage-collected.
+errors, accumulation) and httpx's read failures into typed errors, without I/O.
+`AsyncChatStream` and `ChatStream` are the two thin loops feeding it. Each stream reads
+its body once: one byte iterator, and a small queue of chunks decoded but not yet
+delivered, shared by `next()`/`anext()` and every `for` over the stream, so `next(stream)`
+then `for chunk in stream` carries on where it left off. A stream closes its HTTP
+response (and gives back its concurrency slot) when it ends, fails, is left early
+(`break`, an exception, cancellation) or is garbage-collected. Reading a closed stream
+again stops at once if `[DONE]` had arrived, and otherwise raises
+`StreamInterruptedError` with the text received so far.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
@@ -23,10 +32,13 @@ from ._exceptions import (
     StreamError,
     StreamEventError,
     StreamInterruptedError,
+    redact_request,
 )
 from ._sse import ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ._chunk import ChatCompletionChunk
     from ._completion import ChatCompletion
     from ._concurrency import Slot
@@ -37,6 +49,9 @@ C = TypeVar("C")
 _DONE = "[DONE]"
 # `json.loads` minus its argument checks (the data is always a str here): once per token.
 _decode = json.JSONDecoder().decode
+# What httpx can raise while a body is read: transport failures and undecodable bodies
+# (`HTTPError`), a response closed or read elsewhere (`StreamError`, a RuntimeError).
+_HTTPX_READ_ERRORS = (httpx.HTTPError, httpx.StreamError)
 
 
 class StreamProcessor(Generic[C]):
@@ -112,8 +127,34 @@ class StreamProcessor(Generic[C]):
             )
         return chunks
 
+    def read_error(self, exc: httpx.HTTPError | httpx.StreamError) -> StreamError:
+        """The error for an httpx failure while the body is read (credentials redacted).
+
+        A body that cannot be decoded (`httpx.DecodingError`: corrupt compression) gives a
+        `StreamError`; a broken or timed-out connection, or a response closed under the
+        stream, a `StreamInterruptedError`. Both keep the data received so far.
+        """
+        if isinstance(exc, httpx.DecodingError):
+            _redact(exc)  # it becomes the error's __cause__: no key on it
+            return self._error(
+                StreamError,
+                f"The stream's body could not be decoded (DecodingError: {exc}): its compression is "
+                "corrupt, or a proxy mangled it. Retry; if it persists, check the proxies in between.",
+            )
+        return self.interrupted(exc)
+
+    def closed_early(self) -> StreamInterruptedError:
+        """The error for reading a stream closed before `[DONE]` (a `break`, `close()`...)."""
+        error = self._error(
+            StreamInterruptedError,
+            "The stream was closed before it finished (a `break`, close(), the end of its `with` "
+            "block, or an earlier error), so it cannot be read further.",
+        )
+        assert isinstance(error, StreamInterruptedError)
+        return error
+
     def interrupted(self, exc: BaseException) -> StreamInterruptedError:
-        """The error for a transport failure in the middle of the stream."""
+        """The error for a transport failure (or a response closed) in the middle of the stream."""
         if isinstance(exc, httpx.TransportError):
             redact_transport_error(exc)  # it becomes the error's __cause__: no key on it
         kind = type(exc).__name__
@@ -210,18 +251,87 @@ class StreamProcessor(Generic[C]):
         )
 
 
+def _redact(exc: httpx.RequestError) -> None:
+    """`redact_transport_error` for any httpx error that keeps a request."""
+    try:
+        request = exc.request
+    except RuntimeError:  # raised before httpx attached a request
+        return
+    redacted = redact_request(request)
+    if redacted is not None:
+        exc.request = redacted
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop running in this thread, or None (no loop, or trio)."""
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+# Closes scheduled for dropped async streams: the loop keeps only weak references to tasks.
+_CLOSING: set[asyncio.Task[None]] = set()
+
+
+def _finalize(slot: Slot | None, ok: bool, response: httpx.Response) -> None:
+    """Give back a dropped async stream's slot and close its response: on the stream's loop."""
+    import asyncio
+
+    if slot is not None:
+        slot.finish(ok=ok)
+    if not response.is_closed:
+        task = asyncio.get_running_loop().create_task(_aclose_quietly(response))
+        _CLOSING.add(task)
+        task.add_done_callback(_CLOSING.discard)
+
+
+def _leave_quietly(stream: _StreamBase[Any]) -> None:
+    with contextlib.suppress(Exception):  # a weak reference's callback: nobody to tell
+        stream._leave()
+
+
+async def _aclose_quietly(response: httpx.Response) -> None:
+    with contextlib.suppress(Exception):  # a dropped stream: nobody to report a failed close to
+        await response.aclose()
+
+
 class _StreamBase(Generic[C]):
     """State and accessors shared by both stream flavours."""
 
     response: httpx.Response
     _processor: StreamProcessor[C]
     _closed: bool
+    # Chunks decoded from the body but not yet delivered: one read can hold several.
+    _pending: deque[C]
 
     _slot: Slot | None
 
     def _release(self) -> None:
         if self._slot is not None:
             self._slot.finish(ok=self._processor.finished())
+
+    def _leave(self) -> None:
+        """Close the stream for reading (sync, idempotent): no more chunks, slot given back.
+
+        The HTTP response is closed by the caller (`close`, `aclose`, or a finalizer).
+        """
+        if not self._closed:
+            self._closed = True
+            self._pending.clear()
+            self._release()
+
+    def _read_closed(self) -> bool:
+        """Reading a closed stream: its end (False) if `[DONE]` came, else an error.
+
+        Raises:
+            StreamInterruptedError: the stream was closed before it finished.
+        """
+        if self._processor.finished():
+            return False
+        raise self._processor.closed_early()
 
     @property
     def request_id(self) -> str | None:
@@ -232,7 +342,11 @@ class _StreamBase(Generic[C]):
 
     @property
     def closed(self) -> bool:
-        """True once the HTTP response is closed (stream finished, failed or left)."""
+        """True once the stream is closed (finished, failed, left or closed): no more chunks.
+
+        Its HTTP response is closed then too; after a `break` out of an `async for`
+        outside `async with`, as soon as the event loop gets to it.
+        """
         return self._closed
 
     @property
@@ -266,6 +380,10 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
             print(text, end="", flush=True)
     final = stream.completion
     ```
+
+    `anext(stream)` and `async for` share one read of the body: each picks up where the
+    last stopped. `break` closes the stream; reading it again then raises
+    `StreamInterruptedError` (or simply stops if `[DONE]` had arrived).
     """
 
     def __init__(
@@ -277,36 +395,84 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
         self.response = response
         self._processor = processor
         self._slot = slot
+        self._pending = deque()
+        self._source: AsyncIterator[bytes] | None = None
+        self._loop = _running_loop()  # where `__del__` must close the response
         self._closed = False
-        self._iterator: AsyncIterator[ChatCompletionChunk] | None = None
+
+    async def _fill(self) -> bool:
+        """Read until a chunk is pending (True), or reach the end of the stream (False).
+
+        What `anext()` reads with (and a loop, at its start and end). It closes the stream
+        when the body ends or fails.
+
+        Raises:
+            StreamError: (a subclass for) what went wrong, the data so far kept on it.
+        """
+        if self._closed:
+            return self._read_closed()
+        processor = self._processor
+        pending = self._pending
+        filled = False
+        try:
+            if not processor.finished():
+                source = self._source
+                if source is None:
+                    source = self._source = self.response.aiter_bytes()
+                try:
+                    async for data in source:
+                        pending.extend(processor.feed(data))
+                        if pending or processor.finished():
+                            break
+                    else:
+                        pending.extend(processor.end())
+                except _HTTPX_READ_ERRORS as exc:
+                    raise processor.read_error(exc) from exc
+                filled = bool(pending)
+        finally:
+            if not filled:
+                await self.aclose()
+        return filled
 
     async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
+        pending = self._pending
         processor = self._processor
         try:
-            if processor.finished():
-                return
-            try:
-                async for data in self.response.aiter_bytes():
-                    for chunk in processor.feed(data):
-                        yield chunk
-                    if processor.finished():
-                        return
-            except httpx.TransportError as exc:
-                raise processor.interrupted(exc) from exc
-            for chunk in processor.end():
-                yield chunk
+            while pending or await self._fill():
+                while pending:
+                    yield pending.popleft()
+                # `_fill` alone would do; reading on in this frame saves a coroutine per
+                # network read (the hot path). `_fill` still does the first read, the end
+                # of the body and a stream closed meanwhile (by `anext()` or `aclose()`).
+                source = self._source
+                if source is None or self._closed or processor.finished():
+                    continue
+                try:
+                    async for data in source:
+                        pending.extend(processor.feed(data))
+                        while pending:
+                            yield pending.popleft()
+                        if self._closed or processor.finished():
+                            break
+                except _HTTPX_READ_ERRORS as exc:
+                    raise processor.read_error(exc) from exc
         finally:
             await self.aclose()
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
-        # A fresh generator per `async for`, referenced only by the loop: on `break` it is
-        # collected at once and its `finally` closes the response.
-        return self._chunks()
+        # A fresh generator per `async for`, over the stream's own data: another loop or
+        # `anext()` continues from where it stopped. On `break` the loop drops it; the
+        # event loop's finalizer hook then runs its `finally`, which closes the response,
+        # but only later. The weak reference's callback runs at once (CPython clears weak
+        # references before that hook): the stream stops there, as a sync one does.
+        chunks = self._chunks()
+        weakref.finalize(chunks, _leave_quietly, self).atexit = False
+        return chunks
 
     async def __anext__(self) -> ChatCompletionChunk:
-        if self._iterator is None:
-            self._iterator = self._chunks()
-        return await self._iterator.__anext__()
+        if self._pending or await self._fill():
+            return self._pending.popleft()
+        raise StopAsyncIteration
 
     async def text_stream(self) -> AsyncIterator[str]:
         """The content deltas as plain strings (empty deltas skipped)."""
@@ -316,7 +482,11 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
                 yield text
 
     async def until_done(self) -> ChatCompletion:
-        """Read the rest of the stream and return the whole completion."""
+        """Read the rest of the stream and return the whole completion.
+
+        Raises:
+            StreamError: (a subclass for) a failure, or a stream closed before it finished.
+        """
         async for _ in self:
             pass
         return self.completion
@@ -324,13 +494,11 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
     get_final_completion = until_done
 
     async def aclose(self) -> None:
-        """Close the HTTP response (idempotent; safe during cancellation)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._release()
-        with anyio.CancelScope(shield=True):
-            await self.response.aclose()
+        """Close the stream and its HTTP response (idempotent; safe during cancellation)."""
+        self._leave()
+        if not self.response.is_closed:
+            with anyio.CancelScope(shield=True):
+                await self.response.aclose()
 
     async def __aenter__(self) -> AsyncChatStream:
         return self
@@ -343,10 +511,38 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
     ) -> None:
         await self.aclose()
 
+    def __del__(self) -> None:
+        # Dropped unclosed (say, an exception before `async with`): the slot goes back now
+        # (or it is held for ever); the response, which cannot be awaited here, is closed
+        # by a task on the stream's loop. Never raises or warns: nobody would see it.
+        try:
+            response, closed = self.response, self._closed
+        except AttributeError:  # __init__ did not finish
+            return
+        if closed and response.is_closed:
+            return
+        self._closed = True
+        slot = None if closed else self._slot
+        ok, loop = self._processor.finished(), self._loop
+        with contextlib.suppress(Exception):
+            if loop is not None and not loop.is_closed():
+                if loop is _running_loop():
+                    _finalize(slot, ok, response)
+                    return
+                if loop.is_running():  # collected in another thread: the loop's objects are not ours
+                    loop.call_soon_threadsafe(_finalize, slot, ok, response)
+                    return
+            if slot is not None:  # no asyncio loop to close the response on: the slot only
+                slot.finish(ok=ok)
+
 
 @final
 class ChatStream(_StreamBase["ChatCompletionChunk"]):
-    """A stream of `ChatCompletionChunk`: iterate it, ideally in `with`; `break` closes it."""
+    """A stream of `ChatCompletionChunk`: iterate it, ideally in `with`; `break` closes it.
+
+    `next(stream)` and `for` share one read of the body: each picks up where the last
+    stopped. Reading a stream closed before it finished raises `StreamInterruptedError`.
+    """
 
     def __init__(
         self,
@@ -357,32 +553,77 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
         self.response = response
         self._processor = processor
         self._slot = slot
+        self._pending = deque()
+        self._source: Iterator[bytes] | None = None
         self._closed = False
-        self._iterator: Iterator[ChatCompletionChunk] | None = None
+
+    def _fill(self) -> bool:
+        """Read until a chunk is pending (True), or reach the end of the stream (False).
+
+        What `next()` reads with (and a loop, at its start and end). It closes the stream
+        when the body ends or fails.
+
+        Raises:
+            StreamError: (a subclass for) what went wrong, the data so far kept on it.
+        """
+        if self._closed:
+            return self._read_closed()
+        processor = self._processor
+        pending = self._pending
+        filled = False
+        try:
+            if not processor.finished():
+                source = self._source
+                if source is None:
+                    source = self._source = self.response.iter_bytes()
+                try:
+                    for data in source:
+                        pending.extend(processor.feed(data))
+                        if pending or processor.finished():
+                            break
+                    else:
+                        pending.extend(processor.end())
+                except _HTTPX_READ_ERRORS as exc:
+                    raise processor.read_error(exc) from exc
+                filled = bool(pending)
+        finally:
+            if not filled:
+                self.close()
+        return filled
 
     def _chunks(self) -> Iterator[ChatCompletionChunk]:
+        pending = self._pending
         processor = self._processor
         try:
-            if processor.finished():
-                return
-            try:
-                for data in self.response.iter_bytes():
-                    yield from processor.feed(data)
-                    if processor.finished():
-                        return
-            except httpx.TransportError as exc:
-                raise processor.interrupted(exc) from exc
-            yield from processor.end()
+            while pending or self._fill():
+                while pending:
+                    yield pending.popleft()
+                # As in `AsyncChatStream._chunks`: read on here, `_fill` for the rest.
+                source = self._source
+                if source is None or self._closed or processor.finished():
+                    continue
+                try:
+                    for data in source:
+                        pending.extend(processor.feed(data))
+                        while pending:
+                            yield pending.popleft()
+                        if self._closed or processor.finished():
+                            break
+                except _HTTPX_READ_ERRORS as exc:
+                    raise processor.read_error(exc) from exc
         finally:
             self.close()
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        # A fresh generator per `for`, over the stream's own data: another loop or `next()`
+        # continues from where it stopped. On `break` it is collected at once and its
+        # `finally` closes the stream and the response.
         return self._chunks()
 
     def __next__(self) -> ChatCompletionChunk:
-        if self._iterator is None:
-            self._iterator = self._chunks()
-        return next(self._iterator)
+        if self._pending or self._fill():
+            return self._pending.popleft()
+        raise StopIteration
 
     def text_stream(self) -> Iterator[str]:
         """The content deltas as plain strings (empty deltas skipped)."""
@@ -392,7 +633,11 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
                 yield text
 
     def until_done(self) -> ChatCompletion:
-        """Read the rest of the stream and return the whole completion."""
+        """Read the rest of the stream and return the whole completion.
+
+        Raises:
+            StreamError: (a subclass for) a failure, or a stream closed before it finished.
+        """
         for _ in self:
             pass
         return self.completion
@@ -400,11 +645,8 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
     get_final_completion = until_done
 
     def close(self) -> None:
-        """Close the HTTP response (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._release()
+        """Close the stream and its HTTP response (idempotent)."""
+        self._leave()
         self.response.close()
 
     def __enter__(self) -> ChatStream:
@@ -420,4 +662,5 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
-            self.close()
+            with contextlib.suppress(Exception):  # nobody to tell
+                self.close()
