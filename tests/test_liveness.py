@@ -109,6 +109,24 @@ async def test_an_async_call_inside_its_own_stream_survives_a_429(server: LocalS
             assert [c async for c in stream]
 
 
+async def test_a_stream_opened_in_its_own_task_and_dropped_frees_its_slot(server: LocalServer) -> None:
+    """The task that took the slot returns the stream as its result: the gate must not
+    keep that task (and through it the stream) alive, or the dropped stream's slot leaks."""
+    import asyncio
+    import gc
+
+    async with wi.AsyncClient(API_KEY, base_url=server.base_url, max_concurrency=1) as client:
+        task = asyncio.ensure_future(client.chat.create(model=MODEL, messages=MESSAGES, stream=True))
+        await task
+        del task  # the stream, the task's result, is dropped unread
+        gc.collect()
+        with anyio.fail_after(10):
+            reply = await client.chat.create(
+                model=MODEL, messages=MESSAGES, max_tokens=2, timeout=httpx.Timeout(10, pool=5)
+            )
+        assert reply.text
+
+
 def test_a_slot_wait_ends_at_the_pool_timeout(server: LocalServer) -> None:
     """Another thread holds the only slot: the wait ends in a typed error, not for ever."""
     with wi.Client(API_KEY, base_url=server.base_url, max_concurrency=1) as client:

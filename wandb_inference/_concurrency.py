@@ -196,7 +196,13 @@ class _Limits:
 
 
 def _current_task() -> Hashable:
-    """The running task (asyncio's, else anyio's id for trio)."""
+    """The running task, weakly (asyncio's; anyio's task id under trio).
+
+    Weakly: a task's result may be the stream holding the slot, and a strong reference
+    from the limiter would keep that stream (and its slot) alive for ever. A weak
+    reference stays equal to itself after the task ends, and never equal to one to a new
+    task created at the same address.
+    """
     import asyncio
 
     try:
@@ -204,7 +210,7 @@ def _current_task() -> Hashable:
     except RuntimeError:
         task = None
     if task is not None:
-        return task
+        return weakref.ref(task)
     import anyio
 
     return anyio.get_current_task().id
