@@ -118,7 +118,7 @@ async def test_async_batch_completes_against_a_one_in_flight_model() -> None:
 
 
 def test_sync_max_concurrency_is_respected_across_threads() -> None:
-    server = OneAtATime(capacity=100, delay=0.01)
+    server = OneAtATime(capacity=100, delay=0.05)
 
     def handler(request: httpx.Request) -> httpx.Response:
         assert server.enter()
@@ -129,16 +129,26 @@ def test_sync_max_concurrency_is_respected_across_threads() -> None:
         return json_response(200, completion_body())
 
     http = httpx.Client(transport=httpx.MockTransport(handler))
+    texts: list[str] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            texts.append(client.chat.create(model=MODEL, messages=MESSAGES).text)
+        except BaseException as exc:
+            errors.append(exc)
+
     with wi.Client(API_KEY, base_url=BASE_URL, http_client=http, max_concurrency=3) as client:
-        threads = [
-            threading.Thread(target=lambda: client.chat.create(model=MODEL, messages=MESSAGES)) for _ in range(24)
-        ]
+        threads = [threading.Thread(target=one) for _ in range(24)]
         for t in threads:
             t.start()
         for t in threads:
-            t.join()
+            t.join(30)
     http.close()
-    assert server.peak <= 3
+    # Every call completed (a test of a limit that passes when every call fails proves
+    # nothing), and the limit was reached but never passed.
+    assert errors == [] and texts == ["Hello there"] * 24
+    assert server.peak == 3
 
 
 @pytest.mark.parametrize("adaptive", [False, True])

@@ -132,7 +132,7 @@ def test_retry_after_gaps_are_about_one_second(server: LocalServer, client: wi.C
     elapsed = time.monotonic() - start
     assert reply.text
     assert len(server.requests) == 3
-    assert 1.9 <= elapsed < 4.0
+    assert 1.9 <= elapsed < 6.0  # two 1 s waits; the upper bound leaves a loaded machine room
 
 
 @pytest.mark.parametrize("status", [402, 403, 500, 503])

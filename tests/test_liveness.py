@@ -248,7 +248,7 @@ async def test_total_timeout_bounds_a_run_of_503s(make_client: MakeClient, kind:
     started = time.monotonic()
     with pytest.raises(wi.ServiceUnavailableError, match=r"Not retried: total_timeout=1s would be exceeded"):
         await client.call("chat.create", model=MODEL, messages=MESSAGES)
-    assert time.monotonic() - started < 1.3
+    assert time.monotonic() - started < 1.5  # within the 1 s total, plus scheduling slack
     assert len(calls) >= 2
 
 

@@ -333,14 +333,15 @@ def test_split_puts_boundaries_inside_utf8_and_crlf(server: LocalServer, http: h
 
 
 def test_stall_mid_stream(server: LocalServer, http: httpx.Client) -> None:
-    server.faults.push(Fault.stall_stream(after=2, seconds=0.3))
+    server.faults.push(Fault.stall_stream(after=2, seconds=1.0))
     arrivals: list[float] = []
     with http.stream("POST", "/chat/completions", json=STREAM) as response:
         start = time.monotonic()
         arrivals.extend(time.monotonic() - start for line in response.iter_lines() if line.startswith("data:"))
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    assert gaps[1] >= 0.28  # between the 2nd and 3rd chunk
-    assert sum(gaps) - gaps[1] < 0.2
+    assert gaps[1] >= 0.95  # between the 2nd and 3rd chunk
+    # Only there: every other gap is far shorter (a margin a loaded 2-core machine keeps).
+    assert max(gaps[:1] + gaps[2:]) < 0.5
 
 
 def test_stream_faults_wait_for_a_streamed_chat(server: LocalServer, http: httpx.Client) -> None:

@@ -295,8 +295,7 @@ def connection_error_from(
         )
     elif processed:
         error = APIConnectionError(
-            f"The connection to {base_url} broke while waiting for the reply ({kind}: {detail})."
-            f"{maybe}{note}",
+            f"The connection to {base_url} broke while waiting for the reply ({kind}: {detail}).{maybe}{note}",
             request=request,
         )
     else:
