@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import timeit
 
-from wandb_inference._chunk import ChatCompletionChunk, parse_chunk
-from wandb_inference._completion import ChatCompletion, parse_completion
+from wandb_inference._types._chunk import ChatCompletionChunk, parse_chunk
+from wandb_inference._types._completion import ChatCompletion, parse_completion
 
 CHUNK = json.dumps(
     {

@@ -3,7 +3,7 @@
 Run: `.venv/bin/python benchmarks/micro_sse.py` (add `--quick` for a fast smoke run).
 
 Prints microseconds per event for:
-- `wandb_inference._sse.SSEDecoder` (byte-level WHATWG decoder);
+- `wandb_inference._streaming._sse.SSEDecoder` (byte-level WHATWG decoder);
 - a naive hand-written loop (`bytes.decode` + `str.splitlines()` per read, only `data:`
   lines, no state across reads): a floor that is *wrong* on split reads, shown for scale;
 - httpx-sse's decoders (incremental UTF-8 decoder + `SSELineDecoder` + `SSEDecoder`, the
@@ -23,8 +23,8 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 
-from wandb_inference._accumulate import ChatCompletionAccumulator
-from wandb_inference._sse import SSEDecoder
+from wandb_inference._streaming._accumulate import ChatCompletionAccumulator
+from wandb_inference._streaming._sse import SSEDecoder
 
 N_EVENTS = 20_000
 

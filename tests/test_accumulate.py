@@ -13,8 +13,8 @@ from wandb_inference_generated.models.function_call import FunctionCall
 from wandb_inference_generated.models.usage import Usage
 from wandb_inference_generated.types import UNSET
 
-from wandb_inference._accumulate import ChatCompletionAccumulator
-from wandb_inference._completion import ChatCompletion
+from wandb_inference._streaming._accumulate import ChatCompletionAccumulator
+from wandb_inference._types._completion import ChatCompletion
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
 

@@ -13,8 +13,8 @@ import pytest
 from _helpers import API_KEY, BASE_URL, completion_body, json_response
 
 import wandb_inference as wi
-from wandb_inference._bound import RetiredModelWarning
-from wandb_inference._catalog import CATALOG, ModelInfo
+from wandb_inference._catalog._bound import RetiredModelWarning
+from wandb_inference._catalog._table import CATALOG, ModelInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 

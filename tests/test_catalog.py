@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 import wandb_inference as wi
-from wandb_inference._catalog import (
+from wandb_inference._catalog._constructors import SyncConstructors
+from wandb_inference._catalog._table import (
     CATALOG,
     CatalogDiff,
     ModelInfo,
@@ -27,7 +28,6 @@ from wandb_inference._catalog import (
     join_listing,
     staging_id,
 )
-from wandb_inference._constructors import SyncConstructors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -432,7 +432,7 @@ def test_check_script_empty_listing_and_errors_exit_2(capsys: pytest.CaptureFixt
 def test_no_chat_keys_hold_every_lookup_form_of_the_models_that_serve_no_chat() -> None:
     """`check_capabilities` skips the catalog for a text chat to any other id: so every id
     `get_model_info` resolves to a model that serves no chat must be in `NO_CHAT_KEYS`."""
-    from wandb_inference._constructors import NO_CHAT_KEYS
+    from wandb_inference._catalog._constructors import NO_CHAT_KEYS
 
     for info in CATALOG:
         forms = [info.id, staging_id(info.id), info.id.upper(), staging_id(info.id).lower()]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from wandb_inference._cli import EXIT_CODES
+from wandb_inference._cli._main import EXIT_CODES
 from wandb_inference.server import Fault, LocalServer
 
 KEY = "cli-secret-key-31337"

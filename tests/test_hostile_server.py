@@ -30,7 +30,7 @@ from _helpers import API_KEY, MESSAGES, MODEL, chunk, error_body
 from conftest import Sleeps
 
 import wandb_inference as wi
-from wandb_inference._sse import DEFAULT_MAX_EVENT_SIZE
+from wandb_inference._streaming._sse import DEFAULT_MAX_EVENT_SIZE
 
 MiB = 1 << 20
 

@@ -30,7 +30,7 @@ from conftest import Either, Sleeps
 from test_hostile_server import Peer, RawServer, head, running_servers
 
 import wandb_inference as wi
-from wandb_inference._concurrency import _MAX_MODELS, AsyncLimiter, SyncLimiter
+from wandb_inference._policy._concurrency import _MAX_MODELS, AsyncLimiter, SyncLimiter
 from wandb_inference.server import Fault, LocalServer
 
 MakeClient = Callable[..., Either]

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wandb_inference._chunk import ChatCompletionChunk, _token_chunk, parse_chunk
-from wandb_inference._completion import ChatCompletion, parse_completion
+from wandb_inference._types._chunk import ChatCompletionChunk, _token_chunk, parse_chunk
+from wandb_inference._types._completion import ChatCompletion, parse_completion
 
 text = st.text(max_size=20)
 maybe_text = st.one_of(st.none(), text)

@@ -67,13 +67,15 @@ def test_clients_have_the_same_surface() -> None:
 # first use (request building and error mapping load with the first call).
 _CLIENT_MODULES = {
     "wandb_inference",
-    "wandb_inference._binders",
-    "wandb_inference._concurrency",
+    "wandb_inference._catalog",  # the subpackages' __init__ files: a docstring each
+    "wandb_inference._policy",
+    "wandb_inference._catalog._binders",
+    "wandb_inference._policy._concurrency",
     "wandb_inference._config",
-    "wandb_inference._constructors",
+    "wandb_inference._catalog._constructors",
     "wandb_inference._lazy",
     "wandb_inference._options",
-    "wandb_inference._retry",
+    "wandb_inference._policy._retry",
     "wandb_inference._version",
 }
 # Never loaded by `import wandb_inference` and a client: if one of these is imported, the
@@ -84,23 +86,26 @@ _BLOCKED = (
     "wandb_inference_generated",
     "wandb_inference.server",
     "wandb_inference._cli",
-    "wandb_inference._demo",
-    "wandb_inference._catalog",
-    "wandb_inference._types",
     "wandb_inference._streaming",
-    "wandb_inference._sse",
-    "wandb_inference._chunk",
-    "wandb_inference._completion",
-    "wandb_inference._embeddings",
-    "wandb_inference._model_list",
-    "wandb_inference._accumulate",
+    "wandb_inference._types",
+    "wandb_inference._cli._main",
+    "wandb_inference._cli._demo",
+    "wandb_inference._catalog._table",
+    "wandb_inference._types._base",
+    "wandb_inference._streaming._streams",
+    "wandb_inference._streaming._sse",
+    "wandb_inference._types._chunk",
+    "wandb_inference._types._completion",
+    "wandb_inference._types._embeddings",
+    "wandb_inference._types._model_list",
+    "wandb_inference._streaming._accumulate",
     "wandb_inference._helpers",
     "wandb_inference._base",
     "wandb_inference._request",
-    "wandb_inference._errors_map",
+    "wandb_inference._policy._errors_map",
     "wandb_inference._exceptions",
-    "wandb_inference._bound",
-    "wandb_inference._aimd",
+    "wandb_inference._catalog._bound",
+    "wandb_inference._policy._aimd",
     # Optional extras and heavy packages.
     "attrs",
     "starlette",
@@ -196,7 +201,7 @@ if STREAM:
 else:
     assert client.chat.create(**args).text == "hi"
 print(" ".join(sorted(m.rsplit(".", 1)[1] for m in sys.modules if m.startswith("wandb_inference_generated.models."))))
-print("wandb_inference._catalog" in sys.modules)
+print("wandb_inference._catalog._table" in sys.modules)
 """
 
 

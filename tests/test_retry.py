@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import wandb_inference as wi
-from wandb_inference._errors_map import make_status_error
 from wandb_inference._exceptions import parse_retry_after
-from wandb_inference._retry import RetryPolicy, RetryState, is_retryable_error, may_have_been_processed
+from wandb_inference._policy._errors_map import make_status_error
+from wandb_inference._policy._retry import RetryPolicy, RetryState, is_retryable_error, may_have_been_processed
 
 
 def _error(status: int, message: str = "x", **headers: str) -> wi.APIStatusError:

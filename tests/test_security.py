@@ -609,7 +609,7 @@ class _AsyncOneColour(httpx.AsyncByteStream):
 
 async def test_a_kept_response_forgets_the_transport_once_closed(kind: str) -> None:
     """`forget_transport` (what `redact_response` and `set_response` apply) on its own."""
-    from wandb_inference._redact import forget_transport
+    from wandb_inference._policy._redact import forget_transport
 
     transport_stream = _TransportStream(with_key_request())
     stream = _AsyncOneColour(transport_stream) if kind == "async" else _OneColour(transport_stream)

@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 from _helpers import load_spec, sse_events
 
-from wandb_inference._catalog import CATALOG, Capabilities, Lifecycle, ModelInfo
+from wandb_inference._catalog._table import CATALOG, Capabilities, Lifecycle, ModelInfo
 from wandb_inference.server import LocalServer
 
 SPEC = Path(__file__).resolve().parents[1] / "openapi" / "openapi.yaml"

@@ -12,7 +12,7 @@ import jsonschema
 import openai
 import pytest
 
-from wandb_inference._catalog import Capabilities, ModelInfo
+from wandb_inference._catalog._table import Capabilities, ModelInfo
 from wandb_inference.server import Fault, LocalServer
 
 KEY = "sk-local-test"

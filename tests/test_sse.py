@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wandb_inference._exceptions import APIResponseValidationError
-from wandb_inference._sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder
+from wandb_inference._streaming._sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder
 
 BOM = b"\xef\xbb\xbf"
 

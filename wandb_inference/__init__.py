@@ -23,14 +23,10 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._aimd import AIMDLimit
     from ._async_client import AsyncClient
-    from ._bound import AsyncChatModel, AsyncEmbeddingModel, ChatModel, EmbeddingModel, RetiredModelWarning
-    from ._catalog import Capabilities, Lifecycle, ModelInfo, all_models, get_model_info
-    from ._chunk import ChatCompletionChunk
+    from ._catalog._bound import AsyncChatModel, AsyncEmbeddingModel, ChatModel, EmbeddingModel, RetiredModelWarning
+    from ._catalog._table import Capabilities, Lifecycle, ModelInfo, all_models, get_model_info
     from ._client import Client
-    from ._completion import ChatCompletion
-    from ._embeddings import EmbeddingResponse
     from ._exceptions import (
         APIConnectionError,
         APIError,
@@ -66,9 +62,13 @@ if TYPE_CHECKING:
         text_part,
         tool_result_message,
     )
-    from ._model_list import Model, ModelList
-    from ._retry import RetryPolicy
-    from ._streaming import AsyncChatStream, ChatStream
+    from ._policy._aimd import AIMDLimit
+    from ._policy._retry import RetryPolicy
+    from ._streaming._streams import AsyncChatStream, ChatStream
+    from ._types._chunk import ChatCompletionChunk
+    from ._types._completion import ChatCompletion
+    from ._types._embeddings import EmbeddingResponse
+    from ._types._model_list import Model, ModelList
 
 __all__ = [
     "AIMDLimit",
@@ -133,13 +133,13 @@ __all__ = [
 _LAZY = {
     "AsyncClient": "._async_client",
     "Client": "._client",
-    "AIMDLimit": "._aimd",
-    "RetryPolicy": "._retry",
-    "AsyncChatModel": "._bound",
-    "AsyncEmbeddingModel": "._bound",
-    "ChatModel": "._bound",
-    "EmbeddingModel": "._bound",
-    "RetiredModelWarning": "._bound",
+    "AIMDLimit": "._policy._aimd",
+    "RetryPolicy": "._policy._retry",
+    "AsyncChatModel": "._catalog._bound",
+    "AsyncEmbeddingModel": "._catalog._bound",
+    "ChatModel": "._catalog._bound",
+    "EmbeddingModel": "._catalog._bound",
+    "RetiredModelWarning": "._catalog._bound",
     **dict.fromkeys(
         (
             "APIConnectionError",
@@ -166,18 +166,18 @@ _LAZY = {
         ),
         "._exceptions",
     ),
-    "ChatCompletion": "._completion",
-    "ChatCompletionChunk": "._chunk",
-    "EmbeddingResponse": "._embeddings",
-    "Model": "._model_list",
-    "ModelList": "._model_list",
-    "AsyncChatStream": "._streaming",
-    "ChatStream": "._streaming",
-    "Capabilities": "._catalog",
-    "Lifecycle": "._catalog",
-    "ModelInfo": "._catalog",
-    "all_models": "._catalog",
-    "get_model_info": "._catalog",
+    "ChatCompletion": "._types._completion",
+    "ChatCompletionChunk": "._types._chunk",
+    "EmbeddingResponse": "._types._embeddings",
+    "Model": "._types._model_list",
+    "ModelList": "._types._model_list",
+    "AsyncChatStream": "._streaming._streams",
+    "ChatStream": "._streaming._streams",
+    "Capabilities": "._catalog._table",
+    "Lifecycle": "._catalog._table",
+    "ModelInfo": "._catalog._table",
+    "all_models": "._catalog._table",
+    "get_model_info": "._catalog._table",
     "arun_tool_calls": "._helpers",
     "function_tool": "._helpers",
     "image_part": "._helpers",

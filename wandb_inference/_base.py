@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from ._constructors import NO_CHAT_KEYS
-from ._errors_map import Endpoint, error_payload_message, make_status_error
+from ._catalog._constructors import NO_CHAT_KEYS
 from ._exceptions import (
     APIResponseValidationError,
     APIStatusError,
@@ -23,6 +22,7 @@ from ._exceptions import (
     StreamEventError,
     redact_request,
 )
+from ._policy._errors_map import Endpoint, error_payload_message, make_status_error
 from ._request import (
     TimeoutTypes,
     build_chat_body,
@@ -31,13 +31,13 @@ from ._request import (
 )
 
 if TYPE_CHECKING:
-    from ._catalog import ModelInfo
-    from ._completion import ChatCompletion
-    from ._embeddings import EmbeddingResponse
+    from ._catalog._table import ModelInfo
     from ._exceptions import APIError
-    from ._model_list import ModelList
     from ._options import ClientOptions
-    from ._retry import RetryDecision, RetryState
+    from ._policy._retry import RetryDecision, RetryState
+    from ._types._completion import ChatCompletion
+    from ._types._embeddings import EmbeddingResponse
+    from ._types._model_list import ModelList
 
 __all__ = ["RequestSpec", "build_request", "logger", "prepare_chat", "status_error"]
 
@@ -121,9 +121,9 @@ def attempt_error(exc: Exception, spec: RequestSpec, state: RetryState, base_url
     gzip) is an invalid response; anything else from httpx is a connection error. The
     httpx error's request is redacted: it stays reachable as `__cause__`.
     """
-    from ._errors_map import connection_error_from, redact_transport_error
     from ._exceptions import APIConnectionError
-    from ._retry import may_have_been_processed
+    from ._policy._errors_map import connection_error_from, redact_transport_error
+    from ._policy._retry import may_have_been_processed
 
     request = spec.request
     if isinstance(exc, httpx.TimeoutException) and state.expired(slack=0.05):
@@ -253,7 +253,7 @@ def redact_response(response: httpx.Response) -> None:
     stream and connection, which still hold the request as sent, go when the response
     is closed (now, if it already is).
     """
-    from ._redact import forget_transport
+    from ._policy._redact import forget_transport
 
     response.request = redact_request(response.request)  # type: ignore[assignment]
     if response.next_request is not None:
@@ -370,7 +370,7 @@ def check_capabilities(options: ClientOptions, endpoint: Endpoint, model: str, b
         return
     if endpoint == "chat" and model.casefold() not in NO_CHAT_KEYS and not _has_image(body["messages"]):
         return  # what the catalog could refuse needs an image or a model that serves no chat
-    from ._catalog import get_model_info
+    from ._catalog._table import get_model_info
 
     info: ModelInfo | None = get_model_info(model)
     if info is None:
@@ -393,7 +393,7 @@ def check_capabilities(options: ClientOptions, endpoint: Endpoint, model: str, b
 
 
 def _vision_models() -> list[str]:
-    from ._catalog import CATALOG
+    from ._catalog._table import CATALOG
 
     return [m.id for m in CATALOG if m.capabilities.vision and m.lifecycle.stage != "retired"]
 
@@ -402,7 +402,7 @@ def status_error(response: httpx.Response, spec: RequestSpec, retried: int) -> A
     """The typed error for a non-2xx reply, with the catalog's hint for retired models."""
     error = make_status_error(response, endpoint=spec.endpoint, model=spec.model, retried=retried)
     if isinstance(error, NotFoundError) and spec.model:
-        from ._catalog import get_model_info
+        from ._catalog._table import get_model_info
 
         info = get_model_info(spec.model)
         if info is not None and info.lifecycle.stage == "retired":
@@ -473,8 +473,8 @@ def prepare_models(
 
 def finish_chat(data: object, response: httpx.Response) -> ChatCompletion:
     """The typed completion for a decoded reply."""
-    from ._completion import ChatCompletion, parse_completion
-    from ._types import parse_model, set_response
+    from ._types._base import parse_model, set_response
+    from ._types._completion import ChatCompletion, parse_completion
 
     result: ChatCompletion
     try:
@@ -487,8 +487,8 @@ def finish_chat(data: object, response: httpx.Response) -> ChatCompletion:
 
 def finish_models(data: object, response: httpx.Response) -> ModelList:
     """The typed model list for a decoded reply."""
-    from ._model_list import parse_model_list
-    from ._types import set_response
+    from ._types._base import set_response
+    from ._types._model_list import parse_model_list
 
     result = parse_model_list(data, response)
     set_response(result, response)
@@ -497,6 +497,6 @@ def finish_models(data: object, response: httpx.Response) -> ModelList:
 
 def finish_embeddings(data: object, response: httpx.Response) -> EmbeddingResponse:
     """The typed embeddings for a decoded reply (base64 vectors decoded)."""
-    from ._embeddings import parse_embeddings
+    from ._types._embeddings import parse_embeddings
 
     return parse_embeddings(data, response)

@@ -18,28 +18,29 @@ from typing import TYPE_CHECKING, Literal, Unpack, final, overload
 
 import httpx
 
-from ._concurrency import SyncLimiter, reset_after_fork
+from ._catalog._constructors import SyncConstructors
 from ._config import DEFAULT_LIMITS
-from ._constructors import SyncConstructors
 from ._lazy import lazy_module
 from ._options import ClientOptionsMixin, derive_options, resolve_options
-from ._retry import RetryState
+from ._policy._concurrency import SyncLimiter, reset_after_fork
+from ._policy._retry import RetryState
 
 if TYPE_CHECKING:
-    from . import _base, _errors_map, _exceptions
+    from . import _base, _exceptions
     from ._base import RequestSpec
-    from ._completion import ChatCompletion
-    from ._concurrency import Slot
-    from ._embeddings import EmbeddingResponse
-    from ._model_list import ModelList
     from ._options import ClientOptions
+    from ._policy import _errors_map
+    from ._policy._concurrency import Slot
+    from ._policy._retry import RetryPolicy
     from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
-    from ._retry import RetryPolicy
-    from ._streaming import ChatStream
+    from ._streaming._streams import ChatStream
+    from ._types._completion import ChatCompletion
+    from ._types._embeddings import EmbeddingResponse
+    from ._types._model_list import ModelList
 else:
     # Needed from the first call on, not to construct a client: imported then.
     _base = lazy_module("wandb_inference._base")
-    _errors_map = lazy_module("wandb_inference._errors_map")
+    _errors_map = lazy_module("wandb_inference._policy._errors_map")
     _exceptions = lazy_module("wandb_inference._exceptions")
 
 __all__ = ["Client"]
@@ -331,8 +332,8 @@ class Client(ClientOptionsMixin, SyncConstructors):
         return _base.decode_json(content, response), response
 
     def _stream(self, spec: RequestSpec) -> ChatStream:
-        from ._chunk import parse_chunk
-        from ._streaming import ChatStream, StreamProcessor
+        from ._streaming._streams import ChatStream, StreamProcessor
+        from ._types._chunk import parse_chunk
 
         response, slot = self._send(spec)
         if not _base.is_event_stream(response):

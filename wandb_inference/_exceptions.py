@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from ._completion import ChatCompletion
+    from ._types._completion import ChatCompletion
 
 __all__ = [
     "APIConnectionError",

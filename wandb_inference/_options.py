@@ -19,7 +19,7 @@ from ._config import (
     validate_header_value,
 )
 from ._lazy import lazy_module
-from ._retry import RetryPolicy
+from ._policy._retry import RetryPolicy
 from ._version import __version__
 
 if TYPE_CHECKING:

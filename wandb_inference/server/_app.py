@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from wandb_inference._catalog import CATALOG, ModelInfo
+from wandb_inference._catalog._table import CATALOG, ModelInfo
 
 from ._chat import plan_chat, semantic_problem
 from ._embed import embed, encode_base64, truncate

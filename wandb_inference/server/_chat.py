@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import attrs
 
-from wandb_inference._catalog import ModelInfo
+from wandb_inference._catalog._table import ModelInfo
 
 from ._instance import json_object, schema_instance
 from ._words import Words, rng_for, split_text, topic_words

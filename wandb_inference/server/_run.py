@@ -25,7 +25,7 @@ from starlette.types import ASGIApp
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from wandb_inference._catalog import ModelInfo
+from wandb_inference._catalog._table import ModelInfo
 
 from ._app import create_app
 from ._chat import ReasoningField

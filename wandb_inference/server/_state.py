@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from wandb_inference._catalog import ModelInfo
+from wandb_inference._catalog._table import ModelInfo
 
 from ._chat import ReasoningField
 from ._exchange import Connections

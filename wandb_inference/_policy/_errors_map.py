@@ -13,7 +13,7 @@ from typing import Literal
 
 import httpx
 
-from ._exceptions import (
+from wandb_inference._exceptions import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ._lazy import lazy_module
+from wandb_inference._lazy import lazy_module
 
 if TYPE_CHECKING:
-    from . import _exceptions
+    from wandb_inference import _exceptions
 else:
     _exceptions = lazy_module("wandb_inference._exceptions")  # loaded by the first error
 

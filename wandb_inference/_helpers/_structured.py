@@ -35,7 +35,8 @@ from typing import Any, Literal, TypeGuard, TypeVar, overload
 
 import attrs
 
-from ._exceptions import APIResponseValidationError, InvalidRequestError
+from wandb_inference._exceptions import APIResponseValidationError, InvalidRequestError
+
 from ._reasoning import split_reasoning
 from ._schema_check import Mismatch, describe, validate_schema
 

@@ -14,8 +14,9 @@ from wandb_inference_generated.models.embedding_response import (
     EmbeddingResponse as _EmbeddingResponse,
 )
 
-from ._exceptions import APIResponseValidationError
-from ._types import ResponseMixin, parse_model, set_response
+from wandb_inference._exceptions import APIResponseValidationError
+
+from ._base import ResponseMixin, parse_model, set_response
 
 __all__ = ["EmbeddingResponse", "decode_base64_embedding", "parse_embeddings"]
 

@@ -10,7 +10,7 @@ import httpx
 from wandb_inference_generated.models.model import Model as _Model
 from wandb_inference_generated.models.model_list import ModelList as _ModelList
 
-from ._types import ResponseMixin, parse_model
+from ._base import ResponseMixin, parse_model
 
 __all__ = ["Model", "ModelList", "parse_model_list"]
 
@@ -22,7 +22,7 @@ class Model(_Model):
     @property
     def info(self) -> Any:
         """The catalog row for this id (`ModelInfo`), or None for ids the SDK lacks."""
-        from ._catalog import get_model_info
+        from wandb_inference._catalog._table import get_model_info
 
         return get_model_info(self.id)
 

@@ -30,7 +30,7 @@ from typing import Literal
 
 import attrs
 
-from ._exceptions import InvalidRequestError
+from wandb_inference._exceptions import InvalidRequestError
 
 __all__ = [
     "CATALOG",

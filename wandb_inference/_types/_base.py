@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import httpx
 from wandb_inference_generated.types import Unset
 
-from ._exceptions import APIResponseValidationError, request_id_of
-from ._redact import forget_transport
+from wandb_inference._exceptions import APIResponseValidationError, request_id_of
+from wandb_inference._policy._redact import forget_transport
 
 # The generated `to_dict()`s test `value is not UNSET`: a result that is copied
 # (`copy.deepcopy`) or pickled (a process pool) must keep the one UNSET, or `to_dict()`

@@ -25,23 +25,24 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 import anyio
 import httpx
 
-from ._accumulate import ChatCompletionAccumulator
-from ._errors_map import error_payload_message, redact_transport_error
-from ._exceptions import (
+from wandb_inference._exceptions import (
     APIResponseValidationError,
     StreamError,
     StreamEventError,
     StreamInterruptedError,
     redact_request,
 )
+from wandb_inference._policy._errors_map import error_payload_message, redact_transport_error
+
+from ._accumulate import ChatCompletionAccumulator
 from ._sse import ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
     import asyncio
 
-    from ._chunk import ChatCompletionChunk
-    from ._completion import ChatCompletion
-    from ._concurrency import Slot
+    from wandb_inference._policy._concurrency import Slot
+    from wandb_inference._types._chunk import ChatCompletionChunk
+    from wandb_inference._types._completion import ChatCompletion
 
 __all__ = ["AsyncChatStream", "ChatStream", "StreamProcessor"]
 
@@ -230,7 +231,7 @@ class StreamProcessor(Generic[C]):
         acc = self._accumulator
         partial: ChatCompletion | None = None
         if acc.has_data:
-            from ._completion import ChatCompletion
+            from wandb_inference._types._completion import ChatCompletion
 
             try:
                 partial = ChatCompletion.from_dict(acc.to_dict())
@@ -336,7 +337,7 @@ class _StreamBase(Generic[C]):
     @property
     def request_id(self) -> str | None:
         """The server's request id header, if any."""
-        from ._exceptions import request_id_of
+        from wandb_inference._exceptions import request_id_of
 
         return request_id_of(self.response.headers)
 
@@ -357,8 +358,8 @@ class _StreamBase(Generic[C]):
     @property
     def completion(self) -> ChatCompletion:
         """The completion accumulated from the chunks received so far."""
-        from ._completion import ChatCompletion
-        from ._types import set_response
+        from wandb_inference._types._base import set_response
+        from wandb_inference._types._completion import ChatCompletion
 
         result = ChatCompletion.from_dict(self._processor.accumulator.to_dict())
 

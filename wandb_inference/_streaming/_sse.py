@@ -37,7 +37,7 @@ from typing import Final, final
 
 import attrs
 
-from ._exceptions import APIResponseValidationError
+from wandb_inference._exceptions import APIResponseValidationError
 
 __all__ = ["DEFAULT_MAX_EVENT_SIZE", "SSEDecoder", "ServerSentEvent"]
 

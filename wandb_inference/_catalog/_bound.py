@@ -15,15 +15,16 @@ from typing import TYPE_CHECKING, Any, Literal, Unpack, final, overload
 
 import httpx
 
-from ._exceptions import InvalidRequestError
+from wandb_inference._exceptions import InvalidRequestError
 
 if TYPE_CHECKING:
-    from ._async_client import AsyncClient
-    from ._catalog import ModelInfo
-    from ._client import Client
-    from ._completion import ChatCompletion
-    from ._request import ChatParams, EmbeddingParams, MessageParam
-    from ._streaming import AsyncChatStream, ChatStream
+    from wandb_inference._async_client import AsyncClient
+    from wandb_inference._client import Client
+    from wandb_inference._request import ChatParams, EmbeddingParams, MessageParam
+    from wandb_inference._streaming._streams import AsyncChatStream, ChatStream
+    from wandb_inference._types._completion import ChatCompletion
+
+    from ._table import ModelInfo
 
 __all__ = [
     "AsyncChatModel",
@@ -95,7 +96,7 @@ def _prompt_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
 
 
 def _answer(completion: ChatCompletion) -> str:
-    from ._reasoning import split_reasoning
+    from wandb_inference._helpers._reasoning import split_reasoning
 
     text = completion.text
     if completion.reasoning is None:

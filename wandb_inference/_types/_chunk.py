@@ -24,7 +24,7 @@ from wandb_inference_generated.models.chat_completion_chunk_choice import (
 from wandb_inference_generated.models.chat_completion_delta import ChatCompletionDelta
 from wandb_inference_generated.types import UNSET
 
-from ._types import TOP_KEYS, extras, logprobs_of, text_of
+from ._base import TOP_KEYS, extras, logprobs_of, text_of
 
 __all__ = ["ChatCompletionChunk", "parse_chunk"]
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._lazy import lazy_module
+from wandb_inference._lazy import lazy_module
 
 if TYPE_CHECKING:
     import httpx
 
-    from . import _bound, _exceptions
+    from wandb_inference import _exceptions
+
+    from . import _bound
     from ._bound import AsyncChatModel, AsyncEmbeddingModel, ChatModel, EmbeddingModel
 else:
-    _bound = lazy_module("wandb_inference._bound")
+    _bound = lazy_module("wandb_inference._catalog._bound")
     _exceptions = lazy_module("wandb_inference._exceptions")
 
 __all__ = ["AsyncBinder", "SyncBinder", "add_constructors"]
@@ -40,7 +42,7 @@ def _check_override(model: str | None, default: str) -> str:
 
 def _bind(client: object, kind: str, default: str, model: str | None, timeout: float | httpx.Timeout | None) -> Any:
     """A `_bound.<kind>` for `default`'s catalog row (warning if retired), sending `model`."""
-    from ._catalog import get_model_info
+    from ._table import get_model_info
 
     info = get_model_info(default)
     # The binders are the clients' bases: `client.timeout` is the client's own timeout.

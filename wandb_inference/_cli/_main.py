@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn, TextIO
 
-from ._exceptions import (
+from wandb_inference._exceptions import (
     APIConnectionError,
     APIError,
     APIStatusError,
@@ -23,7 +23,7 @@ from ._exceptions import (
     StreamError,
     WandbInferenceError,
 )
-from ._version import __version__
+from wandb_inference._version import __version__
 
 __all__ = ["EXIT_CODES", "main"]
 
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from ._client import Client
+    from wandb_inference._client import Client
 
     return Client(
         api_key=args.api_key,
@@ -275,7 +275,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from .server import serve
+        from wandb_inference.server import serve
     except ImportError as exc:
         raise ConfigurationError(
             f"the local server needs the [server] extra ({exc.name} is missing): pip install 'wandb-inference[server]'"

@@ -41,16 +41,17 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Protocol, Self
 
-from ._lazy import lazy_module
+from wandb_inference._lazy import lazy_module
 
 if TYPE_CHECKING:
     import anyio
 
+    from wandb_inference._options import ClientOptions
+
     from . import _aimd
     from ._aimd import AIMDLimit
-    from ._options import ClientOptions
 else:
-    _aimd = lazy_module("wandb_inference._aimd")
+    _aimd = lazy_module("wandb_inference._policy._aimd")
 
 __all__ = ["AsyncLimiter", "Slot", "SyncLimiter", "reset_after_fork"]
 

@@ -19,7 +19,7 @@ from wandb_inference_generated.models.chat_completion_message import ChatComplet
 from wandb_inference_generated.models.usage import Usage
 from wandb_inference_generated.types import UNSET, Unset
 
-from ._types import TOP_KEYS, ResponseMixin, extras, logprobs_of, text_of
+from ._base import TOP_KEYS, ResponseMixin, extras, logprobs_of, text_of
 
 __all__ = ["ChatCompletion", "parse_completion"]
 

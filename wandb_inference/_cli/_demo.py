@@ -17,8 +17,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ._client import Client
-from ._exceptions import APIStatusError, WandbInferenceError
+from wandb_inference._client import Client
+from wandb_inference._exceptions import APIStatusError, WandbInferenceError
 
 __all__ = ["run_demo"]
 
@@ -33,7 +33,7 @@ def _title(text: str) -> None:
 @contextlib.contextmanager
 def _local_server(pace: float = 0.0) -> Iterator[Any]:
     try:
-        from .server import LocalServer
+        from wandb_inference.server import LocalServer
     except ImportError as exc:  # pragma: no cover - the demo script installs the extra
         raise SystemExit(
             "The demo's local server needs the [server] extra: pip install 'wandb-inference[server]'"
@@ -110,7 +110,7 @@ def _tour(client: Client, *, local: bool) -> None:
 
 def _retry_tour() -> None:
     _title("5. a 429 with Retry-After: 1, twice, then 200 (local server)")
-    from .server import Fault
+    from wandb_inference.server import Fault
 
     with _local_server() as server:
         server.faults.push(Fault.status(429, kind="concurrency", retry_after=1), times=2)

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from ._exceptions import InvalidRequestError
+from wandb_inference._exceptions import InvalidRequestError
 
 __all__ = ["MAX_IMAGE_BYTES", "image_part", "text_part"]
 

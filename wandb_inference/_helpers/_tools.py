@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from ._exceptions import APIResponseValidationError, InvalidRequestError
+from wandb_inference._exceptions import APIResponseValidationError, InvalidRequestError
+
 from ._schema_check import Mismatch
 from ._structured import SchemaBuilder, convert, is_record, own_doc, parse_docstring
 
