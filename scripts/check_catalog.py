@@ -24,7 +24,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from wandb_inference._catalog._table import CatalogDiff, diff_listing, get_model_info  # noqa: E402
+from wandb_inference._catalog._lookup import CatalogDiff, diff_listing, get_model_info  # noqa: E402
 
 DEFAULT_BASE_URL = "https://api.inference.wandb.ai/v1"
 EXIT_OK, EXIT_DIFFERENT, EXIT_ERROR = 0, 1, 2

@@ -22,7 +22,8 @@ TARGET = ROOT / "wandb_inference" / "_catalog" / "_constructors.py"
 STUB = TARGET.with_suffix(".pyi")
 sys.path.insert(0, str(ROOT))
 
-from wandb_inference._catalog._table import CATALOG, ModelInfo, staging_id  # noqa: E402
+from wandb_inference._catalog._lookup import staging_id  # noqa: E402
+from wandb_inference._catalog._table import CATALOG, ModelInfo  # noqa: E402
 
 HEADER = '''"""Per-model constructors, one per catalog row.
 
@@ -146,7 +147,7 @@ def render() -> str:
     )
     lines.append(
         "# The ids (casefolded, and their staging forms) of the models that serve no chat: the\n"
-        "# only ones `_base.check_capabilities` needs the catalog for when a chat has no image.\n"
+        "# only ones `_prepare.check_capabilities` needs the catalog for when a chat has no image.\n"
         f"NO_CHAT_KEYS = frozenset({no_chat!r})\n"
     )
     return _format("\n".join(lines) + FOOTER, TARGET)

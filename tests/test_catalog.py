@@ -17,10 +17,8 @@ import pytest
 
 import wandb_inference as wi
 from wandb_inference._catalog._constructors import SyncConstructors
-from wandb_inference._catalog._table import (
-    CATALOG,
+from wandb_inference._catalog._lookup import (
     CatalogDiff,
-    ModelInfo,
     all_models,
     by_constructor,
     diff_listing,
@@ -28,6 +26,7 @@ from wandb_inference._catalog._table import (
     join_listing,
     staging_id,
 )
+from wandb_inference._catalog._table import CATALOG, ModelInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -532,14 +532,14 @@ async def test_max_event_size_is_a_client_option(make_client: MakeClient) -> Non
 
 
 def test_request_urls_are_parsed_once_per_endpoint() -> None:
-    from wandb_inference import _base
+    from wandb_inference import _prepare
 
-    _base._URLS.clear()
-    first = _base._url("https://api.example/v1", "/chat/completions")
-    assert first is _base._url("https://api.example/v1", "/chat/completions")
+    _prepare._URLS.clear()
+    first = _prepare._url("https://api.example/v1", "/chat/completions")
+    assert first is _prepare._url("https://api.example/v1", "/chat/completions")
     assert str(first) == "https://api.example/v1/chat/completions"
-    other = _base._url("http://127.0.0.1:9/v1", "/chat/completions")
+    other = _prepare._url("http://127.0.0.1:9/v1", "/chat/completions")
     assert str(other) == "http://127.0.0.1:9/v1/chat/completions"
     for i in range(300):  # many base URLs: the cache stays bounded
-        _base._url(f"http://host{i}.example/v1", "/models")
-    assert len(_base._URLS) <= 256
+        _prepare._url(f"http://host{i}.example/v1", "/models")
+    assert len(_prepare._URLS) <= 256

@@ -18,7 +18,7 @@ from _helpers import API_KEY, BASE_URL, MESSAGES, MODEL, chunk, sse
 from conftest import Either
 
 import wandb_inference as wi
-from wandb_inference._streaming._streams import StreamProcessor
+from wandb_inference._streaming._processor import StreamProcessor
 from wandb_inference._types._chunk import parse_chunk
 from wandb_inference.server import LocalServer
 

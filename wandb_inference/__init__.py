@@ -25,7 +25,8 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._async_client import AsyncClient
     from ._catalog._bound import AsyncChatModel, AsyncEmbeddingModel, ChatModel, EmbeddingModel, RetiredModelWarning
-    from ._catalog._table import Capabilities, Lifecycle, ModelInfo, all_models, get_model_info
+    from ._catalog._lookup import all_models, get_model_info
+    from ._catalog._table import Capabilities, Lifecycle, ModelInfo
     from ._client import Client
     from ._exceptions import (
         APIConnectionError,
@@ -176,8 +177,8 @@ _LAZY = {
     "Capabilities": "._catalog._table",
     "Lifecycle": "._catalog._table",
     "ModelInfo": "._catalog._table",
-    "all_models": "._catalog._table",
-    "get_model_info": "._catalog._table",
+    "all_models": "._catalog._lookup",
+    "get_model_info": "._catalog._lookup",
     "arun_tool_calls": "._helpers",
     "function_tool": "._helpers",
     "image_part": "._helpers",

@@ -21,12 +21,12 @@ from ._policy._concurrency import AsyncLimiter
 from ._policy._retry import RetryState
 
 if TYPE_CHECKING:
-    from . import _base, _exceptions
-    from ._base import RequestSpec
+    from . import _exceptions, _prepare, _replies
     from ._options import ClientOptions
     from ._policy import _errors_map
     from ._policy._concurrency import Slot
     from ._policy._retry import RetryPolicy
+    from ._prepare import RequestSpec
     from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
     from ._streaming._streams import AsyncChatStream
     from ._types._completion import ChatCompletion
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from ._types._model_list import ModelList
 else:
     # Needed from the first call on, not to construct a client: imported then.
-    _base = lazy_module("wandb_inference._base")
+    _prepare = lazy_module("wandb_inference._prepare")
+    _replies = lazy_module("wandb_inference._replies")
     _errors_map = lazy_module("wandb_inference._policy._errors_map")
     _exceptions = lazy_module("wandb_inference._exceptions")
 
@@ -55,7 +56,7 @@ async def _read_limited(response: httpx.Response, limit: int, what: str, state: 
     async for chunk in response.aiter_bytes():
         size += len(chunk)
         if size > limit:
-            raise _base.too_large(limit, what, response.request)
+            raise _replies.too_large(limit, what, response.request)
         chunks.append(chunk)
         if state is not None and state.deadline is not None and state.expired():
             raise state.deadline_error(f"while reading the {what}", response.request)
@@ -66,7 +67,7 @@ async def _read_error_body(response: httpx.Response) -> bytes:
     """An error reply's body (size-capped), b"" when it cannot be read: the status alone
     still classifies the error. The response is closed."""
     try:
-        return await _read_limited(response, _base.MAX_ERROR_BODY, "error body")
+        return await _read_limited(response, _replies.MAX_ERROR_BODY, "error body")
     except (httpx.HTTPError, httpx.StreamError, _exceptions.APIError):
         return b""
     finally:
@@ -252,10 +253,10 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
             capped = spec.start_attempt(state)
             slot: Slot | None = None
             if limiter is not None:
-                wait = _base.slot_wait(capped, spec)
+                wait = _replies.slot_wait(capped, spec)
                 slot = await limiter.acquire(spec.model, wait)
                 if slot is None:
-                    raise _base.slot_timeout(limiter.describe(spec.model), wait, spec, state)
+                    raise _replies.slot_timeout(limiter.describe(spec.model), wait, spec, state)
             try:
                 response = await http.send(request, stream=True)
             except Exception as exc:
@@ -266,9 +267,9 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
                         raise self._closed_error(spec) from exc
                     raise
                 decision = state.decide(exc, idempotent=spec.idempotent)
-                _base.log_attempt(spec, attempt, type(exc).__name__, decision)
+                _replies.log_attempt(spec, attempt, type(exc).__name__, decision)
                 if not decision.retry:
-                    raise _base.attempt_error(exc, spec, state, self.base_url) from exc
+                    raise _replies.attempt_error(exc, spec, state, self.base_url) from exc
                 await self._sleep(decision.delay)
                 continue
             except BaseException:
@@ -276,23 +277,23 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
                     slot.finish(ok=False)
                 raise
             if response.is_success:
-                _base.log_attempt(spec, attempt, str(response.status_code), None)
-                _base.redact_response(response)
+                _replies.log_attempt(spec, attempt, str(response.status_code), None)
+                _replies.redact_response(response)
                 return response, slot
             rate_limited = False
             try:
                 content = await _read_error_body(response)
-                _base.keep_error_body(response, content)
-                _base.redact_response(response)
-                error = _base.status_error(response, spec, state.retries)
+                _replies.keep_error_body(response, content)
+                _replies.redact_response(response)
+                error = _replies.status_error(response, spec, state.retries)
                 rate_limited = isinstance(error, _exceptions.RateLimitError)
             finally:
                 if slot is not None:
                     slot.finish(ok=False, rate_limited=rate_limited)
             decision = state.decide(error)
-            _base.log_attempt(spec, attempt, str(response.status_code), decision)
+            _replies.log_attempt(spec, attempt, str(response.status_code), decision)
             if not decision.retry:
-                raise _base.gave_up(error, decision)
+                raise _replies.gave_up(error, decision)
             await self._sleep(decision.delay)
 
     async def _request(self, spec: RequestSpec) -> tuple[object, httpx.Response]:
@@ -300,37 +301,38 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         response, slot = await self._send(spec)
         ok = False
         try:
-            content = await _read_limited(response, _base.MAX_RESPONSE_BODY, "response body", spec.retry)
+            content = await _read_limited(response, _replies.MAX_RESPONSE_BODY, "response body", spec.retry)
             ok = True
         except (httpx.HTTPError, httpx.StreamError) as exc:
             assert spec.retry is not None
-            raise _base.attempt_error(exc, spec, spec.retry, self.base_url) from exc
+            raise _replies.attempt_error(exc, spec, spec.retry, self.base_url) from exc
         finally:
             try:
                 await response.aclose()
             finally:
                 if slot is not None:
                     slot.finish(ok=ok)
-        return _base.decode_json(content, response), response
+        return _replies.decode_json(content, response), response
 
     async def _stream(self, spec: RequestSpec) -> AsyncChatStream:
-        from ._streaming._streams import AsyncChatStream, StreamProcessor
+        from ._streaming._processor import StreamProcessor
+        from ._streaming._streams import AsyncChatStream
         from ._types._chunk import parse_chunk
 
         response, slot = await self._send(spec)
-        if not _base.is_event_stream(response):
+        if not _replies.is_event_stream(response):
             try:
-                content = await _read_limited(response, _base.MAX_ERROR_BODY, "response body")
+                content = await _read_limited(response, _replies.MAX_ERROR_BODY, "response body")
             except (httpx.HTTPError, httpx.StreamError) as exc:
                 assert spec.retry is not None
-                raise _base.attempt_error(exc, spec, spec.retry, self.base_url) from exc
+                raise _replies.attempt_error(exc, spec, spec.retry, self.base_url) from exc
             finally:
                 try:
                     await response.aclose()
                 finally:
                     if slot is not None:
                         slot.finish(ok=False)
-            raise _base.stream_reply_not_sse(content, response)
+            raise _replies.stream_reply_not_sse(content, response)
         spec.restore_timeouts()
         processor = StreamProcessor(response.request, parse_chunk, max_event_size=self._options.max_event_size)
         return AsyncChatStream(response, processor, slot)
@@ -406,10 +408,10 @@ class AsyncChat(_AsyncResource):
             APIConnectionError: the service could not be reached.
         """
         client = self._client
-        spec = _base.prepare_chat(client._http, client._options, model, messages, stream, params)
+        spec = _prepare.prepare_chat(client._http, client._options, model, messages, stream, params)
         if stream:
             return await client._stream(spec)
-        return _base.finish_chat(*await client._request(spec))
+        return _replies.finish_chat(*await client._request(spec))
 
 
 @final
@@ -429,8 +431,8 @@ class AsyncModels(_AsyncResource):
             APIConnectionError: the service could not be reached.
         """
         client = self._client
-        spec = _base.prepare_models(client._http, client._options, options)
-        return _base.finish_models(*await client._request(spec))
+        spec = _prepare.prepare_models(client._http, client._options, options)
+        return _replies.finish_models(*await client._request(spec))
 
 
 @final
@@ -453,5 +455,5 @@ class AsyncEmbeddings(_AsyncResource):
             APIConnectionError: the service could not be reached.
         """
         client = self._client
-        spec = _base.prepare_embeddings(client._http, client._options, model, input, params)
-        return _base.finish_embeddings(*await client._request(spec))
+        spec = _prepare.prepare_embeddings(client._http, client._options, model, input, params)
+        return _replies.finish_embeddings(*await client._request(spec))

@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ._headers import request_id_of
+
 if TYPE_CHECKING:
     from ._types._completion import ChatCompletion
 
@@ -337,18 +339,6 @@ def _request_of(response: httpx.Response) -> httpx.Request | None:
         return response.request
     except RuntimeError:  # a Response built without a request (tests, user code)
         return None
-
-
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
-
-
-def request_id_of(headers: httpx.Headers) -> str | None:
-    """The request id a server sent back, if any."""
-    for name in _REQUEST_ID_HEADERS:
-        value = headers.get(name)
-        if value:
-            return str(value)
-    return None
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:

@@ -5,12 +5,13 @@ is made, not to be constructed. Their modules hold such a module in a global:
 
 ```python
 if TYPE_CHECKING:
-    from . import _base
+    from . import _prepare, _replies
 else:
-    _base = lazy_module("wandb_inference._base")
+    _prepare = lazy_module("wandb_inference._prepare")
+    _replies = lazy_module("wandb_inference._replies")
 ```
 
-and call `_base.prepare_chat(...)`. The first attribute read imports the module; the
+and call `_prepare.prepare_chat(...)`. The first attribute read imports the module; the
 proxy then shares the module's namespace, so later reads are one dictionary lookup
 (about 30 ns, against 10 ns for a module attribute) and see monkeypatching. Importing
 is thread-safe: a second thread waits on the import system's lock for the module.

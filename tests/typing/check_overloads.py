@@ -32,3 +32,12 @@ def check_sync(client: wi.Client, flag: bool) -> None:
     with client.chat.create(model="m", messages=MESSAGES, stream=True) as stream:
         for chunk in stream:
             assert_type(chunk, wi.ChatCompletionChunk)
+
+
+def check_clients_satisfy_what_bound_models_call(aclient: wi.AsyncClient, client: wi.Client) -> None:
+    """The protocols bound models are typed against (no import of the clients there)."""
+    from wandb_inference._catalog._bound import AsyncClientLike, ClientLike
+
+    async_side: AsyncClientLike = aclient
+    sync_side: ClientLike = client
+    assert async_side is not None and sync_side is not None

@@ -42,7 +42,7 @@ def _check_override(model: str | None, default: str) -> str:
 
 def _bind(client: object, kind: str, default: str, model: str | None, timeout: float | httpx.Timeout | None) -> Any:
     """A `_bound.<kind>` for `default`'s catalog row (warning if retired), sending `model`."""
-    from ._table import get_model_info
+    from ._lookup import get_model_info
 
     info = get_model_info(default)
     # The binders are the clients' bases: `client.timeout` is the client's own timeout.

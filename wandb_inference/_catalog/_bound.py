@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Unpack, final, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Unpack, final, overload
 
 import httpx
 
 from wandb_inference._exceptions import InvalidRequestError
 
 if TYPE_CHECKING:
-    from wandb_inference._async_client import AsyncClient
-    from wandb_inference._client import Client
     from wandb_inference._request import ChatParams, EmbeddingParams, MessageParam
     from wandb_inference._streaming._streams import AsyncChatStream, ChatStream
     from wandb_inference._types._completion import ChatCompletion
+    from wandb_inference._types._embeddings import EmbeddingResponse
 
     from ._table import ModelInfo
 
@@ -34,6 +33,53 @@ __all__ = [
     "RetiredModelWarning",
     "bound_defaults",
 ]
+
+# What a bound model needs of its client, as protocols: the clients build bound models
+# (through the generated constructors), so naming the client classes here would tie the
+# catalog and the clients in an import cycle.
+
+
+class _AsyncChatAPI(Protocol):
+    async def create(
+        self, *, model: str, messages: Sequence[MessageParam], stream: bool, **params: Unpack[ChatParams]
+    ) -> ChatCompletion | AsyncChatStream: ...
+
+
+class _AsyncEmbeddingsAPI(Protocol):
+    async def create(
+        self, *, model: str, input: str | Sequence[str], **params: Unpack[EmbeddingParams]
+    ) -> EmbeddingResponse: ...
+
+
+class AsyncClientLike(Protocol):
+    """What an async bound model calls: `AsyncClient` (its `chat` and `embeddings`)."""
+
+    @property
+    def chat(self) -> _AsyncChatAPI: ...
+    @property
+    def embeddings(self) -> _AsyncEmbeddingsAPI: ...
+
+
+class _ChatAPI(Protocol):
+    def create(
+        self, *, model: str, messages: Sequence[MessageParam], stream: bool, **params: Unpack[ChatParams]
+    ) -> ChatCompletion | ChatStream: ...
+
+
+class _EmbeddingsAPI(Protocol):
+    def create(
+        self, *, model: str, input: str | Sequence[str], **params: Unpack[EmbeddingParams]
+    ) -> EmbeddingResponse: ...
+
+
+class ClientLike(Protocol):
+    """What a sync bound model calls: `Client` (its `chat` and `embeddings`)."""
+
+    @property
+    def chat(self) -> _ChatAPI: ...
+    @property
+    def embeddings(self) -> _EmbeddingsAPI: ...
+
 
 # Reasoning models think before the first token: give non-streamed calls time.
 REASONING_READ_TIMEOUT = 1800.0
@@ -126,7 +172,9 @@ class AsyncChatModel(_Bound):
 
     __slots__ = ("_client",)
 
-    def __init__(self, client: AsyncClient, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]) -> None:
+    def __init__(
+        self, client: AsyncClientLike, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]
+    ) -> None:
         super().__init__(model, info, defaults)
         self._client = client
 
@@ -176,7 +224,7 @@ class ChatModel(_Bound):
 
     __slots__ = ("_client",)
 
-    def __init__(self, client: Client, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]) -> None:
+    def __init__(self, client: ClientLike, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]) -> None:
         super().__init__(model, info, defaults)
         self._client = client
 
@@ -226,7 +274,9 @@ class AsyncEmbeddingModel(_Bound):
 
     __slots__ = ("_client",)
 
-    def __init__(self, client: AsyncClient, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]) -> None:
+    def __init__(
+        self, client: AsyncClientLike, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]
+    ) -> None:
         super().__init__(model, info, defaults)
         self._client = client
 
@@ -243,7 +293,7 @@ class EmbeddingModel(_Bound):
 
     __slots__ = ("_client",)
 
-    def __init__(self, client: Client, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]) -> None:
+    def __init__(self, client: ClientLike, model: str, info: ModelInfo | None, defaults: Mapping[str, Any]) -> None:
         super().__init__(model, info, defaults)
         self._client = client
 

@@ -160,7 +160,7 @@ _MODELS = (
 )
 
 # The ids (casefolded, and their staging forms) of the models that serve no chat: the
-# only ones `_base.check_capabilities` needs the catalog for when a chat has no image.
+# only ones `_prepare.check_capabilities` needs the catalog for when a chat has no image.
 NO_CHAT_KEYS = frozenset(["baai/bge-m3", "cw_baai_bge-m3"])
 
 

@@ -40,7 +40,7 @@ import attrs
 from wandb_inference._exceptions import APIResponseValidationError, InvalidRequestError
 
 from ._schema_check import Mismatch
-from ._structured import SchemaBuilder, convert, is_record, own_doc, parse_docstring
+from ._type_schema import SchemaBuilder, convert, is_record, own_doc, parse_docstring
 
 if TYPE_CHECKING:
     from wandb_inference_generated.types import Unset

@@ -27,8 +27,8 @@ from wandb_inference._exceptions import (
     RateLimitError,
     ServiceUnavailableError,
     redact_request,
-    request_id_of,
 )
+from wandb_inference._headers import request_id_of
 
 __all__ = [
     "Endpoint",

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import copyreg
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from wandb_inference_generated.types import Unset
 
-from wandb_inference._exceptions import APIResponseValidationError, request_id_of
+from wandb_inference._headers import request_id_of
 from wandb_inference._policy._redact import forget_transport
 
 # The generated `to_dict()`s test `value is not UNSET`: a result that is copied
@@ -28,9 +28,7 @@ from wandb_inference._policy._redact import forget_transport
 # module global makes both `pickle` and `copy` resolve it to the singleton.
 copyreg.pickle(Unset, lambda _: "UNSET")
 
-__all__ = ["TOP_KEYS", "ResponseMixin", "extras", "logprobs_of", "parse_model", "set_response", "text_of"]
-
-T = TypeVar("T")
+__all__ = ["TOP_KEYS", "ResponseMixin", "extras", "logprobs_of", "set_response", "text_of"]
 
 # The keys the API document names on a completion and on a chunk (the same set).
 TOP_KEYS = frozenset({"id", "created", "model", "choices", "object", "usage", "system_fingerprint"})
@@ -77,33 +75,6 @@ class ResponseMixin:
         if self._http_response is None:
             return None
         return request_id_of(self._http_response.headers)
-
-
-def parse_model(cls: type[T], data: object, response: httpx.Response | None = None) -> T:
-    """Build `cls` from a decoded JSON value, raising the SDK's error on a bad shape.
-
-    Raises:
-        APIResponseValidationError: not an object, or missing/ill-typed required fields.
-    """
-    if not isinstance(data, Mapping):
-        raise APIResponseValidationError(
-            f"Expected a JSON object for {cls.__name__}, got {type(data).__name__}: the "
-            "server's reply does not match the API (is the base URL right?)",
-            request=response.request if response is not None else None,
-            response=response,
-            body=data,
-        )
-    try:
-        result = cls.from_dict(data)  # type: ignore[attr-defined]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise APIResponseValidationError(
-            f"The server's reply is not a valid {cls.__name__} ({type(exc).__name__}: {exc}); "
-            "is the base URL an OpenAI-compatible API?",
-            request=response.request if response is not None else None,
-            response=response,
-            body=data,
-        ) from exc
-    return result  # type: ignore[no-any-return]
 
 
 def set_response(result: ResponseMixin, response: httpx.Response) -> None:

@@ -16,7 +16,8 @@ from wandb_inference_generated.models.embedding_response import (
 
 from wandb_inference._exceptions import APIResponseValidationError
 
-from ._base import ResponseMixin, parse_model, set_response
+from ._base import ResponseMixin, set_response
+from ._parse import parse_model
 
 __all__ = ["EmbeddingResponse", "decode_base64_embedding", "parse_embeddings"]
 

@@ -10,7 +10,8 @@ import httpx
 from wandb_inference_generated.models.model import Model as _Model
 from wandb_inference_generated.models.model_list import ModelList as _ModelList
 
-from ._base import ResponseMixin, parse_model
+from ._base import ResponseMixin
+from ._parse import parse_model
 
 __all__ = ["Model", "ModelList", "parse_model_list"]
 
@@ -22,7 +23,7 @@ class Model(_Model):
     @property
     def info(self) -> Any:
         """The catalog row for this id (`ModelInfo`), or None for ids the SDK lacks."""
-        from wandb_inference._catalog._table import get_model_info
+        from wandb_inference._catalog._lookup import get_model_info
 
         return get_model_info(self.id)
 

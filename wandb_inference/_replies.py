@@ -1,93 +1,61 @@
-"""What the async and sync clients share: request building, response decoding.
+"""What comes back, shared by both clients: bodies, typed results and typed errors.
 
-Everything here is pure or CPU-only; the clients add just their thin I/O loops.
+The send loops (`_async_client`, `_client`) read a reply's body under the size caps
+here, then turn it into a result (`finish_*`) or an error: a status (`status_error`), a
+failed attempt (`attempt_error`: timeouts at the call's deadline, a request that may have
+been processed, a corrupt body), a slot wait that ran out, a stream answered with
+something other than events. One DEBUG line per attempt (`log_attempt`), never the key.
+Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import httpx
 
-from ._catalog._constructors import NO_CHAT_KEYS
 from ._exceptions import (
     APIResponseValidationError,
     APIStatusError,
-    CapabilityError,
-    InvalidRequestError,
     NotFoundError,
     StreamEventError,
     redact_request,
 )
-from ._policy._errors_map import Endpoint, error_payload_message, make_status_error
-from ._request import (
-    TimeoutTypes,
-    build_chat_body,
-    build_embeddings_body,
-    build_options,
-)
+from ._policy._errors_map import error_payload_message, make_status_error
 
 if TYPE_CHECKING:
-    from ._catalog._table import ModelInfo
     from ._exceptions import APIError
-    from ._options import ClientOptions
     from ._policy._retry import RetryDecision, RetryState
+    from ._prepare import RequestSpec
     from ._types._completion import ChatCompletion
     from ._types._embeddings import EmbeddingResponse
     from ._types._model_list import ModelList
 
-__all__ = ["RequestSpec", "build_request", "logger", "prepare_chat", "status_error"]
+__all__ = [
+    "MAX_ERROR_BODY",
+    "MAX_RESPONSE_BODY",
+    "attempt_error",
+    "decode_json",
+    "finish_chat",
+    "finish_embeddings",
+    "finish_models",
+    "log_attempt",
+    "logger",
+    "status_error",
+    "stream_reply_not_sse",
+]
 
 logger = logging.getLogger("wandb_inference")
 
-T = TypeVar("T")
 
 # Bodies a hostile or broken server could make huge are read up to these sizes.
 MAX_ERROR_BODY = 1 << 20  # 1 MiB: error pages
+
+
 MAX_RESPONSE_BODY = 100 << 20  # 100 MiB: a JSON reply (embeddings of long batches are big)
-
-
-class RequestSpec:
-    """One logical request, ready to send (and re-send on retry)."""
-
-    __slots__ = ("endpoint", "model", "request", "retry", "stream", "timeouts")
-
-    def __init__(self, *, request: httpx.Request, endpoint: Endpoint, model: str | None, stream: bool) -> None:
-        self.request = request
-        self.endpoint = endpoint
-        self.model = model
-        self.stream = stream
-        # Set by the client's send loop: the call's retry state, and the request's own
-        # timeouts (each attempt gets them cut to what remains of `total_timeout`).
-        self.retry: RetryState | None = None
-        self.timeouts: dict[str, float | None] | None = request.extensions.get("timeout")
-
-    @property
-    def idempotent(self) -> bool:
-        """Whether sending it twice is harmless (`GET /models`; never a chat or embeddings POST)."""
-        return self.request.method == "GET"
-
-    def start_attempt(self, state: RetryState) -> dict[str, float | None] | None:
-        """Cut this attempt's timeouts to the time left; return them (None: no total bound).
-
-        Raises:
-            APITimeoutError: `total_timeout` has passed.
-        """
-        capped = state.attempt_timeouts(self.timeouts)
-        if capped is not None:
-            self.request.extensions["timeout"] = capped
-        return capped
-
-    def restore_timeouts(self) -> None:
-        """Give a stream's body its own timeouts back (it is not bound by `total_timeout`).
-
-        httpcore reads the read timeout when the body is first iterated, from this dict.
-        """
-        if self.timeouts is not None:
-            self.request.extensions["timeout"] = self.timeouts
 
 
 def slot_wait(capped: Mapping[str, float | None] | None, spec: RequestSpec) -> float | None:
@@ -144,64 +112,6 @@ def attempt_error(exc: Exception, spec: RequestSpec, state: RetryState, base_url
         f"The request to {request.url} failed in httpx ({type(exc).__name__}: {exc}).",
         request=request,
     )
-
-
-_URLS: dict[tuple[str, str], httpx.URL] = {}
-
-
-def _url(base_url: str, path: str) -> httpx.URL:
-    """`base_url + path`, parsed once: httpx parses a string URL on every request (~11 us).
-
-    `httpx.URL` is immutable, so one parsed URL serves every request to the endpoint.
-    """
-    key = (base_url, path)
-    url = _URLS.get(key)
-    if url is None:
-        if len(_URLS) >= 256:  # many clients with distinct base URLs: stay bounded
-            _URLS.clear()
-        url = _URLS[key] = httpx.URL(base_url + path)
-    return url
-
-
-def build_request(
-    http: httpx.Client | httpx.AsyncClient,
-    options: ClientOptions,
-    method: str,
-    path: str,
-    *,
-    body: Mapping[str, Any] | None,
-    params: Mapping[str, Any],
-    endpoint: Endpoint,
-    model: str | None = None,
-    stream: bool = False,
-) -> RequestSpec:
-    """Build the `httpx.Request` for a call (headers, query, body, timeout).
-
-    Raises:
-        InvalidRequestError: invalid per-call options, or a body that is not JSON-able.
-    """
-    extra_headers, query, timeout = build_options(params)
-    headers = options.headers()
-    if stream:
-        headers["Accept"] = "text/event-stream"
-    headers.update(extra_headers)
-    content: bytes | None = None
-    if body is not None:
-        try:
-            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequestError(f"The request body is not valid JSON: {exc}") from exc
-        headers["Content-Type"] = "application/json"
-    request_timeout: TimeoutTypes = options.timeout if timeout is False else timeout
-    request = http.build_request(
-        method,
-        _url(options.base_url, path),
-        headers=headers,
-        params=query or None,
-        content=content,
-        timeout=request_timeout,
-    )
-    return RequestSpec(request=request, endpoint=endpoint, model=model, stream=stream)
 
 
 def gave_up(error: APIStatusError, decision: RetryDecision) -> APIStatusError:
@@ -346,63 +256,11 @@ def stream_reply_not_sse(content: bytes, response: httpx.Response) -> Exception:
     )
 
 
-def _has_image(messages: Sequence[Mapping[str, Any]]) -> bool:
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list):
-            for part in content:
-                if isinstance(part, Mapping) and part.get("type") == "image_url":
-                    return True
-    return False
-
-
-def check_capabilities(options: ClientOptions, endpoint: Endpoint, model: str, body: Mapping[str, Any]) -> None:
-    """Refuse, before sending, what the catalog says the model cannot do.
-
-    Unknown models pass (the catalog is not authoritative); `check_capabilities=False`
-    on the client skips this.
-
-    Raises:
-        CapabilityError: images to a text-only model, chat with an embeddings model,
-            embeddings from a chat model.
-    """
-    if not options.check_capabilities:
-        return
-    if endpoint == "chat" and model.casefold() not in NO_CHAT_KEYS and not _has_image(body["messages"]):
-        return  # what the catalog could refuse needs an image or a model that serves no chat
-    from ._catalog._table import get_model_info
-
-    info: ModelInfo | None = get_model_info(model)
-    if info is None:
-        return
-    caps = info.capabilities
-    hint = " Pass check_capabilities=False to the client to send it anyway."
-    if endpoint == "chat":
-        if not caps.chat:
-            raise CapabilityError(
-                f"{info.name} ({model}) is an embeddings model: use client.embeddings.create()." + hint
-            )
-        if not caps.vision and _has_image(body["messages"]):
-            vision = ", ".join(_vision_models()[:4])
-            raise CapabilityError(f"{info.name} ({model}) does not accept images. Vision models: {vision}." + hint)
-    elif endpoint == "embeddings" and not caps.embeddings:
-        raise CapabilityError(
-            f"{info.name} ({model}) is a chat model and serves no embeddings; use an embeddings "
-            "model such as BAAI/bge-m3." + hint
-        )
-
-
-def _vision_models() -> list[str]:
-    from ._catalog._table import CATALOG
-
-    return [m.id for m in CATALOG if m.capabilities.vision and m.lifecycle.stage != "retired"]
-
-
 def status_error(response: httpx.Response, spec: RequestSpec, retried: int) -> APIStatusError:
     """The typed error for a non-2xx reply, with the catalog's hint for retired models."""
     error = make_status_error(response, endpoint=spec.endpoint, model=spec.model, retried=retried)
     if isinstance(error, NotFoundError) and spec.model:
-        from ._catalog._table import get_model_info
+        from ._catalog._lookup import get_model_info
 
         info = get_model_info(spec.model)
         if info is not None and info.lifecycle.stage == "retired":
@@ -418,63 +276,11 @@ def status_error(response: httpx.Response, spec: RequestSpec, retried: int) -> A
     return error
 
 
-def prepare_chat(
-    http: httpx.Client | httpx.AsyncClient,
-    options: ClientOptions,
-    model: str,
-    messages: object,
-    stream: bool,
-    params: Mapping[str, Any],
-) -> RequestSpec:
-    """Validate a chat call and build its request (shared by both clients)."""
-    body = build_chat_body(model, messages, stream, params)
-    check_capabilities(options, "chat", model, body)
-    return build_request(
-        http,
-        options,
-        "POST",
-        "/chat/completions",
-        body=body,
-        params=params,
-        endpoint="chat",
-        model=model,
-        stream=stream,
-    )
-
-
-def prepare_embeddings(
-    http: httpx.Client | httpx.AsyncClient,
-    options: ClientOptions,
-    model: str,
-    input: object,
-    params: Mapping[str, Any],
-) -> RequestSpec:
-    """Validate an embeddings call and build its request (shared by both clients)."""
-    body = build_embeddings_body(model, input, params)
-    check_capabilities(options, "embeddings", model, body)
-    return build_request(
-        http,
-        options,
-        "POST",
-        "/embeddings",
-        body=body,
-        params=params,
-        endpoint="embeddings",
-        model=model,
-    )
-
-
-def prepare_models(
-    http: httpx.Client | httpx.AsyncClient, options: ClientOptions, params: Mapping[str, Any]
-) -> RequestSpec:
-    """Build the `GET /models` request."""
-    return build_request(http, options, "GET", "/models", body=None, params=params, endpoint="models")
-
-
 def finish_chat(data: object, response: httpx.Response) -> ChatCompletion:
     """The typed completion for a decoded reply."""
-    from ._types._base import parse_model, set_response
+    from ._types._base import set_response
     from ._types._completion import ChatCompletion, parse_completion
+    from ._types._parse import parse_model
 
     result: ChatCompletion
     try:

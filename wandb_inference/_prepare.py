@@ -1,0 +1,230 @@
+"""What a call sends, shared by both clients: validation, capability checks, the request.
+
+`prepare_chat` / `prepare_embeddings` / `prepare_models` check a call's arguments (the
+checks themselves are in `_request`), refuse what the catalog says the model cannot do,
+and build the `httpx.Request` (headers, body, per-call timeout) wrapped in a
+`RequestSpec`, which the send loops re-send on retry. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._catalog._constructors import NO_CHAT_KEYS
+from ._exceptions import CapabilityError, InvalidRequestError
+from ._request import TimeoutTypes, build_chat_body, build_embeddings_body, build_options
+
+if TYPE_CHECKING:
+    from ._catalog._table import ModelInfo
+    from ._options import ClientOptions
+    from ._policy._errors_map import Endpoint
+    from ._policy._retry import RetryState
+
+__all__ = ["RequestSpec", "build_request", "check_capabilities", "prepare_chat", "prepare_embeddings", "prepare_models"]
+
+
+class RequestSpec:
+    """One logical request, ready to send (and re-send on retry)."""
+
+    __slots__ = ("endpoint", "model", "request", "retry", "stream", "timeouts")
+
+    def __init__(self, *, request: httpx.Request, endpoint: Endpoint, model: str | None, stream: bool) -> None:
+        self.request = request
+        self.endpoint = endpoint
+        self.model = model
+        self.stream = stream
+        # Set by the client's send loop: the call's retry state, and the request's own
+        # timeouts (each attempt gets them cut to what remains of `total_timeout`).
+        self.retry: RetryState | None = None
+        self.timeouts: dict[str, float | None] | None = request.extensions.get("timeout")
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether sending it twice is harmless (`GET /models`; never a chat or embeddings POST)."""
+        return self.request.method == "GET"
+
+    def start_attempt(self, state: RetryState) -> dict[str, float | None] | None:
+        """Cut this attempt's timeouts to the time left; return them (None: no total bound).
+
+        Raises:
+            APITimeoutError: `total_timeout` has passed.
+        """
+        capped = state.attempt_timeouts(self.timeouts)
+        if capped is not None:
+            self.request.extensions["timeout"] = capped
+        return capped
+
+    def restore_timeouts(self) -> None:
+        """Give a stream's body its own timeouts back (it is not bound by `total_timeout`).
+
+        httpcore reads the read timeout when the body is first iterated, from this dict.
+        """
+        if self.timeouts is not None:
+            self.request.extensions["timeout"] = self.timeouts
+
+
+_URLS: dict[tuple[str, str], httpx.URL] = {}
+
+
+def _url(base_url: str, path: str) -> httpx.URL:
+    """`base_url + path`, parsed once: httpx parses a string URL on every request (~11 us).
+
+    `httpx.URL` is immutable, so one parsed URL serves every request to the endpoint.
+    """
+    key = (base_url, path)
+    url = _URLS.get(key)
+    if url is None:
+        if len(_URLS) >= 256:  # many clients with distinct base URLs: stay bounded
+            _URLS.clear()
+        url = _URLS[key] = httpx.URL(base_url + path)
+    return url
+
+
+def build_request(
+    http: httpx.Client | httpx.AsyncClient,
+    options: ClientOptions,
+    method: str,
+    path: str,
+    *,
+    body: Mapping[str, Any] | None,
+    params: Mapping[str, Any],
+    endpoint: Endpoint,
+    model: str | None = None,
+    stream: bool = False,
+) -> RequestSpec:
+    """Build the `httpx.Request` for a call (headers, query, body, timeout).
+
+    Raises:
+        InvalidRequestError: invalid per-call options, or a body that is not JSON-able.
+    """
+    extra_headers, query, timeout = build_options(params)
+    headers = options.headers()
+    if stream:
+        headers["Accept"] = "text/event-stream"
+    headers.update(extra_headers)
+    content: bytes | None = None
+    if body is not None:
+        try:
+            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(f"The request body is not valid JSON: {exc}") from exc
+        headers["Content-Type"] = "application/json"
+    request_timeout: TimeoutTypes = options.timeout if timeout is False else timeout
+    request = http.build_request(
+        method,
+        _url(options.base_url, path),
+        headers=headers,
+        params=query or None,
+        content=content,
+        timeout=request_timeout,
+    )
+    return RequestSpec(request=request, endpoint=endpoint, model=model, stream=stream)
+
+
+def _has_image(messages: Sequence[Mapping[str, Any]]) -> bool:
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            for part in content:
+                if isinstance(part, Mapping) and part.get("type") == "image_url":
+                    return True
+    return False
+
+
+def check_capabilities(options: ClientOptions, endpoint: Endpoint, model: str, body: Mapping[str, Any]) -> None:
+    """Refuse, before sending, what the catalog says the model cannot do.
+
+    Unknown models pass (the catalog is not authoritative); `check_capabilities=False`
+    on the client skips this.
+
+    Raises:
+        CapabilityError: images to a text-only model, chat with an embeddings model,
+            embeddings from a chat model.
+    """
+    if not options.check_capabilities:
+        return
+    if endpoint == "chat" and model.casefold() not in NO_CHAT_KEYS and not _has_image(body["messages"]):
+        return  # what the catalog could refuse needs an image or a model that serves no chat
+    from ._catalog._lookup import get_model_info
+
+    info: ModelInfo | None = get_model_info(model)
+    if info is None:
+        return
+    caps = info.capabilities
+    hint = " Pass check_capabilities=False to the client to send it anyway."
+    if endpoint == "chat":
+        if not caps.chat:
+            raise CapabilityError(
+                f"{info.name} ({model}) is an embeddings model: use client.embeddings.create()." + hint
+            )
+        if not caps.vision and _has_image(body["messages"]):
+            vision = ", ".join(_vision_models()[:4])
+            raise CapabilityError(f"{info.name} ({model}) does not accept images. Vision models: {vision}." + hint)
+    elif endpoint == "embeddings" and not caps.embeddings:
+        raise CapabilityError(
+            f"{info.name} ({model}) is a chat model and serves no embeddings; use an embeddings "
+            "model such as BAAI/bge-m3." + hint
+        )
+
+
+def _vision_models() -> list[str]:
+    from ._catalog._table import CATALOG
+
+    return [m.id for m in CATALOG if m.capabilities.vision and m.lifecycle.stage != "retired"]
+
+
+def prepare_chat(
+    http: httpx.Client | httpx.AsyncClient,
+    options: ClientOptions,
+    model: str,
+    messages: object,
+    stream: bool,
+    params: Mapping[str, Any],
+) -> RequestSpec:
+    """Validate a chat call and build its request (shared by both clients)."""
+    body = build_chat_body(model, messages, stream, params)
+    check_capabilities(options, "chat", model, body)
+    return build_request(
+        http,
+        options,
+        "POST",
+        "/chat/completions",
+        body=body,
+        params=params,
+        endpoint="chat",
+        model=model,
+        stream=stream,
+    )
+
+
+def prepare_embeddings(
+    http: httpx.Client | httpx.AsyncClient,
+    options: ClientOptions,
+    model: str,
+    input: object,
+    params: Mapping[str, Any],
+) -> RequestSpec:
+    """Validate an embeddings call and build its request (shared by both clients)."""
+    body = build_embeddings_body(model, input, params)
+    check_capabilities(options, "embeddings", model, body)
+    return build_request(
+        http,
+        options,
+        "POST",
+        "/embeddings",
+        body=body,
+        params=params,
+        endpoint="embeddings",
+        model=model,
+    )
+
+
+def prepare_models(
+    http: httpx.Client | httpx.AsyncClient, options: ClientOptions, params: Mapping[str, Any]
+) -> RequestSpec:
+    """Build the `GET /models` request."""
+    return build_request(http, options, "GET", "/models", body=None, params=params, endpoint="models")
