@@ -248,8 +248,9 @@ def regen_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("openapi-python-client", path=str(Path(sys.executable).parent)) is None:
         pytest.skip("openapi-python-client is not installed in this environment")
     dest = tmp_path_factory.mktemp("regen")
-    for part in ("openapi", "scripts", "generated"):
+    for part in ("openapi", "scripts", "generated", "wandb_inference/_spec"):
         shutil.copytree(ROOT / part, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")  # ruff's settings for the facade files
     return dest
 
 
@@ -271,6 +272,13 @@ def test_regen_check_detects_hand_edits_and_spec_changes(regen_copy: Path) -> No
     result = _check(regen_copy)
     assert result.returncode != 0 and "stale or was edited" in result.stderr
     target.write_text(original)
+    params = regen_copy / "wandb_inference" / "_spec" / "_params.py"
+    original = params.read_text()
+    params.write_text(original.replace("max_tokens: int | None", "max_tokens: int", 1))
+    result = _check(regen_copy)
+    assert result.returncode != 0 and "_spec/_params.py is stale or was edited" in result.stderr
+    params.write_text(original)
+    assert _check(regen_copy).returncode == 0
     spec = regen_copy / "openapi" / "openapi.yaml"
     spec.write_text(spec.read_text().replace("        cache_salt:\n", "        cache_salt_v2:\n"))
     assert _check(regen_copy).returncode != 0

@@ -1,22 +1,27 @@
-"""Request validation against the vendored OpenAPI request schemas.
+"""Request validation against the API document's schemas: the facade (before sending) and
+the local server (on receiving) both check bodies with it.
 
-A small JSON Schema subset: exactly the keywords the request schemas use (`type`, `const`,
-`enum`, `minimum`, `maximum`, `minItems`, `maxItems`, `items`, `properties`, `required`,
-`additionalProperties`, `anyOf`, `$ref`). What it adds over a generic validator is the
-message: unions of objects are told apart by their `const` field (`role`, `type`), so a bad
-message reads "messages[1].role must be one of 'user', ..." rather than "matches no member".
+A small JSON Schema subset: the keywords request schemas use (`type`, `const`, `enum`,
+`minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `minLength`, `maxLength`,
+`minItems`, `maxItems`, `items`, `properties`, `required`, `additionalProperties`,
+`anyOf`, `oneOf`, `$ref`); scripts/gen_facade.py refuses a request schema that uses
+another, so nothing in the document goes unchecked. What it adds over a generic validator
+is the message: unions of objects are told apart by their `const` field (`role`, `type`),
+so a bad message reads "messages[1].role must be one of 'user', ..." rather than "matches
+no member". Numbers must be finite (JSON has no NaN).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import attrs
 
-from ._schema import REQUEST_SCHEMAS
+from ._document import schemas
 
-__all__ = ["SUPPORTED_KEYWORDS", "Invalid", "validate_request"]
+__all__ = ["SUPPORTED_KEYWORDS", "Invalid", "check_value", "validate_request"]
 
 SUPPORTED_KEYWORDS: Final = frozenset(
     {
@@ -25,11 +30,16 @@ SUPPORTED_KEYWORDS: Final = frozenset(
         "anyOf",
         "const",
         "enum",
+        "exclusiveMaximum",
+        "exclusiveMinimum",
         "items",
         "maxItems",
+        "maxLength",
         "maximum",
         "minItems",
+        "minLength",
         "minimum",
+        "oneOf",
         "properties",
         "required",
         "type",
@@ -69,22 +79,39 @@ class Invalid:
 
 
 def validate_request(body: Any, schema_name: str) -> Invalid | None:
-    """Check a parsed JSON body against one of the vendored request schemas.
+    """Check a parsed JSON body against a request schema of the API document.
 
     Args:
         body: the parsed JSON request body.
-        schema_name: `ChatCompletionRequest` or `EmbeddingRequest`.
+        schema_name: a schema of `components/schemas` (`ChatCompletionRequest`, ...).
 
     Returns:
         The first problem found, or None when the body is valid.
     """
-    return _check(body, REQUEST_SCHEMAS[schema_name], None)
+    return _check(body, schemas()[schema_name], None)
+
+
+def check_value(value: Any, schema: Mapping[str, Any], path: str) -> Invalid | None:
+    """Check one value (a parameter, already in its JSON form) against its schema.
+
+    Args:
+        value: the value, as it will be sent.
+        schema: its schema in the document (`$ref`s resolve against `components/schemas`).
+        path: the parameter's name, for the message.
+
+    Strict where JSON Schema is lenient: an integer must be a Python `int` (the facade
+    sends what it was given, and `1.0` is not what a server expects for `max_tokens`).
+
+    Returns:
+        The first problem found, or None.
+    """
+    return _check(value, schema, path, strict=True)
 
 
 def _resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     while "$ref" in schema:
         ref: str = schema["$ref"]
-        schema = REQUEST_SCHEMAS[ref.removeprefix(_REF_PREFIX)]
+        schema = schemas()[ref.removeprefix(_REF_PREFIX)]
     return schema
 
 
@@ -104,13 +131,14 @@ def _json_type(value: Any) -> str:
     return "object"
 
 
-def _is_type(value: Any, name: str) -> bool:
+def _is_type(value: Any, name: str, strict: bool = False) -> bool:
     actual = _json_type(value)
     if name == "number":
         return actual in ("integer", "number")
     if name == "integer":
-        # JSON Schema counts 2.0 as an integer; booleans are never numbers.
-        return actual == "integer" or (actual == "number" and float(value).is_integer())
+        # JSON Schema counts 2.0 as an integer (the server follows it); the facade, strict,
+        # sends what it was given and so wants a Python int. Booleans are never numbers.
+        return actual == "integer" or (not strict and actual == "number" and float(value).is_integer())
     return actual == name
 
 
@@ -121,19 +149,27 @@ def _types(schema: Mapping[str, Any]) -> list[str] | None:
     return [declared] if isinstance(declared, str) else list(declared)
 
 
-def _accepts_type(schema: Mapping[str, Any], value: Any) -> bool:
+def _members(schema: Mapping[str, Any]) -> Sequence[Mapping[str, Any]] | None:
+    members: Sequence[Mapping[str, Any]] | None = schema.get("anyOf")
+    if members is None:
+        members = schema.get("oneOf")
+    return members
+
+
+def _accepts_type(schema: Mapping[str, Any], value: Any, strict: bool) -> bool:
     schema = _resolve(schema)
-    if "anyOf" in schema:
-        return any(_accepts_type(member, value) for member in schema["anyOf"])
+    members = _members(schema)
+    if members is not None:
+        return any(_accepts_type(member, value, strict) for member in members)
     types = _types(schema)
-    return types is None or any(_is_type(value, t) for t in types)
+    return types is None or any(_is_type(value, t, strict) for t in types)
 
 
 def _describe(members: Sequence[Mapping[str, Any]]) -> str:
     names: list[str] = []
     for member in members:
         member = _resolve(member)
-        nested = member.get("anyOf")
+        nested = _members(member)
         found = [_describe(nested)] if nested else (_types(member) or ["any value"])
         for name in found:
             text = _TYPE_NAMES.get(name, name)
@@ -164,9 +200,11 @@ def _discriminator(members: Sequence[Mapping[str, Any]]) -> str | None:
     return min(common) if common else None
 
 
-def _check_any_of(value: Any, members: Sequence[Mapping[str, Any]], path: str | None) -> Invalid | None:
+def _check_any_of(
+    value: Any, members: Sequence[Mapping[str, Any]], path: str | None, strict: bool
+) -> Invalid | None:
     resolved = [_resolve(m) for m in members]
-    candidates = [m for m in resolved if _accepts_type(m, value)]
+    candidates = [m for m in resolved if _accepts_type(m, value, strict)]
     if not candidates:
         return Invalid(param=path, problem=f"must be {_describe(resolved)} (got {_json_type(value)})")
     if isinstance(value, dict):
@@ -176,26 +214,27 @@ def _check_any_of(value: Any, members: Sequence[Mapping[str, Any]], path: str | 
             allowed = [m["properties"][tag]["const"] for m in objects]
             for member in objects:
                 if value.get(tag) == member["properties"][tag]["const"]:
-                    return _check(value, member, path)
+                    return _check(value, member, path, strict)
             if tag not in value:
                 return Invalid(param=_join(path, tag), problem=f"is required (one of {_quote_all(allowed)})")
             got = value[tag]
             return Invalid(param=_join(path, tag), problem=f"must be one of {_quote_all(allowed)} (got {got!r})")
     first: Invalid | None = None
     for member in candidates:
-        problem = _check(value, member, path)
+        problem = _check(value, member, path, strict)
         if problem is None:
             return None
         first = first or problem
     return first
 
 
-def _check(value: Any, schema: Mapping[str, Any], path: str | None) -> Invalid | None:
+def _check(value: Any, schema: Mapping[str, Any], path: str | None, strict: bool = False) -> Invalid | None:
     schema = _resolve(schema)
-    if "anyOf" in schema:
-        return _check_any_of(value, schema["anyOf"], path)
+    members = _members(schema)
+    if members is not None:
+        return _check_any_of(value, members, path, strict)
     types = _types(schema)
-    if types is not None and not any(_is_type(value, t) for t in types):
+    if types is not None and not any(_is_type(value, t, strict) for t in types):
         wanted = _describe([{"type": t} for t in types])
         return Invalid(param=path, problem=f"must be {wanted} (got {_json_type(value)})")
     if "const" in schema and value != schema["const"]:
@@ -203,10 +242,21 @@ def _check(value: Any, schema: Mapping[str, Any], path: str | None) -> Invalid |
     if "enum" in schema and value not in schema["enum"]:
         return Invalid(param=path, problem=f"must be one of {_quote_all(schema['enum'])} (got {value!r})")
     if _is_type(value, "number"):
+        if isinstance(value, float) and not math.isfinite(value):
+            return Invalid(param=path, problem=f"must be a finite number (got {value})")
         if "minimum" in schema and value < schema["minimum"]:
             return Invalid(param=path, problem=f"must be at least {schema['minimum']} (got {value})")
         if "maximum" in schema and value > schema["maximum"]:
             return Invalid(param=path, problem=f"must be at most {schema['maximum']} (got {value})")
+        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+            return Invalid(param=path, problem=f"must be greater than {schema['exclusiveMinimum']} (got {value})")
+        if "exclusiveMaximum" in schema and value >= schema["exclusiveMaximum"]:
+            return Invalid(param=path, problem=f"must be less than {schema['exclusiveMaximum']} (got {value})")
+    if isinstance(value, str):
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            return Invalid(param=path, problem=f"must have at least {schema['minLength']} character(s)")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            return Invalid(param=path, problem=f"must have at most {schema['maxLength']} characters")
     if isinstance(value, list):
         if "minItems" in schema and len(value) < schema["minItems"]:
             return Invalid(param=path, problem=f"must have at least {schema['minItems']} item(s)")
@@ -214,15 +264,17 @@ def _check(value: Any, schema: Mapping[str, Any], path: str | None) -> Invalid |
             return Invalid(param=path, problem=f"must have at most {schema['maxItems']} items")
         if "items" in schema:
             for i, item in enumerate(value):
-                problem = _check(item, schema["items"], _join(path, i))
+                problem = _check(item, schema["items"], _join(path, i), strict)
                 if problem is not None:
                     return problem
     if isinstance(value, dict):
-        return _check_object(value, schema, path)
+        return _check_object(value, schema, path, strict)
     return None
 
 
-def _check_object(value: dict[str, Any], schema: Mapping[str, Any], path: str | None) -> Invalid | None:
+def _check_object(
+    value: dict[str, Any], schema: Mapping[str, Any], path: str | None, strict: bool
+) -> Invalid | None:
     for name in schema.get("required", ()):
         if name not in value:
             return Invalid(param=_join(path, name), problem="is required")
@@ -230,11 +282,11 @@ def _check_object(value: dict[str, Any], schema: Mapping[str, Any], path: str | 
     extra = schema.get("additionalProperties", True)
     for name, item in value.items():
         if name in props:
-            problem = _check(item, props[name], _join(path, name))
+            problem = _check(item, props[name], _join(path, name), strict)
         elif extra is False:
             problem = Invalid(param=_join(path, name), problem="is not allowed here")
         elif isinstance(extra, Mapping):
-            problem = _check(item, extra, _join(path, name))
+            problem = _check(item, extra, _join(path, name), strict)
         else:
             problem = None
         if problem is not None:
