@@ -200,9 +200,7 @@ def _discriminator(members: Sequence[Mapping[str, Any]]) -> str | None:
     return min(common) if common else None
 
 
-def _check_any_of(
-    value: Any, members: Sequence[Mapping[str, Any]], path: str | None, strict: bool
-) -> Invalid | None:
+def _check_any_of(value: Any, members: Sequence[Mapping[str, Any]], path: str | None, strict: bool) -> Invalid | None:
     resolved = [_resolve(m) for m in members]
     candidates = [m for m in resolved if _accepts_type(m, value, strict)]
     if not candidates:
@@ -272,9 +270,7 @@ def _check(value: Any, schema: Mapping[str, Any], path: str | None, strict: bool
     return None
 
 
-def _check_object(
-    value: dict[str, Any], schema: Mapping[str, Any], path: str | None, strict: bool
-) -> Invalid | None:
+def _check_object(value: dict[str, Any], schema: Mapping[str, Any], path: str | None, strict: bool) -> Invalid | None:
     for name in schema.get("required", ()):
         if name not in value:
             return Invalid(param=_join(path, name), problem="is required")
