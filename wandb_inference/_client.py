@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Unpack, final, overload
+from typing import TYPE_CHECKING, Any, Literal, Unpack, final, overload
 
 import httpx
 
@@ -237,6 +237,40 @@ class Client(ClientOptionsMixin, SyncConstructors):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ any operation
+
+    def call(self, operation_id: str, body: Mapping[str, Any] | None = None, **options: Unpack[RequestOptions]) -> Any:
+        """Call any operation of the API document by its `operationId`, typed method or not.
+
+        For an endpoint added to `openapi/openapi.yaml` before anyone writes a facade method
+        for it: after `scripts/regen.sh` it is in the operation table, and this sends it with
+        everything a typed method gets (key, project header, retries, the concurrency gate,
+        typed errors, the body checked against the document first).
+
+        ```python
+        reply = client.call("createEmbeddings", {"model": "BAAI/bge-m3", "input": "hi"})
+        models = client.call("listModels")
+        ```
+
+        Args:
+            operation_id: the operation's `operationId` in the document (`createChatCompletion`,
+                `createEmbeddings`, `listModels`, or one added since).
+            body: the JSON body, for operations that take one (checked against its schema).
+            **options: `extra_headers`, `extra_query`, `extra_body`, `timeout`.
+
+        Returns:
+            The generated model of the operation's 200 reply (`wandb_inference_generated.models`),
+            or the decoded JSON when the document names no schema for it.
+
+        Raises:
+            InvalidRequestError: an unknown operation or an invalid body (nothing was sent).
+            APIStatusError: a subclass per failure kind.
+            APIConnectionError: the service could not be reached.
+        """
+        spec = _prepare.prepare_operation(self._pool.get(), self._options, operation_id, body, options)
+        data, response = self._request(spec)
+        return _replies.finish_operation(operation_id, data, response)
 
     # ------------------------------------------------------------------ I/O core
 

@@ -306,3 +306,16 @@ def finish_embeddings(data: object, response: httpx.Response) -> EmbeddingRespon
     from ._types._embeddings import parse_embeddings
 
     return parse_embeddings(data, response)
+
+
+def finish_operation(operation_id: str, data: object, response: httpx.Response) -> object:
+    """The reply of `call()`: the generated model of the operation's 200 reply, else the JSON."""
+    from ._spec._params import OPERATIONS
+    from ._types._parse import parse_model
+
+    name = OPERATIONS[operation_id].response_model
+    if name is None:
+        return data
+    import wandb_inference_generated.models as models
+
+    return parse_model(getattr(models, name), data, response)

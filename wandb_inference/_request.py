@@ -22,7 +22,7 @@ import httpx
 from ._call_options import RequestOptions
 from ._config import check_timeout, validate_header_value
 from ._exceptions import InvalidRequestError
-from ._spec._document import request_properties
+from ._spec._document import request_properties, schemas
 from ._spec._params import OPERATIONS, CreateChatCompletionParams, CreateEmbeddingsParams
 from ._spec._validate import check_value
 
@@ -139,17 +139,17 @@ _HINTS = {
 }
 
 
-def _json_form(value: object, where: str) -> Any:
+def json_form(value: object, where: str) -> Any:
     """A parameter as it will be sent: models through `to_dict()`, tuples as lists."""
     if value is None or isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, Mapping):
-        return {str(k): _json_form(v, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): json_form(v, f"{where}.{k}") for k, v in value.items()}
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict):
-        return _json_form(to_dict(), where)
+        return json_form(to_dict(), where)
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        return [_json_form(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [json_form(v, f"{where}[{i}]") for i, v in enumerate(value)]
     raise _fail(f"{where} must be JSON data (str, number, bool, list, dict), got {type(value).__name__}")
 
 
@@ -160,13 +160,24 @@ def _check_against_document(schema_name: str, params: Mapping[str, Any], keys: f
     for key, value in params.items():
         if value is None or key not in keys:
             continue
-        value = _json_form(value, key)
+        value = json_form(value, key)
         invalid = check_value(value, properties[key], key)
         if invalid is not None:
             where = invalid.param or key
             raise _fail(f"{where} {invalid.problem}{_HINTS.get(key, '')}")
         body[key] = value
     return body
+
+
+def check_body(schema_name: str, body: object) -> dict[str, Any]:
+    """A whole request body checked against its schema in the document (for `call()`)."""
+    sent = json_form(body, "body")
+    if not isinstance(sent, dict):
+        raise _fail(f"the body must be a dict (a {schema_name}), got {type(body).__name__}")
+    invalid = check_value(sent, schemas()[schema_name], "body")
+    if invalid is not None:
+        raise _fail(f"{invalid.param} {invalid.problem}")
+    return sent
 
 
 def _refine_logit_bias(value: Mapping[str, Any]) -> None:
@@ -179,7 +190,7 @@ def _refine_logit_bias(value: Mapping[str, Any]) -> None:
 def _check_explicit(schema_name: str | None, key: str, value: object) -> Any:
     """An explicit argument (`model`, `input`) checked against its property's schema."""
     assert schema_name is not None
-    value = _json_form(value, key)
+    value = json_form(value, key)
     invalid = check_value(value, request_properties(schema_name)[key], key)
     if invalid is not None:
         raise _fail(f"{invalid.param or key} {invalid.problem}")
