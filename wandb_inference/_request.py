@@ -14,6 +14,7 @@ tool message's id, images only from users), `stream_options` only with `stream=T
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ from ._config import check_timeout, validate_header_value
 from ._exceptions import InvalidRequestError
 from ._spec._document import request_properties, schemas
 from ._spec._params import OPERATIONS, CreateChatCompletionParams, CreateEmbeddingsParams
-from ._spec._validate import check_value
+from ._spec._validate import Predicate, accepts, check_value
 
 __all__ = [
     "ChatParams",
@@ -153,19 +154,38 @@ def json_form(value: object, where: str) -> Any:
     raise _fail(f"{where} must be JSON data (str, number, bool, list, dict), got {type(value).__name__}")
 
 
+@functools.cache
+def _predicates(schema_name: str) -> dict[str, Predicate]:
+    """The compiled yes/no check of each property of a request schema."""
+    return {key: accepts(schema) for key, schema in request_properties(schema_name).items()}
+
+
+def _checked(schema_name: str, key: str, value: object, hint: str = "") -> Any:
+    """`value` as it will be sent, if its schema accepts it.
+
+    Plain JSON data (what callers pass almost always) is accepted as it is, with no copy;
+    anything else (models, tuples, mapping types) is converted first. The schema walk
+    (`check_value`) runs only for a refused value, to say what is wrong.
+    """
+    predicate = _predicates(schema_name)[key]
+    if predicate(value):
+        return value
+    value = json_form(value, key)
+    if predicate(value):
+        return value
+    invalid = check_value(value, request_properties(schema_name)[key], key)
+    if invalid is not None:
+        raise _fail(f"{invalid.param or key} {invalid.problem}{hint}")
+    return value  # accepted by the walk (a str subclass, say): the walk decides
+
+
 def _check_against_document(schema_name: str, params: Mapping[str, Any], keys: frozenset[str]) -> dict[str, Any]:
     """Each parameter given (None: not sent) checked against its schema in the document."""
-    properties = request_properties(schema_name)
     body: dict[str, Any] = {}
     for key, value in params.items():
         if value is None or key not in keys:
             continue
-        value = json_form(value, key)
-        invalid = check_value(value, properties[key], key)
-        if invalid is not None:
-            where = invalid.param or key
-            raise _fail(f"{where} {invalid.problem}{_HINTS.get(key, '')}")
-        body[key] = value
+        body[key] = _checked(schema_name, key, value, _HINTS.get(key, ""))
     return body
 
 
@@ -180,21 +200,21 @@ def check_body(schema_name: str, body: object) -> dict[str, Any]:
     return sent
 
 
-def _refine_logit_bias(value: Mapping[str, Any]) -> None:
-    """`logit_bias` (document: an object of numbers): its keys are token ids."""
-    for key in value:
-        if not key.isdigit():
+def _refine_logit_bias(value: Mapping[Any, Any]) -> dict[str, Any]:
+    """`logit_bias` (document: an object of numbers): its keys are token ids, sent as strings."""
+    out: dict[str, Any] = {}
+    for key, bias in value.items():
+        token = str(key)
+        if not token.isdigit():
             raise _fail(f"logit_bias keys must be token ids (digits), got {key!r}")
+        out[token] = bias
+    return out
 
 
 def _check_explicit(schema_name: str | None, key: str, value: object) -> Any:
     """An explicit argument (`model`, `input`) checked against its property's schema."""
     assert schema_name is not None
-    value = json_form(value, key)
-    invalid = check_value(value, request_properties(schema_name)[key], key)
-    if invalid is not None:
-        raise _fail(f"{invalid.param or key} {invalid.problem}")
-    return value
+    return _checked(schema_name, key, value)
 
 
 def _unknown(params: Mapping[str, Any], known: frozenset[str], method: str) -> None:
@@ -222,7 +242,7 @@ def build_chat_body(model: object, messages: object, stream: object, params: Map
         raise _fail(f"stream must be True or False, got {stream!r}")
     body.update(_check_against_document("ChatCompletionRequest", params, _CHAT_KEYS))
     if "logit_bias" in body:
-        _refine_logit_bias(body["logit_bias"])
+        body["logit_bias"] = _refine_logit_bias(body["logit_bias"])
     if "stream_options" in body and not stream:
         raise _fail("stream_options is only valid with stream=True")
     if stream:

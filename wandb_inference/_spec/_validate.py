@@ -14,14 +14,14 @@ no member". Numbers must be finite (JSON has no NaN).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
 
 from ._document import schemas
 
-__all__ = ["SUPPORTED_KEYWORDS", "Invalid", "check_value", "validate_request"]
+__all__ = ["SUPPORTED_KEYWORDS", "Invalid", "accepts", "check_value", "validate_request"]
 
 SUPPORTED_KEYWORDS: Final = frozenset(
     {
@@ -288,3 +288,157 @@ def _check_object(value: dict[str, Any], schema: Mapping[str, Any], path: str | 
         if problem is not None:
             return problem
     return None
+
+
+# ------------------------------------------------------------------ compiled acceptance
+# The facade checks every parameter of every call: walking the schema each time costs
+# several times the hand-written checks it replaced. A schema is compiled once into a
+# predicate that only says yes or no; the walk above runs only for a value the predicate
+# refuses, to say why.
+
+Predicate = Callable[[Any], bool]
+_COMPILED: dict[int, tuple[Mapping[str, Any], Predicate]] = {}
+
+
+def accepts(schema: Mapping[str, Any]) -> Predicate:
+    """A fast yes/no check of `schema` (strict: integers are Python ints), compiled once.
+
+    Agrees with `check_value`: a value it accepts has no problem there.
+    """
+    key = id(schema)
+    found = _COMPILED.get(key)
+    if found is not None and found[0] is schema:
+        return found[1]
+    predicate = _compile(schema, 0)
+    _COMPILED[key] = (schema, predicate)  # the schema is kept alive: its id stays its own
+    return predicate
+
+
+# The classes a JSON type accepts on the fast path (an exact class match); anything else,
+# a `str` subclass say, goes to the schema walk, which decides with isinstance.
+_CLASSES: Final[dict[str, tuple[type, ...]]] = {
+    "null": (type(None),),
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def _all(tests: list[Predicate]) -> Predicate:
+    if not tests:
+        return lambda v: True
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        first, second = tests
+        return lambda v: first(v) and second(v)
+
+    def every(v: Any) -> bool:
+        for test in tests:  # noqa: SIM110 - a loop: all() over a generator costs twice as much
+            if not test(v):
+                return False
+        return True
+
+    return every
+
+
+def _compile(schema: Mapping[str, Any], depth: int) -> Predicate:
+    schema = _resolve(schema)
+    if depth > 32:  # a recursive schema: fall back to the walk
+        return lambda v: _check(v, schema, None, strict=True) is None
+    members = _members(schema)
+    if members is not None:
+        compiled = [_compile(m, depth + 1) for m in members]
+
+        def some(v: Any) -> bool:
+            for member in compiled:  # noqa: SIM110 - a loop: any() over a generator costs twice as much
+                if member(v):
+                    return True
+            return False
+
+        return some
+    tests: list[Predicate] = []
+    types = _types(schema)
+    if types is not None:
+        classes = frozenset(c for t in types for c in _CLASSES[t])
+        if float in classes:
+            tests.append(lambda v: v.__class__ in classes and (v.__class__ is not float or math.isfinite(v)))
+        else:
+            tests.append(lambda v: v.__class__ in classes)
+    if "const" in schema:
+        const = schema["const"]
+        tests.append(lambda v: v == const)
+    if "enum" in schema:
+        allowed = list(schema["enum"])
+        tests.append(lambda v: v in allowed)
+    bounds = [
+        (key, schema[key]) for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") if key in schema
+    ]
+    if bounds:
+        low = schema.get("minimum")
+        high = schema.get("maximum")
+        xlow = schema.get("exclusiveMinimum")
+        xhigh = schema.get("exclusiveMaximum")
+
+        def in_range(v: Any) -> bool:
+            if v.__class__ is not int and v.__class__ is not float:
+                return True  # not a number: the type test decides
+            return (
+                (low is None or v >= low)
+                and (high is None or v <= high)
+                and (xlow is None or v > xlow)
+                and (xhigh is None or v < xhigh)
+            )
+
+        tests.append(in_range)
+    if "minLength" in schema or "maxLength" in schema:
+        min_len = schema.get("minLength", 0)
+        max_len = schema.get("maxLength")
+        tests.append(lambda v: not isinstance(v, str) or (len(v) >= min_len and (max_len is None or len(v) <= max_len)))
+    if any(k in schema for k in ("items", "minItems", "maxItems")):
+        item = _compile(schema["items"], depth + 1) if "items" in schema else None
+        min_items = schema.get("minItems", 0)
+        max_items = schema.get("maxItems")
+
+        def list_ok(v: Any) -> bool:
+            if v.__class__ is not list:
+                return True
+            if len(v) < min_items or (max_items is not None and len(v) > max_items):
+                return False
+            return item is None or all(item(x) for x in v)
+
+        tests.append(list_ok)
+    if any(k in schema for k in ("properties", "required")) or isinstance(
+        schema.get("additionalProperties"), Mapping | bool
+    ):
+        required = tuple(schema.get("required", ()))
+        props = {name: _compile(sub, depth + 1) for name, sub in schema.get("properties", {}).items()}
+        extra_schema = schema.get("additionalProperties", True)
+        extra: Predicate | None
+        if extra_schema is False:
+            extra = lambda v: False  # noqa: E731
+        elif isinstance(extra_schema, Mapping):
+            extra = _compile(extra_schema, depth + 1)
+        else:
+            extra = None
+
+        def object_ok(v: Any) -> bool:
+            if v.__class__ is not dict:
+                return True
+            for name in required:
+                if name not in v:
+                    return False
+            for name, item_value in v.items():
+                test = props.get(name)
+                if test is not None:
+                    if not test(item_value):
+                        return False
+                elif extra is not None and not extra(item_value):
+                    return False
+            return True
+
+        tests.append(object_ok)
+    return _all(tests)
