@@ -171,10 +171,27 @@ def test_usage_without_completion_tokens_derives_them() -> None:
     assert sent.usage is not None and sent.usage.completion_tokens == 2  # as sent, even if odd
 
 
-async def test_a_usage_without_the_documented_counts_is_a_clear_error(make_client: MakeClient) -> None:
-    client = make_client(lambda request: json_response(200, {**BARE_COMPLETION, "usage": {"total_tokens": 3}}))
+@pytest.mark.parametrize("usage", [{"total_tokens": 3}, "lots", [1, 2]])
+async def test_a_usage_without_the_documented_counts_is_a_clear_error(make_client: MakeClient, usage: Any) -> None:
+    """Not kept as the raw value the generated code would leave behind a typed attribute."""
+    client = make_client(lambda request: json_response(200, {**BARE_COMPLETION, "usage": usage}))
     with pytest.raises(wi.APIResponseValidationError, match="not a valid ChatCompletion"):
         await client.call("chat.create", model=MODEL, messages=MESSAGES)
+
+
+async def test_a_chunk_with_a_usage_of_another_shape_is_a_stream_error(make_client: MakeClient) -> None:
+    body = sse(
+        {**BARE_CHUNK, "choices": [{"index": 0, "delta": {"content": "Hi"}}]},
+        {**BARE_CHUNK, "choices": [], "usage": {"prompt_tokens": 1}},
+    )
+    client = make_client(
+        lambda request: httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    )
+    stream = await client.call("chat.create", model=MODEL, messages=MESSAGES, stream=True)
+    with pytest.raises(wi.StreamError) as caught:
+        await client.collect(stream)
+    assert caught.value.text == "Hi"
+    assert caught.value.partial is not None and caught.value.partial.usage is None  # the bad part is skipped
 
 
 def test_models_without_created_or_owned_by_read_zero_and_empty() -> None:
@@ -236,6 +253,23 @@ def test_logprobs_are_typed_and_top_logprobs_a_list() -> None:
     assert chunk.choices[0].logprobs is not None
     assert chunk.choices[0].logprobs.content is not None
     assert chunk.choices[0].logprobs.content[0].top_logprobs == []
+
+
+@pytest.mark.parametrize(
+    "logprobs",
+    [
+        {"content": [{"logprob": -1.0}]},
+        {"content": "abc"},
+        {"refusal": [{"token": "x", "logprob": -1, "top_logprobs": [{}]}]},
+        "not an object",
+    ],
+)
+async def test_logprobs_of_another_shape_are_a_clear_error(make_client: MakeClient, logprobs: Any) -> None:
+    """Not kept as the raw dicts the generated code would leave behind a typed attribute."""
+    choice = {"index": 0, "message": {"role": "assistant", "content": "Hi"}, "logprobs": logprobs}
+    client = make_client(lambda request: json_response(200, {**BARE_COMPLETION, "choices": [choice]}))
+    with pytest.raises(wi.APIResponseValidationError, match=r"logprobs are (not of the documented shape|an object)"):
+        await client.call("chat.create", model=MODEL, messages=MESSAGES)
 
 
 async def test_a_streamed_reply_reads_the_same(make_client: MakeClient) -> None:

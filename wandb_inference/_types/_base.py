@@ -48,21 +48,32 @@ def extras(data: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
 
 
 def logprobs_of(value: object) -> Any:
-    """A choice's `logprobs` as the generated model when it is an object, else as given.
+    """A choice's `logprobs` as the generated model (None for null or absent).
 
     Shared by the chunk and completion parsers; the model loads when a reply first has one.
     A token without `top_logprobs` (the API documents the list; a few servers leave it out,
     or send null, when none were asked for) gets an empty one.
+
+    Raises:
+        TypeError: logprobs that are not null or an object of the documented shape.
     """
     if isinstance(value, dict):
         from wandb_inference_generated.models.logprobs import Logprobs
+        from wandb_inference_generated.models.token_logprob import TokenLogprob
 
         for key in ("content", "refusal"):
             tokens = value.get(key)
             if isinstance(tokens, list) and any(_lacks_top_logprobs(token) for token in tokens):
                 value = {**value, key: [_with_top_logprobs(token) for token in tokens]}
-        return Logprobs.from_dict(value)
-    return value
+        logprobs = Logprobs.from_dict(value)
+        for tokens in (logprobs.content, logprobs.refusal):
+            # The generated code keeps a list it cannot parse as the raw list it was.
+            if tokens is not None and not all(isinstance(token, TokenLogprob) for token in tokens):
+                raise TypeError(f"logprobs are not of the documented shape: {value!r:.200}")
+        return logprobs
+    if value is not None:
+        raise TypeError(f"logprobs are an object or null, not {type(value).__name__}")
+    return None
 
 
 def _lacks_top_logprobs(token: object) -> TypeGuard[dict[str, Any]]:
@@ -88,12 +99,31 @@ def usage_fields(data: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def usage_of(value: object) -> Any:
-    """A reply's `usage` as the generated model when it is an object, else as given."""
-    if isinstance(value, dict):
-        from wandb_inference_generated.models.usage import Usage
+    """A reply's `usage` as the generated model (None for null or absent).
 
-        return Usage.from_dict(usage_fields(value))
-    return value
+    Shared by the chunk and completion parsers; the model loads when a reply first has one.
+
+    Raises:
+        TypeError, KeyError: a usage that is not null or an object with the documented counts.
+    """
+    if isinstance(value, dict):
+        if value.get("completion_tokens") is None:
+            value = usage_fields(value)
+        return (_usage_model or _load_usage_model()).from_dict(value)
+    if value is not None:
+        raise TypeError(f"usage is an object or null, not {type(value).__name__}")
+    return None
+
+
+_usage_model: Any = None
+
+
+def _load_usage_model() -> Any:
+    global _usage_model
+    from wandb_inference_generated.models.usage import Usage
+
+    _usage_model = Usage
+    return Usage
 
 
 class ResponseMixin:
