@@ -37,10 +37,13 @@ def written(value: Any, schema: str | dict[str, Any]) -> Any:
     if "$ref" in node:
         node = schemas[node["$ref"].rsplit("/", 1)[1]]
     for branch in node.get("anyOf", ()):  # the branch this value is an instance of
-        if (branch.get("type") == "array" and isinstance(value, list)) or (
-            "$ref" in branch and isinstance(value, dict)
-        ):
+        if branch.get("type") == "array" and isinstance(value, list):
             return written(value, branch)
+        if "$ref" in branch and isinstance(value, dict):
+            target = schemas[branch["$ref"].rsplit("/", 1)[1]]
+            consts = {k: p["const"] for k, p in target.get("properties", {}).items() if "const" in p}
+            if all(value.get(k) == c for k, c in consts.items()):  # e.g. a message's `role`
+                return written(value, target)
     if isinstance(value, dict) and "properties" in node:
         properties, required = node["properties"], set(node.get("required", ()))
         return {
