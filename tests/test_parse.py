@@ -214,7 +214,6 @@ BASE: dict[str, Any] = {
         {"choices": [CHOICE, {**CHOICE, "index": 1}]},
         {"choices": [{**CHOICE, "logprobs": {"content": []}}]},
         {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "t"}]}}]},
-        {"choices": [{"index": 0, "delta": {"content": "x", "tool_calls": "x"}}]},
         {"choices": [{"index": 0, "delta": {"function_call": {"name": "f"}}}]},
         {"choices": [{"delta": {"content": "x"}, "finish_reason": None}]},
         {"choices": ({"index": 0, "delta": {}},)},
@@ -234,6 +233,25 @@ def test_other_shapes_leave_the_fast_path(change: dict[str, Any]) -> None:
     # The general path still builds what from_dict builds (with the missing-id defaults).
     expected = generated_chunk({"id": "", "created": 0, "model": "", **data, "choices": choices})
     assert parse_chunk({**data, "choices": choices}) == expected
+
+
+@pytest.mark.parametrize(
+    "delta",
+    [
+        {"content": "x", "tool_calls": "x"},
+        {"tool_calls": [{"index": 0, "function": "f"}]},
+        {"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": ""}}], "function_call": "f"},
+    ],
+)
+def test_parts_of_another_shape_are_refused(delta: dict[str, Any]) -> None:
+    """Not kept as sent behind a typed attribute (the generated `from_dict` would)."""
+    with pytest.raises(TypeError):
+        parse_chunk({**BASE, "choices": [{"index": 0, "delta": delta}]})
+    message = {"role": "assistant", **delta, "tool_calls": delta["tool_calls"]}
+    if isinstance(message["tool_calls"], list):
+        message["tool_calls"] = [{"id": "c", "type": "function", **call} for call in message["tool_calls"]]
+    with pytest.raises((TypeError, ValueError, AttributeError)):
+        parse_completion({**BASE, "choices": [{"index": 0, "message": message}]})
 
 
 def test_missing_ids_are_tolerated() -> None:

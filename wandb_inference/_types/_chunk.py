@@ -68,14 +68,22 @@ def _delta(data: Mapping[str, Any]) -> ChatCompletionDelta:
     get = data.get
     tool_calls = get("tool_calls")
     if isinstance(tool_calls, list):
+        from wandb_inference_generated.models.function_call_delta import FunctionCallDelta
         from wandb_inference_generated.models.tool_call_delta import ToolCallDelta
 
         tool_calls = [ToolCallDelta.from_dict(item) for item in tool_calls]
+        for call in tool_calls:  # the generated code keeps a `function` it cannot parse as sent
+            if not (call.function is None or isinstance(call.function, FunctionCallDelta)):
+                raise TypeError(f"a tool call's function is an object or null, not {type(call.function).__name__}")
+    elif tool_calls is not None:
+        raise TypeError(f"tool_calls are a list or null, not {type(tool_calls).__name__}")
     function_call = get("function_call")
     if isinstance(function_call, dict):
         from wandb_inference_generated.models.function_call_delta import FunctionCallDelta
 
         function_call = FunctionCallDelta.from_dict(function_call)
+    elif function_call is not None:
+        raise TypeError(f"function_call is an object or null, not {type(function_call).__name__}")
     delta = ChatCompletionDelta(
         role=get("role"),
         content=get("content"),

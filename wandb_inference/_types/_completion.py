@@ -81,11 +81,15 @@ def _message(data: Mapping[str, Any]) -> ChatCompletionMessage:
         from wandb_inference_generated.models.tool_call import ToolCall
 
         tool_calls = [ToolCall.from_dict(item) for item in tool_calls]
+    elif tool_calls is not None:
+        raise TypeError(f"tool_calls are a list or null, not {type(tool_calls).__name__}")
     function_call = get("function_call")
     if isinstance(function_call, dict):
         from wandb_inference_generated.models.function_call import FunctionCall
 
         function_call = FunctionCall.from_dict(function_call)
+    elif function_call is not None:
+        raise TypeError(f"function_call is an object or null, not {type(function_call).__name__}")
     message = ChatCompletionMessage(
         role=data["role"],
         content=get("content"),
