@@ -211,7 +211,7 @@ print("wandb_inference._catalog._table" in sys.modules)
     ("stream", "models"),
     [
         (True, "chat_completion_chunk chat_completion_chunk_choice chat_completion_delta"),
-        (False, "chat_completion chat_completion_choice chat_completion_message usage"),
+        (False, "chat_completion chat_completion_choice chat_completion_message"),
     ],
 )
 def test_a_call_loads_only_the_generated_models_its_reply_needs(stream: bool, models: str) -> None:

@@ -279,14 +279,10 @@ def status_error(response: httpx.Response, spec: RequestSpec, retried: int) -> A
 def finish_chat(data: object, response: httpx.Response) -> ChatCompletion:
     """The typed completion for a decoded reply."""
     from ._types._base import set_response
-    from ._types._completion import ChatCompletion, parse_completion
+    from ._types._completion import ChatCompletion
     from ._types._parse import parse_model
 
-    result: ChatCompletion
-    try:
-        result = parse_completion(data)  # type: ignore[arg-type]
-    except (KeyError, TypeError, ValueError, AttributeError):
-        result = parse_model(ChatCompletion, data, response)  # raises the SDK's error
+    result = parse_model(ChatCompletion, data, response)  # `parse_completion`, or the SDK's error
     set_response(result, response)
     return result
 
