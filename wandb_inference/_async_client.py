@@ -106,6 +106,10 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
             back after successes.
         max_event_size: the largest SSE line or event a stream accepts, in bytes (default
             16 MiB); a larger one raises `StreamError` rather than filling memory.
+        tracing: OpenTelemetry GenAI spans and metrics for each call when the application
+            has set a provider (False: never).
+        capture_message_content: put messages on spans (None: the variable
+            `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`, default off).
         sleep: the coroutine used to wait between retries (tests pass a fake one).
 
     Raises:
@@ -127,6 +131,8 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         max_concurrency: int | None = None,
         adaptive_concurrency: bool = True,
         max_event_size: int | None = None,
+        tracing: bool = True,
+        capture_message_content: bool | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         options = resolve_options(
@@ -141,6 +147,8 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
             max_concurrency=max_concurrency,
             adaptive_concurrency=adaptive_concurrency,
             max_event_size=max_event_size,
+            tracing=tracing,
+            capture_message_content=capture_message_content,
         )
         given: object = http_client
         if given is not None and not isinstance(given, httpx.AsyncClient):
@@ -182,6 +190,8 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         retry_policy: RetryPolicy | None = None,
         default_headers: Mapping[str, str] | None = None,
         check_capabilities: bool | None = None,
+        tracing: bool | None = None,
+        capture_message_content: bool | None = None,
     ) -> AsyncClient:
         """A client with some options changed that shares this one's connection pool.
 
@@ -267,7 +277,7 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
                         raise self._closed_error(spec) from exc
                     raise
                 decision = state.decide(exc, idempotent=spec.idempotent)
-                _replies.log_attempt(spec, attempt, type(exc).__name__, decision)
+                _replies.log_attempt(spec, attempt, type(exc).__name__, decision, exc)
                 if not decision.retry:
                     raise _replies.attempt_error(exc, spec, state, self.base_url) from exc
                 await self._sleep(decision.delay)
@@ -291,7 +301,7 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
                 if slot is not None:
                     slot.finish(ok=False, rate_limited=rate_limited)
             decision = state.decide(error)
-            _replies.log_attempt(spec, attempt, str(response.status_code), decision)
+            _replies.log_attempt(spec, attempt, str(response.status_code), decision, error)
             if not decision.retry:
                 raise _replies.gave_up(error, decision)
             await self._sleep(decision.delay)
@@ -335,7 +345,7 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
             raise _replies.stream_reply_not_sse(content, response)
         spec.restore_timeouts()
         processor = StreamProcessor(response.request, parse_chunk, max_event_size=self._options.max_event_size)
-        return AsyncChatStream(response, processor, slot)
+        return AsyncChatStream(response, processor, slot, spec.trace)
 
 
 class _AsyncResource:
@@ -409,9 +419,14 @@ class AsyncChat(_AsyncResource):
         """
         client = self._client
         spec = _prepare.prepare_chat(client._http, client._options, model, messages, stream, params)
-        if stream:
-            return await client._stream(spec)
-        return _replies.finish_chat(*await client._request(spec))
+        try:
+            if stream:
+                return await client._stream(spec)
+            return _replies.finish_chat(*await client._request(spec), spec.trace)
+        except BaseException as exc:  # re-raised: the span only records it
+            if spec.trace is not None:
+                spec.trace.fail(exc)
+            raise
 
 
 @final
@@ -456,4 +471,9 @@ class AsyncEmbeddings(_AsyncResource):
         """
         client = self._client
         spec = _prepare.prepare_embeddings(client._http, client._options, model, input, params)
-        return _replies.finish_embeddings(*await client._request(spec))
+        try:
+            return _replies.finish_embeddings(*await client._request(spec), spec.trace)
+        except BaseException as exc:  # re-raised: the span only records it
+            if spec.trace is not None:
+                spec.trace.fail(exc)
+            raise

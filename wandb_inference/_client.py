@@ -119,7 +119,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
 
     Args:
         The same as `AsyncClient`'s (key, project, base URL, timeouts, retries, headers,
-        capability checks, concurrency limits, `max_event_size`), except:
+        capability checks, concurrency limits, `max_event_size`, tracing), except:
         http_client: an `httpx.Client` (not `AsyncClient`) to use; the SDK does not close
             a client it was given.
         sleep: a plain function used to wait between retries (tests pass a fake one).
@@ -143,6 +143,8 @@ class Client(ClientOptionsMixin, SyncConstructors):
         max_concurrency: int | None = None,
         adaptive_concurrency: bool = True,
         max_event_size: int | None = None,
+        tracing: bool = True,
+        capture_message_content: bool | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         options = resolve_options(
@@ -157,6 +159,8 @@ class Client(ClientOptionsMixin, SyncConstructors):
             max_concurrency=max_concurrency,
             adaptive_concurrency=adaptive_concurrency,
             max_event_size=max_event_size,
+            tracing=tracing,
+            capture_message_content=capture_message_content,
         )
         given: object = http_client
         if given is not None and not isinstance(given, httpx.Client):
@@ -200,6 +204,8 @@ class Client(ClientOptionsMixin, SyncConstructors):
         retry_policy: RetryPolicy | None = None,
         default_headers: Mapping[str, str] | None = None,
         check_capabilities: bool | None = None,
+        tracing: bool | None = None,
+        capture_message_content: bool | None = None,
     ) -> Client:
         """A client with some options changed that shares this one's connection pool.
 
@@ -285,7 +291,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
                         raise self._closed_error(spec) from exc
                     raise
                 decision = state.decide(exc, idempotent=spec.idempotent)
-                _replies.log_attempt(spec, attempt, type(exc).__name__, decision)
+                _replies.log_attempt(spec, attempt, type(exc).__name__, decision, exc)
                 if not decision.retry:
                     raise _replies.attempt_error(exc, spec, state, self.base_url) from exc
                 self._sleep(decision.delay)
@@ -309,7 +315,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
                 if slot is not None:
                     slot.finish(ok=False, rate_limited=rate_limited)
             decision = state.decide(error)
-            _replies.log_attempt(spec, attempt, str(response.status_code), decision)
+            _replies.log_attempt(spec, attempt, str(response.status_code), decision, error)
             if not decision.retry:
                 raise _replies.gave_up(error, decision)
             self._sleep(decision.delay)
@@ -353,7 +359,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
             raise _replies.stream_reply_not_sse(content, response)
         spec.restore_timeouts()
         processor = StreamProcessor(response.request, parse_chunk, max_event_size=self._options.max_event_size)
-        return ChatStream(response, processor, slot)
+        return ChatStream(response, processor, slot, spec.trace)
 
 
 class _Resource:
@@ -427,9 +433,14 @@ class Chat(_Resource):
         """
         client = self._client
         spec = _prepare.prepare_chat(client._pool.get(), client._options, model, messages, stream, params)
-        if stream:
-            return client._stream(spec)
-        return _replies.finish_chat(*client._request(spec))
+        try:
+            if stream:
+                return client._stream(spec)
+            return _replies.finish_chat(*client._request(spec), spec.trace)
+        except BaseException as exc:  # re-raised: the span only records it
+            if spec.trace is not None:
+                spec.trace.fail(exc)
+            raise
 
 
 @final
@@ -472,4 +483,9 @@ class Embeddings(_Resource):
         """
         client = self._client
         spec = _prepare.prepare_embeddings(client._pool.get(), client._options, model, input, params)
-        return _replies.finish_embeddings(*client._request(spec))
+        try:
+            return _replies.finish_embeddings(*client._request(spec), spec.trace)
+        except BaseException as exc:  # re-raised: the span only records it
+            if spec.trace is not None:
+                spec.trace.fail(exc)
+            raise
