@@ -9,7 +9,6 @@ is imported: `begin` costs two dictionary lookups.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["begin"]
 
-_modules = sys.modules
-
 
 def begin(options: ClientOptions, spec: SpecLike, inputs: object, params: Mapping[str, Any]) -> None:
     """Start the call's span (and make it current) when calls are traced; set `spec.trace`.
@@ -32,12 +29,7 @@ def begin(options: ClientOptions, spec: SpecLike, inputs: object, params: Mappin
     `.fail`), or the stream it returns does. Tracing never fails a call: an error inside
     OpenTelemetry is logged and the call goes on untraced.
     """
-    if not options.tracing:
-        return
-    api = _modules.get("opentelemetry.trace")
-    if api is None and _modules.get("opentelemetry.metrics._internal") is None:
-        return  # the common case: OpenTelemetry is not even imported
-    if not enabled():
+    if not options.tracing or not enabled():
         return
     from ._operation import start_operation
 
