@@ -111,11 +111,15 @@ class Operation:
         "_metric_attrs",
         "_span",
         "_start",
+        "_start_ns",
         "_token",
     )
 
     def __init__(self, options: ClientOptions, spec: SpecLike, inputs: object, params: Mapping[str, Any]) -> None:
+        # One clock for the span's times, the duration metric and the time to first chunk:
+        # the span's end is its start plus the monotonic duration, so they always agree.
         self._start = time.perf_counter()
+        self._start_ns = time.time_ns()
         self._ended = False
         self._first_chunk: float | None = None
         self._endpoint = endpoint = spec.endpoint
@@ -136,7 +140,7 @@ class Operation:
             else:
                 attrs.update(attributes.content_attributes(inputs))
         name = f"{attrs['gen_ai.operation.name']} {spec.model}" if spec.model else str(attrs["gen_ai.operation.name"])
-        self._span = span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        self._span = span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs, start_time=self._start_ns)
         self._token = otel_context.attach(trace.set_span_in_context(span))
 
     def _detach(self) -> None:
@@ -247,7 +251,7 @@ class Operation:
             span.set_attributes(attrs)
             if error is not None:
                 span.set_status(Status(StatusCode.ERROR, error[:1000]))
-            span.end()
+            span.end(end_time=self._start_ns + int(duration * 1e9))
         meters = instruments()
         if meters is None:
             return
