@@ -1,7 +1,9 @@
 """One benchmark measurement in a fresh process: `python _worker.py PEER SCENARIO URL N`.
 
 Prints one JSON object. Peers: httpx, httpx-sync, httpx-sse, openai, openai-sync,
-wandb_inference, wandb_inference-sync. CPU is this process's CPU time only (the server
+wandb_inference, wandb_inference-sync, and the last two traced (`-traced`: an OpenTelemetry
+SDK tracer provider with a batching no-op exporter and a meter provider, as an application
+that traces would have). CPU is this process's CPU time only (the server
 runs in another process), so it measures the client.
 """
 
@@ -262,16 +264,46 @@ class WISync:
         self.client.close()
 
 
+def _set_up_tracing() -> None:
+    """What an application that traces has: SDK providers (the spans go to a no-op exporter)."""
+    from collections.abc import Sequence
+
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class NoOpExporter(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(NoOpExporter()))
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+
+def _traced(peer: Callable[[str], Any]) -> Callable[[str], Any]:
+    def make(url: str) -> Any:
+        _set_up_tracing()
+        return peer(url)
+
+    return make
+
+
 ASYNC_PEERS: dict[str, Callable[[str], Any]] = {
     "httpx": RawAsync,
     "httpx-sse": HttpxSSEAsync,
     "openai": OpenAIAsync,
     "wandb_inference": WIAsync,
+    "wandb_inference-traced": _traced(WIAsync),
 }
 SYNC_PEERS: dict[str, Callable[[str], Any]] = {
     "httpx-sync": RawSync,
     "openai-sync": OpenAISync,
     "wandb_inference-sync": WISync,
+    "wandb_inference-sync-traced": _traced(WISync),
 }
 IMPORTS = {
     "httpx": "import httpx; c = httpx.AsyncClient()",

@@ -30,6 +30,8 @@ WORKER = HERE / "_worker.py"
 
 ASYNC = ["httpx", "httpx-sse", "openai", "wandb_inference"]
 SYNC = ["httpx-sync", "openai-sync", "wandb_inference-sync"]
+# The SDK again with an OpenTelemetry SDK provider set (no-op exporter): what tracing costs.
+TRACED = {"wandb_inference-traced": "wandb_inference", "wandb_inference-sync-traced": "wandb_inference-sync"}
 
 # Budgets: wandb_inference / raw httpx in the same run (sync against httpx.Client).
 BUDGETS = {"import": 1.3, "nonstream": 1.3, "stream": 1.5, "concurrent": 1.1, "concurrent_rss": 1.3, "embeddings": 1.2}
@@ -61,6 +63,8 @@ def _start_server() -> tuple[subprocess.Popen[bytes], str]:
 
 def _available(peer: str) -> bool:
     module = {"httpx-sse": "httpx_sse", "openai": "openai", "openai-sync": "openai", "litellm": "litellm"}.get(peer)
+    if peer in TRACED:
+        module = "opentelemetry.sdk"
     return module is None or importlib.util.find_spec(module) is not None
 
 
@@ -109,11 +113,12 @@ def measure(url: str, quick: bool) -> dict[str, Any]:
         "embeddings": 40 if quick else 200,
     }
     peers = [p for p in ASYNC + SYNC if _available(p)]
-    results: dict[str, Any] = {"peers": peers, "scenarios": {}}
+    traced = [p for p in TRACED if _available(p)]
+    results: dict[str, Any] = {"peers": peers + traced, "scenarios": {}}
     plan: list[tuple[str, str, list[str], int]] = [
         ("import", "seconds", [*peers, *(["litellm"] if _available("litellm") else [])], 0),
-        ("nonstream", "cpu_per_call_us", peers, sizes["nonstream"]),
-        ("stream", "cpu_per_chunk_us", peers, sizes["stream"]),
+        ("nonstream", "cpu_per_call_us", peers + traced, sizes["nonstream"]),
+        ("stream", "cpu_per_chunk_us", peers + traced, sizes["stream"]),
         ("concurrent", "wall_s", [p for p in peers if p in ASYNC], sizes["concurrent"]),
         ("embeddings", "cpu_per_call_us", peers, sizes["embeddings"]),
     ]
@@ -148,7 +153,7 @@ def _retry(url: str, peer: str) -> dict[str, Any]:
 
 
 def _baseline(peer: str) -> str:
-    return "httpx-sync" if peer.endswith("-sync") else "httpx"
+    return "httpx-sync" if "-sync" in peer else "httpx"
 
 
 def ratios(results: dict[str, Any]) -> dict[str, dict[str, float | None]]:
@@ -238,6 +243,20 @@ def report(results: dict[str, Any], rat: dict[str, Any], checks: list[Any], out:
     ]
     for scenario, peer, value, limit, ok in checks:
         lines.append(f"| {scenario} | {peer} | {_fmt(value)} | {limit} | {'pass' if ok else '**MISS**'} |")
+    lines += [
+        "",
+        "## Tracing (an OpenTelemetry SDK provider set, spans to a no-op exporter) / untraced",
+        "",
+        "| scenario | client | traced / untraced |",
+        "|---|---|---|",
+    ]
+    for scenario in ("nonstream", "stream"):
+        table = results["scenarios"].get(scenario, {}).get("table", {})
+        for peer, plain in TRACED.items():
+            row, base = table.get(peer), table.get(plain)
+            if row and base and row["stats"] and base["stats"]:
+                value = row["stats"]["median"] / base["stats"]["median"]
+                lines.append(f"| {scenario} | {plain} | {value:.2f} |")
     lines += [
         "",
         "## Retry scenario (429 with Retry-After: 1 twice, then 200)",

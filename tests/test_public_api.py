@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import wandb_inference
-from wandb_inference._async_client import AsyncChat, AsyncEmbeddings, AsyncModels
-from wandb_inference._client import Chat, Embeddings, Models
+from wandb_inference._async_resources import AsyncChat, AsyncEmbeddings, AsyncModels
+from wandb_inference._resources import Chat, Embeddings, Models
 
 EXPECTED_ALL = sorted(wandb_inference.__all__)
 
@@ -108,6 +108,8 @@ _BLOCKED = (
     "wandb_inference._exceptions",
     "wandb_inference._catalog._bound",
     "wandb_inference._policy._aimd",
+    "wandb_inference.tracing",
+    "wandb_inference._tracing",
     # Optional extras and heavy packages.
     "attrs",
     "starlette",
@@ -118,6 +120,8 @@ _BLOCKED = (
     "jsonschema",
     "yaml",
     "netrc",
+    "opentelemetry",
+    "weave",
 )
 
 
@@ -158,10 +162,10 @@ def test_import_is_light() -> None:
     """
     added, ours = _loaded_after("import wandb_inference\nwandb_inference.AsyncClient(api_key='k')")
     assert added == [], added
-    assert set(ours) == _CLIENT_MODULES | {"wandb_inference._async_client"}, ours
+    assert set(ours) == _CLIENT_MODULES | {"wandb_inference._async_client", "wandb_inference._async_resources"}, ours
     added, ours = _loaded_after("import wandb_inference\nwandb_inference.Client(api_key='k').close()")
     assert added == [], added
-    assert set(ours) == _CLIENT_MODULES | {"wandb_inference._client"}, ours
+    assert set(ours) == _CLIENT_MODULES | {"wandb_inference._client", "wandb_inference._resources"}, ours
 
 
 def test_every_public_name_loads_lazily_from_its_module() -> None:
@@ -224,3 +228,24 @@ def test_a_call_loads_only_the_generated_models_its_reply_needs(stream: bool, mo
     generated, catalog = out.stdout.splitlines()
     assert generated.split() == models.split()
     assert catalog == "False"  # a text chat to a model that serves chat needs no catalog
+
+
+def test_calls_without_a_provider_never_import_opentelemetry() -> None:
+    """With OpenTelemetry installed but not set up by the application, chat calls, streams
+    and failed calls import none of it (the tracing hook is a dictionary lookup)."""
+    import importlib.util
+
+    assert importlib.util.find_spec("opentelemetry.trace") is not None  # installed: the test means something
+    code = (
+        "import sys\n"
+        + _CALL.split("if STREAM:")[0]
+        + "assert client.chat.create(**args).text == 'hi'\n"
+        + "with client.chat.create(stream=True, **args) as stream:\n    assert [c.text for c in stream] == ['hi']\n"
+        + "try:\n    client.chat.create(model='m', messages=[{'role': 'user', 'content': 'x'}], seed=1.5)\n"
+        + "except wandb_inference.InvalidRequestError: pass\n"
+        + "loaded = [m for m in sys.modules if m.startswith('opentelemetry') or m.startswith('wandb_inference._tracing._op')]\n"
+        + "print(loaded, 'wandb_inference._tracing._hooks' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[] True"

@@ -197,6 +197,10 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     module_name = _LAZY.get(name)
     if module_name is None:
+        if name == "tracing":  # the public submodule: `wandb_inference.tracing.to_weave(...)`
+            import importlib
+
+            return importlib.import_module(".tracing", __name__)
         raise AttributeError(f"module 'wandb_inference' has no attribute {name!r}")
     import importlib
 

@@ -7,12 +7,13 @@ lives in the shared pure modules that `Client` uses too.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Unpack, final, overload
+from typing import TYPE_CHECKING, Any, Unpack, final
 
 import httpx
 
+from ._async_resources import AsyncChat, AsyncEmbeddings, AsyncModels
 from ._catalog._constructors import AsyncConstructors
 from ._config import DEFAULT_LIMITS
 from ._lazy import lazy_module
@@ -27,11 +28,8 @@ if TYPE_CHECKING:
     from ._policy._concurrency import Slot
     from ._policy._retry import RetryPolicy
     from ._prepare import RequestSpec
-    from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
+    from ._request import RequestOptions
     from ._streaming._streams import AsyncChatStream
-    from ._types._completion import ChatCompletion
-    from ._types._embeddings import EmbeddingResponse
-    from ._types._model_list import ModelList
 else:
     # Needed from the first call on, not to construct a client: imported then.
     _prepare = lazy_module("wandb_inference._prepare")
@@ -106,6 +104,10 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
             back after successes.
         max_event_size: the largest SSE line or event a stream accepts, in bytes (default
             16 MiB); a larger one raises `StreamError` rather than filling memory.
+        tracing: OpenTelemetry GenAI spans and metrics for each call when the application
+            has set a provider (False: never).
+        capture_message_content: put messages on spans (None: the variable
+            `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`, default off).
         sleep: the coroutine used to wait between retries (tests pass a fake one).
 
     Raises:
@@ -127,6 +129,8 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         max_concurrency: int | None = None,
         adaptive_concurrency: bool = True,
         max_event_size: int | None = None,
+        tracing: bool = True,
+        capture_message_content: bool | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         options = resolve_options(
@@ -141,6 +145,8 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
             max_concurrency=max_concurrency,
             adaptive_concurrency=adaptive_concurrency,
             max_event_size=max_event_size,
+            tracing=tracing,
+            capture_message_content=capture_message_content,
         )
         given: object = http_client
         if given is not None and not isinstance(given, httpx.AsyncClient):
@@ -182,6 +188,8 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         retry_policy: RetryPolicy | None = None,
         default_headers: Mapping[str, str] | None = None,
         check_capabilities: bool | None = None,
+        tracing: bool | None = None,
+        capture_message_content: bool | None = None,
     ) -> AsyncClient:
         """A client with some options changed that shares this one's connection pool.
 
@@ -290,7 +298,7 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
                         raise self._closed_error(spec) from exc
                     raise
                 decision = state.decide(exc, idempotent=spec.idempotent)
-                _replies.log_attempt(spec, attempt, type(exc).__name__, decision)
+                _replies.log_attempt(spec, attempt, type(exc).__name__, decision, exc)
                 if not decision.retry:
                     raise _replies.attempt_error(exc, spec, state, self.base_url) from exc
                 await self._sleep(decision.delay)
@@ -314,7 +322,7 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
                 if slot is not None:
                     slot.finish(ok=False, rate_limited=rate_limited)
             decision = state.decide(error)
-            _replies.log_attempt(spec, attempt, str(response.status_code), decision)
+            _replies.log_attempt(spec, attempt, str(response.status_code), decision, error)
             if not decision.retry:
                 raise _replies.gave_up(error, decision)
             await self._sleep(decision.delay)
@@ -358,125 +366,4 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
             raise _replies.stream_reply_not_sse(content, response)
         spec.restore_timeouts()
         processor = StreamProcessor(response.request, parse_chunk, max_event_size=self._options.max_event_size)
-        return AsyncChatStream(response, processor, slot)
-
-
-class _AsyncResource:
-    __slots__ = ("_client",)
-
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-
-@final
-class AsyncChat(_AsyncResource):
-    """`client.chat`: chat completions."""
-
-    __slots__ = ()
-
-    @overload
-    async def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[MessageParam],
-        stream: Literal[False] = False,
-        **params: Unpack[ChatParams],
-    ) -> ChatCompletion: ...
-
-    @overload
-    async def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[MessageParam],
-        stream: Literal[True],
-        **params: Unpack[ChatParams],
-    ) -> AsyncChatStream: ...
-
-    @overload
-    async def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[MessageParam],
-        stream: bool,
-        **params: Unpack[ChatParams],
-    ) -> ChatCompletion | AsyncChatStream: ...
-
-    async def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[MessageParam],
-        stream: bool = False,
-        **params: Unpack[ChatParams],
-    ) -> ChatCompletion | AsyncChatStream:
-        """Create a chat completion, or with `stream=True` an `AsyncChatStream` of chunks.
-
-        Args:
-            model: a model id (`client.models.list()`), or a `wandb-artifact:///` LoRA id.
-            messages: dicts (`{"role": "user", "content": "..."}`) or message models.
-            stream: stream the reply as chunks (recommended for reasoning models).
-            **params: every OpenAPI parameter (`max_tokens`, `temperature`, `tools`,
-                `response_format`, `reasoning_effort`, ...) and per-call options
-                (`extra_headers`, `extra_query`, `extra_body`, `timeout`).
-
-        Returns:
-            The typed completion, or a stream (an async iterator and context manager).
-
-        Raises:
-            InvalidRequestError: invalid arguments (nothing was sent).
-            APIStatusError: a subclass per failure kind (see the error tree).
-            APIConnectionError: the service could not be reached.
-        """
-        client = self._client
-        spec = _prepare.prepare_chat(client._http, client._options, model, messages, stream, params)
-        if stream:
-            return await client._stream(spec)
-        return _replies.finish_chat(*await client._request(spec))
-
-
-@final
-class AsyncModels(_AsyncResource):
-    """`client.models`: the models this deployment serves."""
-
-    __slots__ = ()
-
-    async def list(self, **options: Unpack[RequestOptions]) -> ModelList:
-        """List the served models (iterable; items have `.id` and catalog `.info`).
-
-        An empty list is returned as is, but is never authoritative (the service once
-        briefly listed nothing).
-
-        Raises:
-            APIStatusError: a subclass per failure kind.
-            APIConnectionError: the service could not be reached.
-        """
-        client = self._client
-        spec = _prepare.prepare_models(client._http, client._options, options)
-        return _replies.finish_models(*await client._request(spec))
-
-
-@final
-class AsyncEmbeddings(_AsyncResource):
-    """`client.embeddings`: vectors for texts."""
-
-    __slots__ = ()
-
-    async def create(
-        self, *, model: str, input: str | Sequence[str], **params: Unpack[EmbeddingParams]
-    ) -> EmbeddingResponse:
-        """Embed one text or a list of texts.
-
-        `.data[i].embedding` is always a list of floats: base64 replies (the SDK asks for
-        them unless `encoding_format="float"`) are decoded.
-
-        Raises:
-            InvalidRequestError: invalid arguments (nothing was sent).
-            APIStatusError: a subclass per failure kind (404: no embeddings served).
-            APIConnectionError: the service could not be reached.
-        """
-        client = self._client
-        spec = _prepare.prepare_embeddings(client._http, client._options, model, input, params)
-        return _replies.finish_embeddings(*await client._request(spec))
+        return AsyncChatStream(response, processor, slot, spec.trace)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Unpack, final, overload
+from typing import TYPE_CHECKING, Any, Unpack, final
 
 import httpx
 
@@ -24,6 +24,7 @@ from ._lazy import lazy_module
 from ._options import ClientOptionsMixin, derive_options, resolve_options
 from ._policy._concurrency import SyncLimiter, reset_after_fork
 from ._policy._retry import RetryState
+from ._resources import Chat, Embeddings, Models
 
 if TYPE_CHECKING:
     from . import _exceptions, _prepare, _replies
@@ -32,11 +33,8 @@ if TYPE_CHECKING:
     from ._policy._concurrency import Slot
     from ._policy._retry import RetryPolicy
     from ._prepare import RequestSpec
-    from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
+    from ._request import RequestOptions
     from ._streaming._streams import ChatStream
-    from ._types._completion import ChatCompletion
-    from ._types._embeddings import EmbeddingResponse
-    from ._types._model_list import ModelList
 else:
     # Needed from the first call on, not to construct a client: imported then.
     _prepare = lazy_module("wandb_inference._prepare")
@@ -119,7 +117,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
 
     Args:
         The same as `AsyncClient`'s (key, project, base URL, timeouts, retries, headers,
-        capability checks, concurrency limits, `max_event_size`), except:
+        capability checks, concurrency limits, `max_event_size`, tracing), except:
         http_client: an `httpx.Client` (not `AsyncClient`) to use; the SDK does not close
             a client it was given.
         sleep: a plain function used to wait between retries (tests pass a fake one).
@@ -143,6 +141,8 @@ class Client(ClientOptionsMixin, SyncConstructors):
         max_concurrency: int | None = None,
         adaptive_concurrency: bool = True,
         max_event_size: int | None = None,
+        tracing: bool = True,
+        capture_message_content: bool | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         options = resolve_options(
@@ -157,6 +157,8 @@ class Client(ClientOptionsMixin, SyncConstructors):
             max_concurrency=max_concurrency,
             adaptive_concurrency=adaptive_concurrency,
             max_event_size=max_event_size,
+            tracing=tracing,
+            capture_message_content=capture_message_content,
         )
         given: object = http_client
         if given is not None and not isinstance(given, httpx.Client):
@@ -200,6 +202,8 @@ class Client(ClientOptionsMixin, SyncConstructors):
         retry_policy: RetryPolicy | None = None,
         default_headers: Mapping[str, str] | None = None,
         check_capabilities: bool | None = None,
+        tracing: bool | None = None,
+        capture_message_content: bool | None = None,
     ) -> Client:
         """A client with some options changed that shares this one's connection pool.
 
@@ -261,6 +265,10 @@ class Client(ClientOptionsMixin, SyncConstructors):
 
     # ------------------------------------------------------------------ I/O core
 
+    def _http_client(self) -> httpx.Client:
+        """The connection pool (a new one in a forked child)."""
+        return self._pool.get()
+
     def _closed_error(self, spec: RequestSpec) -> _exceptions.APIConnectionError:
         return _exceptions.APIConnectionError(
             "This client (or the client it was derived from with with_options(), or the "
@@ -306,7 +314,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
                         raise self._closed_error(spec) from exc
                     raise
                 decision = state.decide(exc, idempotent=spec.idempotent)
-                _replies.log_attempt(spec, attempt, type(exc).__name__, decision)
+                _replies.log_attempt(spec, attempt, type(exc).__name__, decision, exc)
                 if not decision.retry:
                     raise _replies.attempt_error(exc, spec, state, self.base_url) from exc
                 self._sleep(decision.delay)
@@ -330,7 +338,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
                 if slot is not None:
                     slot.finish(ok=False, rate_limited=rate_limited)
             decision = state.decide(error)
-            _replies.log_attempt(spec, attempt, str(response.status_code), decision)
+            _replies.log_attempt(spec, attempt, str(response.status_code), decision, error)
             if not decision.retry:
                 raise _replies.gave_up(error, decision)
             self._sleep(decision.delay)
@@ -374,123 +382,4 @@ class Client(ClientOptionsMixin, SyncConstructors):
             raise _replies.stream_reply_not_sse(content, response)
         spec.restore_timeouts()
         processor = StreamProcessor(response.request, parse_chunk, max_event_size=self._options.max_event_size)
-        return ChatStream(response, processor, slot)
-
-
-class _Resource:
-    __slots__ = ("_client",)
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-
-@final
-class Chat(_Resource):
-    """`client.chat`: chat completions."""
-
-    __slots__ = ()
-
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[MessageParam],
-        stream: Literal[False] = False,
-        **params: Unpack[ChatParams],
-    ) -> ChatCompletion: ...
-
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[MessageParam],
-        stream: Literal[True],
-        **params: Unpack[ChatParams],
-    ) -> ChatStream: ...
-
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[MessageParam],
-        stream: bool,
-        **params: Unpack[ChatParams],
-    ) -> ChatCompletion | ChatStream: ...
-
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[MessageParam],
-        stream: bool = False,
-        **params: Unpack[ChatParams],
-    ) -> ChatCompletion | ChatStream:
-        """Create a chat completion, or with `stream=True` an `ChatStream` of chunks.
-
-        Args:
-            model: a model id (`client.models.list()`), or a `wandb-artifact:///` LoRA id.
-            messages: dicts (`{"role": "user", "content": "..."}`) or message models.
-            stream: stream the reply as chunks (recommended for reasoning models).
-            **params: every OpenAPI parameter (`max_tokens`, `temperature`, `tools`,
-                `response_format`, `reasoning_effort`, ...) and per-call options
-                (`extra_headers`, `extra_query`, `extra_body`, `timeout`).
-
-        Returns:
-            The typed completion, or a stream (an async iterator and context manager).
-
-        Raises:
-            InvalidRequestError: invalid arguments (nothing was sent).
-            APIStatusError: a subclass per failure kind (see the error tree).
-            APIConnectionError: the service could not be reached.
-        """
-        client = self._client
-        spec = _prepare.prepare_chat(client._pool.get(), client._options, model, messages, stream, params)
-        if stream:
-            return client._stream(spec)
-        return _replies.finish_chat(*client._request(spec))
-
-
-@final
-class Models(_Resource):
-    """`client.models`: the models this deployment serves."""
-
-    __slots__ = ()
-
-    def list(self, **options: Unpack[RequestOptions]) -> ModelList:
-        """List the served models (iterable; items have `.id` and catalog `.info`).
-
-        An empty list is returned as is, but is never authoritative (the service once
-        briefly listed nothing).
-
-        Raises:
-            APIStatusError: a subclass per failure kind.
-            APIConnectionError: the service could not be reached.
-        """
-        client = self._client
-        spec = _prepare.prepare_models(client._pool.get(), client._options, options)
-        return _replies.finish_models(*client._request(spec))
-
-
-@final
-class Embeddings(_Resource):
-    """`client.embeddings`: vectors for texts."""
-
-    __slots__ = ()
-
-    def create(self, *, model: str, input: str | Sequence[str], **params: Unpack[EmbeddingParams]) -> EmbeddingResponse:
-        """Embed one text or a list of texts.
-
-        `.data[i].embedding` is always a list of floats: base64 replies (the SDK asks for
-        them unless `encoding_format="float"`) are decoded.
-
-        Raises:
-            InvalidRequestError: invalid arguments (nothing was sent).
-            APIStatusError: a subclass per failure kind (404: no embeddings served).
-            APIConnectionError: the service could not be reached.
-        """
-        client = self._client
-        spec = _prepare.prepare_embeddings(client._pool.get(), client._options, model, input, params)
-        return _replies.finish_embeddings(*client._request(spec))
+        return ChatStream(response, processor, slot, spec.trace)

@@ -55,6 +55,10 @@ class ClientOptions:
     max_concurrency: int | None
     adaptive_concurrency: bool
     max_event_size: int
+    # Tracing: spans and metrics when OpenTelemetry has a provider (`_tracing`); content
+    # (messages) on spans only when asked here, or (None) by the conventions' variable.
+    tracing: bool = True
+    capture_message_content: bool | None = None
 
     def __repr__(self) -> str:
         return (
@@ -98,6 +102,8 @@ def resolve_options(
     max_concurrency: int | None,
     adaptive_concurrency: bool,
     max_event_size: int | None = None,
+    tracing: bool = True,
+    capture_message_content: bool | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ClientOptions:
     """Resolve and validate a client's options.
@@ -129,6 +135,8 @@ def resolve_options(
     event_size = DEFAULT_MAX_EVENT_SIZE if max_event_size is None else max_event_size
     if isinstance(event_size, bool) or not isinstance(event_size, int) or event_size < 1024:
         raise _exceptions.ConfigurationError(f"max_event_size must be an int >= 1024 (bytes), got {max_event_size!r}")
+    if not isinstance(tracing, bool) or not isinstance(capture_message_content, bool | None):
+        raise _exceptions.ConfigurationError("tracing must be a bool, capture_message_content a bool or None")
     return ClientOptions(
         api_key=resolve_api_key(api_key, environ),
         base_url=resolve_base_url(base_url, environ),
@@ -140,6 +148,8 @@ def resolve_options(
         max_concurrency=max_concurrency,
         adaptive_concurrency=bool(adaptive_concurrency),
         max_event_size=event_size,
+        tracing=tracing,
+        capture_message_content=capture_message_content,
     )
 
 
@@ -165,6 +175,8 @@ def derive_options(old: ClientOptions, changes: Mapping[str, Any]) -> ClientOpti
         max_concurrency=old.max_concurrency,
         adaptive_concurrency=old.adaptive_concurrency,
         max_event_size=old.max_event_size,
+        tracing=pick("tracing", old.tracing),
+        capture_message_content=pick("capture_message_content", old.capture_message_content),
         environ={},
     )
 

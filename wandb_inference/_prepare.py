@@ -17,12 +17,14 @@ import httpx
 from ._catalog._constructors import NO_CHAT_KEYS
 from ._exceptions import CapabilityError, InvalidRequestError
 from ._request import TimeoutTypes, build_chat_body, build_embeddings_body, build_options
+from ._tracing._hooks import begin as begin_trace
 
 if TYPE_CHECKING:
     from ._catalog._table import ModelInfo
     from ._options import ClientOptions
     from ._policy._errors_map import Endpoint
     from ._policy._retry import RetryState
+    from ._tracing._operation import Operation
 
 __all__ = ["RequestSpec", "build_request", "check_capabilities", "prepare_chat", "prepare_embeddings", "prepare_models"]
 
@@ -30,7 +32,7 @@ __all__ = ["RequestSpec", "build_request", "check_capabilities", "prepare_chat",
 class RequestSpec:
     """One logical request, ready to send (and re-send on retry)."""
 
-    __slots__ = ("endpoint", "model", "request", "retry", "stream", "timeouts")
+    __slots__ = ("endpoint", "model", "request", "retry", "stream", "timeouts", "trace")
 
     def __init__(self, *, request: httpx.Request, endpoint: Endpoint, model: str | None, stream: bool) -> None:
         self.request = request
@@ -41,6 +43,8 @@ class RequestSpec:
         # timeouts (each attempt gets them cut to what remains of `total_timeout`).
         self.retry: RetryState | None = None
         self.timeouts: dict[str, float | None] | None = request.extensions.get("timeout")
+        # The call's span when it is traced (`_tracing`): ended by the client or its stream.
+        self.trace: Operation | None = None
 
     @property
     def idempotent(self) -> bool:
@@ -185,10 +189,11 @@ def prepare_chat(
     stream: bool,
     params: Mapping[str, Any],
 ) -> RequestSpec:
-    """Validate a chat call and build its request (shared by both clients)."""
+    """Validate a chat call and build its request (shared by both clients); start its
+    span when calls are traced (the client ends it)."""
     body = build_chat_body(model, messages, stream, params)
     check_capabilities(options, "chat", model, body)
-    return build_request(
+    spec = build_request(
         http,
         options,
         "POST",
@@ -199,6 +204,8 @@ def prepare_chat(
         model=model,
         stream=stream,
     )
+    begin_trace(options, spec, messages, params)
+    return spec
 
 
 def prepare_embeddings(
@@ -208,10 +215,11 @@ def prepare_embeddings(
     input: object,
     params: Mapping[str, Any],
 ) -> RequestSpec:
-    """Validate an embeddings call and build its request (shared by both clients)."""
+    """Validate an embeddings call and build its request (shared by both clients); start
+    its span when calls are traced (the client ends it)."""
     body = build_embeddings_body(model, input, params)
     check_capabilities(options, "embeddings", model, body)
-    return build_request(
+    spec = build_request(
         http,
         options,
         "POST",
@@ -221,6 +229,8 @@ def prepare_embeddings(
         endpoint="embeddings",
         model=model,
     )
+    begin_trace(options, spec, input, params)
+    return spec
 
 
 def prepare_models(

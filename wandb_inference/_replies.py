@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ._exceptions import APIError
     from ._policy._retry import RetryDecision, RetryState
     from ._prepare import RequestSpec
+    from ._tracing._operation import Operation
     from ._types._completion import ChatCompletion
     from ._types._embeddings import EmbeddingResponse
     from ._types._model_list import ModelList
@@ -128,8 +129,14 @@ def log_attempt(
     attempt: int,
     outcome: str,
     decision: RetryDecision | None,
+    error: BaseException | None = None,
 ) -> None:
-    """One DEBUG line per attempt: method, URL, outcome, attempt, delay. Never the key."""
+    """One DEBUG line per attempt: method, URL, outcome, attempt, delay. Never the key.
+
+    A traced call also gets an event per attempt on its span (status, wait, 429 kind).
+    """
+    if spec.trace is not None:
+        spec.trace.attempt(attempt, outcome, decision, error)
     if not logger.isEnabledFor(logging.DEBUG):
         return
     request = spec.request
@@ -276,14 +283,16 @@ def status_error(response: httpx.Response, spec: RequestSpec, retried: int) -> A
     return error
 
 
-def finish_chat(data: object, response: httpx.Response) -> ChatCompletion:
-    """The typed completion for a decoded reply."""
+def finish_chat(data: object, response: httpx.Response, trace: Operation | None = None) -> ChatCompletion:
+    """The typed completion for a decoded reply (ending the call's span, if traced)."""
     from ._types._base import set_response
     from ._types._completion import ChatCompletion
     from ._types._parse import parse_model
 
     result = parse_model(ChatCompletion, data, response)  # `parse_completion`, or the SDK's error
     set_response(result, response)
+    if trace is not None:
+        trace.finish(data, response)
     return result
 
 
@@ -297,11 +306,15 @@ def finish_models(data: object, response: httpx.Response) -> ModelList:
     return result
 
 
-def finish_embeddings(data: object, response: httpx.Response) -> EmbeddingResponse:
-    """The typed embeddings for a decoded reply (base64 vectors decoded)."""
+def finish_embeddings(data: object, response: httpx.Response, trace: Operation | None = None) -> EmbeddingResponse:
+    """The typed embeddings for a decoded reply (base64 vectors decoded; the call's span
+    ended, if traced)."""
     from ._types._embeddings import parse_embeddings
 
-    return parse_embeddings(data, response)
+    result = parse_embeddings(data, response)
+    if trace is not None:
+        trace.finish(data, response)
+    return result
 
 
 def finish_operation(operation_id: str, data: object, response: httpx.Response) -> object:

@@ -67,9 +67,35 @@ def _client_flags() -> _Parser:
     return common
 
 
+TRACE_WEAVE_ENV = "WANDB_INFERENCE_TRACE_WEAVE"
+
+
+def _trace_flags() -> _Parser:
+    """`--trace-weave`: for the commands that make model calls (chat, embed, batch)."""
+    flags = _Parser(add_help=False)
+    group = flags.add_argument_group("tracing")
+    group.add_argument(
+        "--trace-weave",
+        metavar="TEAM/PROJECT",
+        default=os.environ.get(TRACE_WEAVE_ENV) or None,
+        help=f"send a span per call to this W&B Weave project (needs the [otel] extra; default: {TRACE_WEAVE_ENV})",
+    )
+    return flags
+
+
+# Tracer providers set up by --trace-weave: shut down (flushed) before the CLI exits.
+_providers: list[Any] = []
+
+
+def _flush_traces() -> None:
+    while _providers:
+        _providers.pop().shutdown()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and documentation)."""
     common = _client_flags()
+    traced = [common, _trace_flags()]
     parser = _Parser(
         prog="wandb-inference",
         description="Talk to W&B Inference (or any OpenAI-compatible server) from the shell.",
@@ -91,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "chat",
-        parents=[common],
+        parents=traced,
         help="chat with a model (streams by default)",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -107,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "embed",
-        parents=[common],
+        parents=traced,
         help="embed texts (args or stdin lines) as JSON lines",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -136,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _client(args: argparse.Namespace) -> Any:
     from wandb_inference._client import Client
+
+    if getattr(args, "trace_weave", None):
+        from wandb_inference._tracing._weave import to_weave
+
+        _providers.append(to_weave(args.trace_weave, api_key=args.api_key))
 
     return Client(
         api_key=args.api_key,
@@ -316,7 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        try:
+            return _COMMANDS[args.command](args)
+        finally:
+            _flush_traces()
     except KeyboardInterrupt:
         sys.stdout.flush()
         sys.stderr.write("\ninterrupted\n")

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from wandb_inference._policy._concurrency import Slot
+    from wandb_inference._tracing._operation import Operation
     from wandb_inference._types._chunk import ChatCompletionChunk
     from wandb_inference._types._completion import ChatCompletion
 
@@ -69,7 +70,7 @@ def _finalize(slot: Slot | None, ok: bool, response: httpx.Response) -> None:
 
 def _leave_quietly(stream: _StreamBase[Any]) -> None:
     with contextlib.suppress(Exception):  # a weak reference's callback: nobody to tell
-        stream._leave()
+        stream._leave("left")
 
 
 async def _aclose_quietly(response: httpx.Response) -> None:
@@ -87,13 +88,31 @@ class _StreamBase(Generic[C]):
     _pending: deque[C]
 
     _slot: Slot | None
+    # The call's span when traced (ended with the stream), and the exception that ended
+    # the read, if one did (a `StreamError`, a cancellation, a loop left early).
+    _trace: Operation | None
+    _error: BaseException | None
+
+    def _start(self, trace: Operation | None) -> None:
+        self._closed = False
+        self._error = None
+        self._trace = trace
+        if trace is not None:
+            trace.streaming(self.response)
 
     def _release(self) -> None:
         if self._slot is not None:
             self._slot.finish(ok=self._processor.finished())
 
-    def _leave(self) -> None:
-        """Close the stream for reading (sync, idempotent): no more chunks, slot given back.
+    def _end_trace(self, how: str) -> None:
+        trace = self._trace
+        if trace is not None:
+            self._trace = None
+            trace.end_stream(self._processor, how, self._error)
+
+    def _leave(self, how: str = "closed") -> None:
+        """Close the stream for reading (sync, idempotent): no more chunks, slot given back,
+        span ended (`how`: why, unless `[DONE]` came or an exception ended the read).
 
         The HTTP response is closed by the caller (`close`, `aclose`, or a finalizer).
         """
@@ -101,6 +120,7 @@ class _StreamBase(Generic[C]):
             self._closed = True
             self._pending.clear()
             self._release()
+            self._end_trace(how)
 
     def _read_closed(self) -> bool:
         """Reading a closed stream: its end (False) if `[DONE]` came, else an error.
@@ -170,6 +190,7 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
         response: httpx.Response,
         processor: StreamProcessor[ChatCompletionChunk],
         slot: Slot | None = None,
+        trace: Operation | None = None,
     ) -> None:
         self.response = response
         self._processor = processor
@@ -177,7 +198,7 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
         self._pending = deque()
         self._source: AsyncIterator[bytes] | None = None
         self._loop = _running_loop()  # where `__del__` must close the response
-        self._closed = False
+        self._start(trace)
 
     async def _fill(self) -> bool:
         """Read until a chunk is pending (True), or reach the end of the stream (False).
@@ -208,6 +229,11 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
                 except _HTTPX_READ_ERRORS as exc:
                     raise processor.read_error(exc) from exc
                 filled = bool(pending)
+                if filled and self._trace is not None:
+                    self._trace.first_chunk()
+        except BaseException as exc:  # re-raised: kept for the span
+            self._error = exc
+            raise
         finally:
             if not filled:
                 await self.aclose()
@@ -235,6 +261,9 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
                             break
                 except _HTTPX_READ_ERRORS as exc:
                     raise processor.read_error(exc) from exc
+        except BaseException as exc:  # re-raised: kept for the span (GeneratorExit: left early)
+            self._error = exc
+            raise
         finally:
             await self.aclose()
 
@@ -301,6 +330,9 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
         if closed and response.is_closed:
             return
         self._closed = True
+        if not closed:
+            with contextlib.suppress(Exception):
+                self._end_trace("abandoned")
         slot = None if closed else self._slot
         ok, loop = self._processor.finished(), self._loop
         with contextlib.suppress(Exception):
@@ -328,13 +360,14 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
         response: httpx.Response,
         processor: StreamProcessor[ChatCompletionChunk],
         slot: Slot | None = None,
+        trace: Operation | None = None,
     ) -> None:
         self.response = response
         self._processor = processor
         self._slot = slot
         self._pending = deque()
         self._source: Iterator[bytes] | None = None
-        self._closed = False
+        self._start(trace)
 
     def _fill(self) -> bool:
         """Read until a chunk is pending (True), or reach the end of the stream (False).
@@ -365,6 +398,11 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
                 except _HTTPX_READ_ERRORS as exc:
                     raise processor.read_error(exc) from exc
                 filled = bool(pending)
+                if filled and self._trace is not None:
+                    self._trace.first_chunk()
+        except BaseException as exc:  # re-raised: kept for the span
+            self._error = exc
+            raise
         finally:
             if not filled:
                 self.close()
@@ -390,6 +428,9 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
                             break
                 except _HTTPX_READ_ERRORS as exc:
                     raise processor.read_error(exc) from exc
+        except BaseException as exc:  # re-raised: kept for the span (GeneratorExit: left early)
+            self._error = exc
+            raise
         finally:
             self.close()
 
@@ -442,4 +483,5 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
             with contextlib.suppress(Exception):  # nobody to tell
-                self.close()
+                self._leave("abandoned")
+                self.response.close()
