@@ -1,8 +1,10 @@
 """One benchmark measurement in a fresh process: `python _worker.py PEER SCENARIO URL N`.
 
 Prints one JSON object. Peers: httpx, httpx-sync, httpx-sse, openai, openai-sync,
-wandb_inference, wandb_inference-sync. CPU is this process's CPU time only (the server
-runs in another process), so it measures the client.
+wandb_inference, wandb_inference-sync, and the aiohttp family: aiohttp (raw aiohttp),
+httpx-aiohttp (raw httpx on httpx-aiohttp's transport), openai-aiohttp (openai with
+`DefaultAioHttpClient`), wandb_inference-aiohttp (`transport="aiohttp"`). CPU is this
+process's CPU time only (the server runs in another process), so it measures the client.
 """
 
 from __future__ import annotations
@@ -83,6 +85,63 @@ class RawAsync:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+
+class RawHttpxAiohttp(RawAsync):
+    """The same hand-written httpx client, on httpx-aiohttp's transport."""
+
+    def __init__(self, url: str) -> None:
+        import httpx
+        from httpx_aiohttp import HttpxAiohttpClient
+
+        self.url = url
+        self.http = HttpxAiohttpClient(
+            timeout=120, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+        )
+        self.headers = {"Authorization": f"Bearer {KEY}"}
+
+
+class RawAiohttp:
+    """A hand-written aiohttp client: the same calls and SSE loop as the raw httpx one."""
+
+    def __init__(self, url: str) -> None:
+        import aiohttp
+
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {KEY}"}
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1000), timeout=aiohttp.ClientTimeout(total=120)
+        )
+
+    async def chat(self) -> str:
+        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 16}
+        async with self.session.post(self.url + "/chat/completions", json=body, headers=self.headers) as r:
+            r.raise_for_status()
+            return str((await r.json())["choices"][0]["message"]["content"])
+
+    async def stream(self, max_tokens: int) -> int:
+        n = 0
+        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True, "ignore_eos": True}
+        async with self.session.post(self.url + "/chat/completions", json=body, headers=self.headers) as r:
+            r.raise_for_status()
+            async for raw in r.content:  # one line at a time
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("data: "):
+                    data = line[6:]
+                    if data == "[DONE]":
+                        break
+                    json.loads(data)
+                    n += 1
+        return n
+
+    async def embed(self, texts: list[str]) -> int:
+        body = {"model": EMBED_MODEL, "input": texts}
+        async with self.session.post(self.url + "/embeddings", json=body, headers=self.headers) as r:
+            r.raise_for_status()
+            return len((await r.json())["data"])
+
+    async def close(self) -> None:
+        await self.session.close()
 
 
 class RawSync:
@@ -176,6 +235,17 @@ class OpenAIAsync:
         await self.client.close()
 
 
+class OpenAIAiohttp(OpenAIAsync):
+    """openai with its aiohttp transport (`openai[aiohttp]`'s `DefaultAioHttpClient`)."""
+
+    def __init__(self, url: str, max_retries: int = 0) -> None:
+        import openai
+
+        self.client = openai.AsyncOpenAI(
+            api_key=KEY, base_url=url, max_retries=max_retries, timeout=120, http_client=openai.DefaultAioHttpClient()
+        )
+
+
 class OpenAISync:
     def __init__(self, url: str, max_retries: int = 0) -> None:
         import openai
@@ -210,10 +280,14 @@ class OpenAISync:
 
 
 class WIAsync:
+    transport = "httpx"
+
     def __init__(self, url: str, max_retries: int = 0) -> None:
         import wandb_inference
 
-        self.client = wandb_inference.AsyncClient(api_key=KEY, base_url=url, max_retries=max_retries)
+        self.client = wandb_inference.AsyncClient(
+            api_key=KEY, base_url=url, max_retries=max_retries, transport=self.transport
+        )
 
     async def chat(self) -> str:
         r = await self.client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=16)
@@ -235,6 +309,10 @@ class WIAsync:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+class WIAiohttp(WIAsync):
+    transport = "aiohttp"
 
 
 class WISync:
@@ -267,6 +345,10 @@ ASYNC_PEERS: dict[str, Callable[[str], Any]] = {
     "httpx-sse": HttpxSSEAsync,
     "openai": OpenAIAsync,
     "wandb_inference": WIAsync,
+    "aiohttp": RawAiohttp,
+    "httpx-aiohttp": RawHttpxAiohttp,
+    "openai-aiohttp": OpenAIAiohttp,
+    "wandb_inference-aiohttp": WIAiohttp,
 }
 SYNC_PEERS: dict[str, Callable[[str], Any]] = {
     "httpx-sync": RawSync,
@@ -281,6 +363,10 @@ IMPORTS = {
     "openai-sync": "import openai; c = openai.OpenAI(api_key='k')",
     "wandb_inference": "import wandb_inference; c = wandb_inference.AsyncClient(api_key='k')",
     "wandb_inference-sync": "import wandb_inference; c = wandb_inference.Client(api_key='k')",
+    "aiohttp": "import aiohttp",
+    "httpx-aiohttp": "import httpx, httpx_aiohttp; c = httpx_aiohttp.HttpxAiohttpClient()",
+    "openai-aiohttp": "import openai; c = openai.AsyncOpenAI(api_key='k', http_client=openai.DefaultAioHttpClient())",
+    "wandb_inference-aiohttp": "import wandb_inference; c = wandb_inference.AsyncClient(api_key='k', transport='aiohttp')",
     "litellm": "import litellm",
 }
 

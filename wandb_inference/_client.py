@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ._prepare import RequestSpec
     from ._request import ChatParams, EmbeddingParams, MessageParam, RequestOptions
     from ._streaming._streams import ChatStream
+    from ._transports import _decompress
     from ._types._completion import ChatCompletion
     from ._types._embeddings import EmbeddingResponse
     from ._types._model_list import ModelList
@@ -43,6 +44,7 @@ else:
     _replies = lazy_module("wandb_inference._replies")
     _errors_map = lazy_module("wandb_inference._policy._errors_map")
     _exceptions = lazy_module("wandb_inference._exceptions")
+    _decompress = lazy_module("wandb_inference._transports._decompress")
 
 __all__ = ["Client"]
 
@@ -80,10 +82,13 @@ class _Pool:
 
 
 def _read_limited(response: httpx.Response, limit: int, what: str, state: RetryState | None = None) -> bytes:
-    """Read a body up to `limit` bytes (and, given `state`, within its `total_timeout`)."""
+    """Read a body up to `limit` bytes (and, given `state`, within its `total_timeout`).
+
+    Compressed bodies are inflated a bounded piece at a time: the cap holds for memory too.
+    """
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes():
+    for chunk in _decompress.iter_body(response):
         size += len(chunk)
         if size > limit:
             raise _replies.too_large(limit, what, response.request)

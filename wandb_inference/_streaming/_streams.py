@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 import anyio
 import httpx
 
+from wandb_inference._transports._decompress import aiter_body, iter_body
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -197,7 +199,7 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
             if not processor.finished():
                 source = self._source
                 if source is None:
-                    source = self._source = self.response.aiter_bytes()
+                    source = self._source = aiter_body(self.response)
                 try:
                     async for data in source:
                         pending.extend(processor.feed(data))
@@ -354,7 +356,7 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
             if not processor.finished():
                 source = self._source
                 if source is None:
-                    source = self._source = self.response.iter_bytes()
+                    source = self._source = iter_body(self.response)
                 try:
                     for data in source:
                         pending.extend(processor.feed(data))
