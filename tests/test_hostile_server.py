@@ -33,6 +33,8 @@ import wandb_inference as wi
 from wandb_inference._streaming._sse import DEFAULT_MAX_EVENT_SIZE
 
 MiB = 1 << 20
+# Every test runs on both transports of AsyncClient (httpx's and aiohttp's): conftest.py.
+pytestmark = pytest.mark.usefixtures("async_transport")
 
 
 class Peer:

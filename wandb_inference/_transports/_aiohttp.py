@@ -36,8 +36,6 @@ import aiohttp
 import httpx
 from yarl import URL
 
-from .._exceptions import ConfigurationError
-
 __all__ = ["AiohttpTransport", "aiohttp_http_client"]
 
 # httpx (h11) refuses a response head over 100 KiB; aiohttp limits each line instead.
@@ -83,8 +81,12 @@ def _raise(exc: BaseException, request: httpx.Request, pool_full: bool = False) 
     elif isinstance(exc, aiohttp.ServerDisconnectedError):
         # httpcore's words for the same event (the server closed without a reply).
         error = httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
-    elif isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
-        # A body cut short, or a head aiohttp's parser refused (too long, not HTTP).
+    elif isinstance(exc, aiohttp.ClientResponseError):  # a head aiohttp's parser refused
+        detail = exc.message
+        if "Got more than" in detail:  # one line over the limit: in httpx's words
+            detail = f"the response headers exceed the 100 KiB limit ({detail[:120]})"
+        error = httpx.RemoteProtocolError(detail, request=request)
+    elif isinstance(exc, aiohttp.ClientPayloadError):  # a body cut short
         error = httpx.RemoteProtocolError(message, request=request)
     elif isinstance(exc, aiohttp.ClientOSError) and message.startswith("Can not write request body"):
         error = httpx.WriteError(message, request=request)  # the request did not fully leave
@@ -156,6 +158,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             asyncio.get_running_loop()
         except RuntimeError:
+            from .._exceptions import ConfigurationError
+
             raise ConfigurationError(
                 "transport='aiohttp' runs on asyncio only (aiohttp has no trio support): use "
                 "the default transport under trio."
