@@ -196,6 +196,7 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
         pending = self._pending
         filled = False
         try:
+            processor.raise_deferred()
             if not processor.finished():
                 source = self._source
                 if source is None:
@@ -226,14 +227,14 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
                 # network read (the hot path). `_fill` still does the first read, the end
                 # of the body and a stream closed meanwhile (by `anext()` or `aclose()`).
                 source = self._source
-                if source is None or self._closed or processor.finished():
+                if source is None or self._closed or processor.finished() or processor.failed():
                     continue
                 try:
                     async for data in source:
                         pending.extend(processor.feed(data))
                         while pending:
                             yield pending.popleft()
-                        if self._closed or processor.finished():
+                        if self._closed or processor.finished() or processor.failed():
                             break
                 except _HTTPX_READ_ERRORS as exc:
                     raise processor.read_error(exc) from exc
@@ -353,6 +354,7 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
         pending = self._pending
         filled = False
         try:
+            processor.raise_deferred()
             if not processor.finished():
                 source = self._source
                 if source is None:
@@ -381,14 +383,14 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
                     yield pending.popleft()
                 # As in `AsyncChatStream._chunks`: read on here, `_fill` for the rest.
                 source = self._source
-                if source is None or self._closed or processor.finished():
+                if source is None or self._closed or processor.finished() or processor.failed():
                     continue
                 try:
                     for data in source:
                         pending.extend(processor.feed(data))
                         while pending:
                             yield pending.popleft()
-                        if self._closed or processor.finished():
+                        if self._closed or processor.finished() or processor.failed():
                             break
                 except _HTTPX_READ_ERRORS as exc:
                     raise processor.read_error(exc) from exc

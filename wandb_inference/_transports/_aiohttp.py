@@ -113,6 +113,15 @@ class _Body(httpx.AsyncByteStream):
         response = self._response
         if response is None:
             return
+        # The read timeout of the body is the request's as it is now: a stream's body gets
+        # its own back after `total_timeout` cut the wait for the head (`restore_timeouts`),
+        # and httpcore, too, reads it afresh for the body.
+        read_timeout = (self._request.extensions.get("timeout") or {}).get("read")
+        connection = response.connection
+        protocol = None if connection is None else connection.protocol
+        if protocol is not None and protocol.read_timeout != read_timeout:
+            protocol.read_timeout = read_timeout
+            protocol.start_timeout()
         read = response.content.readany
         try:
             while data := await read():
