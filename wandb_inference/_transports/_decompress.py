@@ -155,16 +155,38 @@ def _in_memory(response: httpx.Response) -> bool:
     return True
 
 
+def _transport_stream(response: httpx.Response) -> httpx.SyncByteStream | httpx.AsyncByteStream:
+    """The response's stream, marked consumed: what `iter_raw()` / `aiter_raw()` read.
+
+    Read directly, without httpx's per-read bookkeeping (byte count, chunking, error
+    context: the SDK sizes, times and types the reads itself), saves a generator hop per
+    network read, that is per stream chunk. The caller closes the response.
+
+    Raises:
+        httpx.StreamConsumed: the body was read already.
+        httpx.StreamClosed: the response is closed.
+    """
+    if response.is_stream_consumed:
+        raise httpx.StreamConsumed()
+    if response.is_closed:
+        raise httpx.StreamClosed()
+    response.is_stream_consumed = True
+    return response.stream
+
+
 def aiter_body(response: httpx.Response) -> AsyncIterator[bytes]:
     """A reply's body, decompressed in pieces of at most `PIECE` bytes (async).
 
     Raises:
         httpx.DecodingError: an unsupported coding (at once) or corrupt data (while read).
+        httpx.StreamConsumed / httpx.StreamClosed: the body was read, or closed, already.
     """
     if _in_memory(response):
         return response.aiter_bytes()
     decoder = decoder_for(response)
-    raw = response.aiter_raw()
+    stream = _transport_stream(response)
+    assert isinstance(stream, httpx.AsyncByteStream)
+    raw = stream.__aiter__()
     return raw if decoder is None else _adecoded(raw, decoder)
 
 
@@ -177,5 +199,7 @@ def iter_body(response: httpx.Response) -> Iterator[bytes]:
     if _in_memory(response):
         return response.iter_bytes()
     decoder = decoder_for(response)
-    raw = response.iter_raw()
+    stream = _transport_stream(response)
+    assert isinstance(stream, httpx.SyncByteStream)
+    raw = iter(stream)
     return raw if decoder is None else _decoded(raw, decoder)
