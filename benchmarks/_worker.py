@@ -28,6 +28,37 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _rss_now_mb() -> float:
+    """Resident memory now (Linux; the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize() / (1 << 20)
+    except OSError:
+        return _rss_mb()
+
+
+class _Live:
+    """Streams with a response in hand and not yet closed (from the response to the end of
+    its close): now, and at most at once.
+
+    The burst of 500 streams starts every request at once; how many replies are held at
+    the same moment is what the peak RSS follows (`benchmarks/stream_memory.py` measures
+    what each one holds).
+    """
+
+    now = 0
+    peak = 0
+
+    @classmethod
+    def enter(cls) -> None:
+        cls.now += 1
+        cls.peak = max(cls.peak, cls.now)
+
+    @classmethod
+    def leave(cls) -> None:
+        cls.now -= 1
+
+
 # --------------------------------------------------------------------------- raw httpx
 
 
@@ -63,15 +94,19 @@ class RawAsync:
     async def stream(self, max_tokens: int) -> int:
         n = 0
         body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True, "ignore_eos": True}
-        async with self.http.stream("POST", self.url + "/chat/completions", json=body, headers=self.headers) as r:
-            r.raise_for_status()
-            async for line in r.aiter_lines():
-                if line.startswith("data: "):
-                    data = line[6:]
-                    if data == "[DONE]":
-                        break
-                    json.loads(data)
-                    n += 1
+        try:
+            async with self.http.stream("POST", self.url + "/chat/completions", json=body, headers=self.headers) as r:
+                _Live.enter()
+                r.raise_for_status()
+                async for line in r.aiter_lines():
+                    if line.startswith("data: "):
+                        data = line[6:]
+                        if data == "[DONE]":
+                            break
+                        json.loads(data)
+                        n += 1
+        finally:
+            _Live.leave()  # once closed
         return n
 
     async def embed(self, texts: list[str]) -> int:
@@ -122,16 +157,20 @@ class RawAiohttp:
     async def stream(self, max_tokens: int) -> int:
         n = 0
         body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True, "ignore_eos": True}
-        async with self.session.post(self.url + "/chat/completions", json=body, headers=self.headers) as r:
-            r.raise_for_status()
-            async for raw in r.content:  # one line at a time
-                line = raw.decode().rstrip("\r\n")
-                if line.startswith("data: "):
-                    data = line[6:]
-                    if data == "[DONE]":
-                        break
-                    json.loads(data)
-                    n += 1
+        try:
+            async with self.session.post(self.url + "/chat/completions", json=body, headers=self.headers) as r:
+                _Live.enter()
+                r.raise_for_status()
+                async for raw in r.content:  # one line at a time
+                    line = raw.decode().rstrip("\r\n")
+                    if line.startswith("data: "):
+                        data = line[6:]
+                        if data == "[DONE]":
+                            break
+                        json.loads(data)
+                        n += 1
+        finally:
+            _Live.leave()  # once closed
         return n
 
     async def embed(self, texts: list[str]) -> int:
@@ -223,8 +262,12 @@ class OpenAIAsync:
             stream=True,
             extra_body={"ignore_eos": True},
         )
-        async for _chunk in s:
-            n += 1
+        _Live.enter()
+        try:
+            async for _chunk in s:
+                n += 1
+        finally:
+            _Live.leave()
         return n
 
     async def embed(self, texts: list[str]) -> int:
@@ -298,9 +341,13 @@ class WIAsync:
         s = await self.client.chat.create(
             model=MODEL, messages=MESSAGES, max_tokens=max_tokens, stream=True, extra_body={"ignore_eos": True}
         )
-        async with s:
-            async for _chunk in s:
-                n += 1
+        _Live.enter()
+        try:
+            async with s:
+                async for _chunk in s:
+                    n += 1
+        finally:
+            _Live.leave()  # once closed
         return n
 
     async def embed(self, texts: list[str]) -> int:
@@ -390,6 +437,8 @@ async def _run_async(peer: str, scenario: str, url: str, n: int) -> dict[str, An
             return {"cpu_per_chunk_us": (time.process_time() - cpu) / chunks * 1e6, "chunks": chunks}
         if scenario == "concurrent":
             errors = 0
+            await client.stream(20)  # warm: what the client loads for a stream is loaded
+            before = _rss_now_mb()
             wall = time.perf_counter()
 
             async def one() -> int:
@@ -402,7 +451,14 @@ async def _run_async(peer: str, scenario: str, url: str, n: int) -> dict[str, An
 
             counts = await asyncio.gather(*(one() for _ in range(n)))
             wall = time.perf_counter() - wall
-            return {"wall_s": wall, "errors": errors, "chunks": sum(counts), "peak_rss_mb": _rss_mb()}
+            return {
+                "wall_s": wall,
+                "errors": errors,
+                "chunks": sum(counts),
+                "peak_rss_mb": _rss_mb(),
+                "rss_before_mb": before,
+                "peak_live": _Live.peak,
+            }
         if scenario == "embeddings":
             for _ in range(3):
                 await client.embed(TEXTS)

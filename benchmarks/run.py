@@ -146,7 +146,7 @@ def measure(url: str, quick: bool) -> dict[str, Any]:
         r = reps if scenario != "import" else reps * 2
         for _ in range(r):  # interleave peers across repetitions: drift hits all alike
             for peer in scenario_peers:
-                row = table.setdefault(peer, {"values": [], "errors": 0, "rss": [], "notes": []})
+                row = table.setdefault(peer, {"values": [], "errors": 0, "rss": [], "burst": [], "live": [], "notes": []})
                 res = _worker(peer, scenario, url, n)
                 if "error" in res:
                     row["notes"].append(res["error"])
@@ -155,6 +155,10 @@ def measure(url: str, quick: bool) -> dict[str, Any]:
                 row["errors"] += int(res.get("errors", 0))
                 if "peak_rss_mb" in res:
                     row["rss"].append(res["peak_rss_mb"])
+                if "peak_live" in res:
+                    row["live"].append(res["peak_live"])
+                if "rss_before_mb" in res:
+                    row["burst"].append(res["peak_rss_mb"] - res["rss_before_mb"])
         for row in table.values():
             row["stats"] = _stats(row["values"]) if row["values"] else None
             row["rss_stats"] = _stats(row["rss"]) if row["rss"] else None
@@ -265,8 +269,12 @@ def report(results: dict[str, Any], rat: dict[str, Any], checks: list[Any], out:
             spread = f"{st['min'] * scale:.1f} - {st['max'] * scale:.1f}"
             extra = ""
             if scenario == "concurrent":
+                burst = f" = {statistics.median(row['burst']):.1f} MB for the burst" if row.get("burst") else ""
+                live = f", at most {statistics.median(row['live']):.0f} held at once" if row.get("live") else ""
                 extra = (
-                    f" (errors {row['errors']}, RSS {row['rss_stats']['median']:.0f} MB)" if row["rss_stats"] else ""
+                    f" (errors {row['errors']}, peak RSS {row['rss_stats']['median']:.0f} MB{burst}{live})"
+                    if row["rss_stats"]
+                    else ""
                 )
             lines.append(f"| {scenario} | {peer} | {cell}{extra} | {spread} | {_fmt(rat[scenario].get(peer))} |")
     family = [p for p in AIOHTTP if p in results["peers"]]

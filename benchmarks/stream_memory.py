@@ -4,8 +4,9 @@
 
 Opens `--streams` streams at once against the local server, which sends each one chunk
 and then stalls (a fault header), reads that first chunk from every stream, and measures
-what the live streams hold: Python allocations (tracemalloc, exact and noise-free) and
-peak RSS, each divided by the number of streams. The streams are then closed. With
+what the live streams hold: the growth of resident memory (one batch), and Python
+allocations (tracemalloc, exact and noise-free; another batch), each divided by the number
+of streams. The streams are then closed. With
 `--top`, lists where the SDK's allocations per stream come from (by source line), beside
 raw httpx's. Each client runs in its own fresh process.
 
@@ -37,8 +38,10 @@ STALL = {"X-Wandb-Fault": "stall-stream;after=1;seconds=30"}
 PEERS = ["httpx", "wandb_inference", "httpx-aiohttp", "wandb_inference-aiohttp"]
 
 
-def _rss_kb() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+def _rss_kb() -> float:
+    """This process's resident memory now (Linux), in KiB."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 1024
 
 
 async def _raw(url: str, n: int, aiohttp_transport: bool) -> tuple[Any, list[Any]]:
@@ -105,8 +108,16 @@ async def _measure(peer: str, url: str, n: int, top: int) -> dict[str, Any]:
     # Warm up: one stream opened and closed, so imports and caches are not counted.
     owner, held = await (_sdk(url, 1, peer.partition("-")[2] or "httpx") if peer.startswith("w") else opener())
     await _close(peer, owner, held)
+    # RSS, without tracemalloc (which costs memory per allocation): the first batch of
+    # live streams. (A second batch is no better: a client whose first batch gave its
+    # arenas back to the system grows again, one that kept them does not.)
     gc.collect()
     rss_before = _rss_kb()
+    owner, held = await opener()
+    gc.collect()
+    rss_growth = _rss_kb() - rss_before
+    await _close(peer, owner, held)
+    gc.collect()
     tracemalloc.start(1)
     before = tracemalloc.take_snapshot() if top else None
     base = tracemalloc.get_traced_memory()[0]
@@ -119,7 +130,7 @@ async def _measure(peer: str, url: str, n: int, top: int) -> dict[str, Any]:
         "peer": peer,
         "streams": n,
         "bytes_per_stream": live / n,
-        "rss_growth_kb_per_stream": (_rss_kb() - rss_before) / n,
+        "rss_growth_kb_per_stream": rss_growth / n,
     }
     if before is not None and after is not None:
         stats = after.compare_to(before, "lineno")
