@@ -146,7 +146,9 @@ def measure(url: str, quick: bool) -> dict[str, Any]:
         r = reps if scenario != "import" else reps * 2
         for _ in range(r):  # interleave peers across repetitions: drift hits all alike
             for peer in scenario_peers:
-                row = table.setdefault(peer, {"values": [], "errors": 0, "rss": [], "burst": [], "live": [], "notes": []})
+                row = table.setdefault(
+                    peer, {"values": [], "errors": 0, "rss": [], "burst": [], "live": [], "notes": []}
+                )
                 res = _worker(peer, scenario, url, n)
                 if "error" in res:
                     row["notes"].append(res["error"])

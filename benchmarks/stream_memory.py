@@ -79,7 +79,9 @@ async def _sdk(url: str, n: int, transport: str) -> tuple[Any, list[Any]]:
     client = wandb_inference.AsyncClient(api_key=KEY, base_url=url, transport=transport)  # type: ignore[arg-type]
 
     async def one() -> Any:
-        stream = await client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=50, stream=True, extra_headers=STALL)
+        stream = await client.chat.create(
+            model=MODEL, messages=MESSAGES, max_tokens=50, stream=True, extra_headers=STALL
+        )
         await anext(stream)  # the first chunk
         return stream
 
@@ -135,7 +137,10 @@ async def _measure(peer: str, url: str, n: int, top: int) -> dict[str, Any]:
     if before is not None and after is not None:
         stats = after.compare_to(before, "lineno")
         result["top"] = [
-            (f"{Path(s.traceback[0].filename).parent.name}/{Path(s.traceback[0].filename).name}:{s.traceback[0].lineno}", s.size_diff / n)
+            (
+                f"{Path(s.traceback[0].filename).parent.name}/{Path(s.traceback[0].filename).name}:{s.traceback[0].lineno}",
+                s.size_diff / n,
+            )
             for s in stats[:top]
         ]
     await _close(peer, owner, held)
@@ -165,7 +170,18 @@ def main() -> int:
         for peer in PEERS:
             started = time.monotonic()
             out = subprocess.run(
-                [sys.executable, __file__, "--peer", peer, "--url", url, "--streams", str(args.streams), "--top", str(args.top)],
+                [
+                    sys.executable,
+                    __file__,
+                    "--peer",
+                    peer,
+                    "--url",
+                    url,
+                    "--streams",
+                    str(args.streams),
+                    "--top",
+                    str(args.top),
+                ],
                 capture_output=True,
                 text=True,
                 timeout=300,
@@ -183,7 +199,9 @@ def main() -> int:
     print("| client | Python allocations | RSS growth |")
     print("|---|---|---|")
     for row in rows:
-        print(f"| {row['peer']} | {row['bytes_per_stream'] / 1024:.1f} KiB | {row['rss_growth_kb_per_stream']:.1f} KiB |")
+        print(
+            f"| {row['peer']} | {row['bytes_per_stream'] / 1024:.1f} KiB | {row['rss_growth_kb_per_stream']:.1f} KiB |"
+        )
     for row in rows:
         if "top" in row:
             print(f"\n{row['peer']}: where the bytes of one live stream come from")

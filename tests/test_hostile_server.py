@@ -449,7 +449,10 @@ async def test_other_compressed_replies_are_inflated(
         await peer.read_request()
         await peer.send(
             head(
-                "200 OK", "content-type: application/json", f"content-encoding: {header}", f"content-length: {len(body)}"
+                "200 OK",
+                "content-type: application/json",
+                f"content-encoding: {header}",
+                f"content-length: {len(body)}",
             )
             + body
         )

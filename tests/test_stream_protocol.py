@@ -362,7 +362,7 @@ def server() -> Iterator[LocalServer]:
 
 def _busy(http: httpx.AsyncClient) -> int:
     """Connections of the pool that are not idle (a leaked response keeps one busy)."""
-    transport: Any = http._transport  # type: ignore[attr-defined]
+    transport: Any = http._transport
     if type(transport).__name__ == "AiohttpTransport":  # aiohttp's connector: its acquired set
         session = transport._session
         return 0 if session is None else len(session.connector._acquired)

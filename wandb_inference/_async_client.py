@@ -175,8 +175,7 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
             )
         if given is not None and transport != "httpx":
             raise _exceptions.ConfigurationError(
-                f"transport={transport!r} builds the client's own connection pool: pass it or "
-                "http_client=, not both."
+                f"transport={transport!r} builds the client's own connection pool: pass it or http_client=, not both."
             )
         owns = http_client is None
         http = http_client or _own_http_client(transport)

@@ -28,6 +28,7 @@ request (as httpx's pooled connections belong to theirs).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
@@ -62,6 +63,10 @@ class _Connector(aiohttp.TCPConnector):
             should_close = True
         super()._release(key, protocol, should_close=should_close)
 
+    def close_now(self) -> None:
+        """Close every connection at once, without awaiting (a pool dropped unclosed)."""
+        self._close()
+
 
 def _raise(exc: BaseException, request: httpx.Request, pool_full: bool = False) -> NoReturn:
     """Raise the httpx error httpcore would raise for aiohttp's `exc` (from it).
@@ -73,7 +78,7 @@ def _raise(exc: BaseException, request: httpx.Request, pool_full: bool = False) 
     error: httpx.TransportError
     if isinstance(exc, aiohttp.ClientConnectorError):  # DNS, refused, TLS: never reached
         error = httpx.ConnectError(message, request=request)
-    elif isinstance(exc, aiohttp.ConnectionTimeoutError):  # aiohttp's connect = pool wait + connect
+    elif isinstance(exc, aiohttp.ConnectionTimeoutError):  # waiting for the pool, or connecting
         cls = httpx.PoolTimeout if pool_full else httpx.ConnectTimeout
         error = cls(message, request=request)
     elif isinstance(exc, aiohttp.SocketTimeoutError):
@@ -88,7 +93,7 @@ def _raise(exc: BaseException, request: httpx.Request, pool_full: bool = False) 
         error = httpx.RemoteProtocolError(detail, request=request)
     elif isinstance(exc, aiohttp.ClientPayloadError):  # a body cut short
         error = httpx.RemoteProtocolError(message, request=request)
-    elif isinstance(exc, aiohttp.ClientOSError) and message.startswith("Can not write request body"):
+    elif isinstance(exc, aiohttp.ClientOSError) and "Can not write request body" in message:
         error = httpx.WriteError(message, request=request)  # the request did not fully leave
     elif isinstance(exc, aiohttp.InvalidURL):
         error = httpx.UnsupportedProtocol(message, request=request)
@@ -161,13 +166,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._closed = False
         self._active = 0  # requests holding a connection (sent, or body not yet closed)
         self._urls: dict[str, URL] = {}
-        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[tuple[float | bool | None, ...], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            from .._exceptions import ConfigurationError
+            from wandb_inference._exceptions import ConfigurationError
 
             raise ConfigurationError(
                 "transport='aiohttp' runs on asyncio only (aiohttp has no trio support): use "
@@ -205,19 +210,23 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             parsed = self._urls[text] = URL(text, encoded=True)  # httpx has encoded it
         return parsed
 
-    def _timeout(self, timeouts: dict[str, float | None]) -> aiohttp.ClientTimeout:
+    def _timeout(self, timeouts: dict[str, float | None], pool_full: bool) -> aiohttp.ClientTimeout:
         connect, read, pool = timeouts.get("connect"), timeouts.get("read"), timeouts.get("pool")
-        key = (connect, read, pool)
+        key = (connect, read, pool, pool_full)
         timeout = self._timeouts.get(key)
         if timeout is None:
             if len(self._timeouts) >= _CACHE_SIZE:
                 self._timeouts.clear()
-            # aiohttp's `connect` bounds the wait for a pooled connection and making one;
-            # `sock_connect` the making alone; `sock_read` each wait for data (the head,
-            # then every read of the body). httpx's write timeout has no twin: a stalled
-            # upload ends at the read timeout (aiohttp's read timer runs from the send).
-            either = None if connect is None or pool is None else connect + pool
-            timeout = aiohttp.ClientTimeout(total=None, connect=either, sock_connect=connect, sock_read=read)
+            # aiohttp's `connect` bounds the wait for a pooled connection and the making of
+            # a new one together, `sock_connect` the making alone, `sock_read` each wait for
+            # data (the head, then every read of the body). So: with every connection in
+            # use, the request waits for one within httpx's pool timeout; otherwise it
+            # connects (name lookup included, as httpcore does) within the connect timeout.
+            # httpx's write timeout has no twin: a stalled upload ends at the read timeout
+            # (aiohttp's read timer runs from the send).
+            timeout = aiohttp.ClientTimeout(
+                total=None, connect=pool if pool_full else connect, sock_connect=connect, sock_read=read
+            )
             self._timeouts[key] = timeout
         return timeout
 
@@ -228,16 +237,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:  # a streamed upload: aiohttp sends it chunked
             data = request.stream
             request.headers.pop("transfer-encoding", None)
+        encoding = request.headers.encoding
         pool_full = self._limits.max_connections is not None and self._active >= self._limits.max_connections
         self._active += 1
         try:
             response = await session.request(
                 request.method,
                 self._url(request.url),
-                headers=request.headers.multi_items(),
+                # The raw pairs, decoded as `multi_items()` does (without its property per item).
+                headers=[(name.decode(encoding), value.decode(encoding)) for name, value in request.headers.raw],
                 data=data,
                 allow_redirects=False,
-                timeout=self._timeout(request.extensions.get("timeout") or {}),
+                timeout=self._timeout(request.extensions.get("timeout") or {}, pool_full),
             )
         except (aiohttp.ClientError, OSError) as exc:
             self._active -= 1
@@ -262,6 +273,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+    def __del__(self) -> None:
+        # Dropped without `aclose()` (a client never closed): close its sockets now, and
+        # quietly. aiohttp would log "Unclosed client session" as an asyncio error (and
+        # keep the sockets until they are collected); httpx's own pool says nothing.
+        session = getattr(self, "_session", None)
+        if session is not None and not session.closed:
+            with contextlib.suppress(Exception):  # a finalizer: nobody to tell
+                connector = session.connector
+                assert isinstance(connector, _Connector)
+                connector.close_now()
 
 
 def aiohttp_http_client(limits: httpx.Limits) -> httpx.AsyncClient:

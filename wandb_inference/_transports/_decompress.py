@@ -29,7 +29,7 @@ PIECE = 64 * 1024
 class _Inflate:
     """One gzip or deflate layer, inflated incrementally with bounded output."""
 
-    __slots__ = ("_gzip", "_zlib", "_started")
+    __slots__ = ("_gzip", "_started", "_zlib")
 
     def __init__(self, gzip: bool) -> None:
         self._gzip = gzip
