@@ -198,10 +198,10 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
         try:
             processor.raise_deferred()
             if not processor.finished():
-                source = self._source
-                if source is None:
-                    source = self._source = aiter_body(self.response)
                 try:
+                    source = self._source
+                    if source is None:  # may raise too: a closed response, an unknown coding
+                        source = self._source = aiter_body(self.response)
                     async for data in source:
                         pending.extend(processor.feed(data))
                         if pending or processor.finished():
@@ -356,10 +356,10 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
         try:
             processor.raise_deferred()
             if not processor.finished():
-                source = self._source
-                if source is None:
-                    source = self._source = iter_body(self.response)
                 try:
+                    source = self._source
+                    if source is None:  # may raise too: a closed response, an unknown coding
+                        source = self._source = iter_body(self.response)
                     for data in source:
                         pending.extend(processor.feed(data))
                         if pending or processor.finished():
