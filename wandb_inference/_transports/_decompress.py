@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from typing import TypeVar
 
 import httpx
+
+from wandb_inference._policy._redact import _AsyncForgetOnClose, _ForgetOnClose
 
 __all__ = ["ACCEPT_ENCODING", "PIECE", "aiter_body", "decoder_for", "iter_body"]
 
@@ -174,6 +177,30 @@ def _transport_stream(response: httpx.Response) -> httpx.SyncByteStream | httpx.
     return response.stream
 
 
+def _unbound(stream: _S) -> _S:
+    """The transport's own stream, under the wrappers that only pass its reads through.
+
+    `httpx.AsyncClient.send` wraps the transport's stream in one that notes the time
+    when it is closed (`BoundAsyncStream`), and the SDK's `forget_transport` wraps that;
+    each passes every read through a generator of its own. Reading the stream under them
+    saves those hops per network read (per stream chunk); closing still goes through them
+    (`response.aclose()`), so nothing they do at close is skipped.
+    """
+    while True:
+        cls = type(stream)
+        if not (cls in _FORGET or (cls.__module__ == "httpx._client" and cls.__name__ in _BOUND)):
+            return stream
+        inner = getattr(stream, "_stream", None)
+        if not isinstance(inner, httpx.SyncByteStream | httpx.AsyncByteStream):
+            return stream
+        stream = inner  # type: ignore[assignment]
+
+
+_S = TypeVar("_S", httpx.SyncByteStream, httpx.AsyncByteStream)
+_BOUND = frozenset({"BoundSyncStream", "BoundAsyncStream"})
+_FORGET = frozenset({_ForgetOnClose, _AsyncForgetOnClose})
+
+
 def aiter_body(response: httpx.Response) -> AsyncIterator[bytes]:
     """A reply's body, decompressed in pieces of at most `PIECE` bytes (async).
 
@@ -186,7 +213,7 @@ def aiter_body(response: httpx.Response) -> AsyncIterator[bytes]:
     decoder = decoder_for(response)
     stream = _transport_stream(response)
     assert isinstance(stream, httpx.AsyncByteStream)
-    raw = stream.__aiter__()
+    raw = _unbound(stream).__aiter__()
     return raw if decoder is None else _adecoded(raw, decoder)
 
 
@@ -201,5 +228,5 @@ def iter_body(response: httpx.Response) -> Iterator[bytes]:
     decoder = decoder_for(response)
     stream = _transport_stream(response)
     assert isinstance(stream, httpx.SyncByteStream)
-    raw = iter(stream)
+    raw = iter(_unbound(stream))
     return raw if decoder is None else _decoded(raw, decoder)
