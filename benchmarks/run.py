@@ -157,7 +157,7 @@ def measure(url: str, quick: bool) -> dict[str, Any]:
                 row["errors"] += int(res.get("errors", 0))
                 if "peak_rss_mb" in res:
                     row["rss"].append(res["peak_rss_mb"])
-                if "peak_live" in res:
+                if res.get("peak_live") is not None:
                     row["live"].append(res["peak_live"])
                 if "rss_before_mb" in res:
                     row["burst"].append(res["peak_rss_mb"] - res["rss_before_mb"])
