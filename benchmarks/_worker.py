@@ -1,10 +1,12 @@
 """One benchmark measurement in a fresh process: `python _worker.py PEER SCENARIO URL N`.
 
 Prints one JSON object. Peers: httpx, httpx-sync, httpx-sse, openai, openai-sync,
-wandb_inference, wandb_inference-sync, and the last two traced (`-traced`: an OpenTelemetry
-SDK tracer provider with a batching no-op exporter and a meter provider, as an application
-that traces would have). CPU is this process's CPU time only (the server
-runs in another process), so it measures the client.
+wandb_inference, wandb_inference-sync, the aiohttp family: aiohttp (raw aiohttp),
+httpx-aiohttp (raw httpx on httpx-aiohttp's transport), openai-aiohttp (openai with
+`DefaultAioHttpClient`), wandb_inference-aiohttp (`transport="aiohttp"`), and the SDK's
+two clients traced (`-traced`: an OpenTelemetry SDK tracer provider with a batching no-op
+exporter and a meter provider, as an application that traces would have). CPU is this
+process's CPU time only (the server runs in another process), so it measures the client.
 """
 
 from __future__ import annotations
@@ -26,6 +28,37 @@ KEY = "bench-key"
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _rss_now_mb() -> float:
+    """Resident memory now (Linux; the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize() / (1 << 20)
+    except OSError:
+        return _rss_mb()
+
+
+class _Live:
+    """Streams with a response in hand and not yet closed (from the response to the end of
+    its close): now, and at most at once.
+
+    The burst of 500 streams starts every request at once; how many replies are held at
+    the same moment is what the peak RSS follows (`benchmarks/stream_memory.py` measures
+    what each one holds).
+    """
+
+    now = 0
+    peak = 0
+
+    @classmethod
+    def enter(cls) -> None:
+        cls.now += 1
+        cls.peak = max(cls.peak, cls.now)
+
+    @classmethod
+    def leave(cls) -> None:
+        cls.now -= 1
 
 
 # --------------------------------------------------------------------------- raw httpx
@@ -63,15 +96,19 @@ class RawAsync:
     async def stream(self, max_tokens: int) -> int:
         n = 0
         body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True, "ignore_eos": True}
-        async with self.http.stream("POST", self.url + "/chat/completions", json=body, headers=self.headers) as r:
-            r.raise_for_status()
-            async for line in r.aiter_lines():
-                if line.startswith("data: "):
-                    data = line[6:]
-                    if data == "[DONE]":
-                        break
-                    json.loads(data)
-                    n += 1
+        try:
+            async with self.http.stream("POST", self.url + "/chat/completions", json=body, headers=self.headers) as r:
+                _Live.enter()
+                r.raise_for_status()
+                async for line in r.aiter_lines():
+                    if line.startswith("data: "):
+                        data = line[6:]
+                        if data == "[DONE]":
+                            break
+                        json.loads(data)
+                        n += 1
+        finally:
+            _Live.leave()  # once closed
         return n
 
     async def embed(self, texts: list[str]) -> int:
@@ -85,6 +122,67 @@ class RawAsync:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+
+class RawHttpxAiohttp(RawAsync):
+    """The same hand-written httpx client, on httpx-aiohttp's transport."""
+
+    def __init__(self, url: str) -> None:
+        import httpx
+        from httpx_aiohttp import HttpxAiohttpClient
+
+        self.url = url
+        self.http = HttpxAiohttpClient(
+            timeout=120, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+        )
+        self.headers = {"Authorization": f"Bearer {KEY}"}
+
+
+class RawAiohttp:
+    """A hand-written aiohttp client: the same calls and SSE loop as the raw httpx one."""
+
+    def __init__(self, url: str) -> None:
+        import aiohttp
+
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {KEY}"}
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1000), timeout=aiohttp.ClientTimeout(total=120)
+        )
+
+    async def chat(self) -> str:
+        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 16}
+        async with self.session.post(self.url + "/chat/completions", json=body, headers=self.headers) as r:
+            r.raise_for_status()
+            return str((await r.json())["choices"][0]["message"]["content"])
+
+    async def stream(self, max_tokens: int) -> int:
+        n = 0
+        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True, "ignore_eos": True}
+        try:
+            async with self.session.post(self.url + "/chat/completions", json=body, headers=self.headers) as r:
+                _Live.enter()
+                r.raise_for_status()
+                async for raw in r.content:  # one line at a time
+                    line = raw.decode().rstrip("\r\n")
+                    if line.startswith("data: "):
+                        data = line[6:]
+                        if data == "[DONE]":
+                            break
+                        json.loads(data)
+                        n += 1
+        finally:
+            _Live.leave()  # once closed
+        return n
+
+    async def embed(self, texts: list[str]) -> int:
+        body = {"model": EMBED_MODEL, "input": texts}
+        async with self.session.post(self.url + "/embeddings", json=body, headers=self.headers) as r:
+            r.raise_for_status()
+            return len((await r.json())["data"])
+
+    async def close(self) -> None:
+        await self.session.close()
 
 
 class RawSync:
@@ -166,8 +264,12 @@ class OpenAIAsync:
             stream=True,
             extra_body={"ignore_eos": True},
         )
-        async for _chunk in s:
-            n += 1
+        _Live.enter()
+        try:
+            async for _chunk in s:
+                n += 1
+        finally:
+            _Live.leave()
         return n
 
     async def embed(self, texts: list[str]) -> int:
@@ -176,6 +278,17 @@ class OpenAIAsync:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+class OpenAIAiohttp(OpenAIAsync):
+    """openai with its aiohttp transport (`openai[aiohttp]`'s `DefaultAioHttpClient`)."""
+
+    def __init__(self, url: str, max_retries: int = 0) -> None:
+        import openai
+
+        self.client = openai.AsyncOpenAI(
+            api_key=KEY, base_url=url, max_retries=max_retries, timeout=120, http_client=openai.DefaultAioHttpClient()
+        )
 
 
 class OpenAISync:
@@ -212,10 +325,14 @@ class OpenAISync:
 
 
 class WIAsync:
+    transport = "httpx"
+
     def __init__(self, url: str, max_retries: int = 0) -> None:
         import wandb_inference
 
-        self.client = wandb_inference.AsyncClient(api_key=KEY, base_url=url, max_retries=max_retries)
+        self.client = wandb_inference.AsyncClient(
+            api_key=KEY, base_url=url, max_retries=max_retries, transport=self.transport
+        )
 
     async def chat(self) -> str:
         r = await self.client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=16)
@@ -226,9 +343,13 @@ class WIAsync:
         s = await self.client.chat.create(
             model=MODEL, messages=MESSAGES, max_tokens=max_tokens, stream=True, extra_body={"ignore_eos": True}
         )
-        async with s:
-            async for _chunk in s:
-                n += 1
+        _Live.enter()
+        try:
+            async with s:
+                async for _chunk in s:
+                    n += 1
+        finally:
+            _Live.leave()  # once closed
         return n
 
     async def embed(self, texts: list[str]) -> int:
@@ -237,6 +358,10 @@ class WIAsync:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+class WIAiohttp(WIAsync):
+    transport = "aiohttp"
 
 
 class WISync:
@@ -298,6 +423,10 @@ ASYNC_PEERS: dict[str, Callable[[str], Any]] = {
     "openai": OpenAIAsync,
     "wandb_inference": WIAsync,
     "wandb_inference-traced": _traced(WIAsync),
+    "aiohttp": RawAiohttp,
+    "httpx-aiohttp": RawHttpxAiohttp,
+    "openai-aiohttp": OpenAIAiohttp,
+    "wandb_inference-aiohttp": WIAiohttp,
 }
 SYNC_PEERS: dict[str, Callable[[str], Any]] = {
     "httpx-sync": RawSync,
@@ -313,6 +442,10 @@ IMPORTS = {
     "openai-sync": "import openai; c = openai.OpenAI(api_key='k')",
     "wandb_inference": "import wandb_inference; c = wandb_inference.AsyncClient(api_key='k')",
     "wandb_inference-sync": "import wandb_inference; c = wandb_inference.Client(api_key='k')",
+    "aiohttp": "import aiohttp",
+    "httpx-aiohttp": "import httpx, httpx_aiohttp; c = httpx_aiohttp.HttpxAiohttpClient()",
+    "openai-aiohttp": "import openai; c = openai.AsyncOpenAI(api_key='k', http_client=openai.DefaultAioHttpClient())",
+    "wandb_inference-aiohttp": "import wandb_inference; c = wandb_inference.AsyncClient(api_key='k', transport='aiohttp')",
     "litellm": "import litellm",
 }
 
@@ -336,6 +469,8 @@ async def _run_async(peer: str, scenario: str, url: str, n: int) -> dict[str, An
             return {"cpu_per_chunk_us": (time.process_time() - cpu) / chunks * 1e6, "chunks": chunks}
         if scenario == "concurrent":
             errors = 0
+            await client.stream(20)  # warm: what the client loads for a stream is loaded
+            before = _rss_now_mb()
             wall = time.perf_counter()
 
             async def one() -> int:
@@ -348,7 +483,14 @@ async def _run_async(peer: str, scenario: str, url: str, n: int) -> dict[str, An
 
             counts = await asyncio.gather(*(one() for _ in range(n)))
             wall = time.perf_counter() - wall
-            return {"wall_s": wall, "errors": errors, "chunks": sum(counts), "peak_rss_mb": _rss_mb()}
+            return {
+                "wall_s": wall,
+                "errors": errors,
+                "chunks": sum(counts),
+                "peak_rss_mb": _rss_mb(),
+                "rss_before_mb": before,
+                "peak_live": _Live.peak or None,  # None: a peer the counter is not wired into
+            }
         if scenario == "embeddings":
             for _ in range(3):
                 await client.embed(TEXTS)

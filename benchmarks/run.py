@@ -1,4 +1,4 @@
-"""The benchmark suite: wandb_inference against raw httpx and the openai SDK, one run.
+"""The benchmark suite: wandb_inference against raw httpx, aiohttp and the openai SDK, one run.
 
     python benchmarks/run.py [--quick] [--out benchmarks/report]
 
@@ -29,12 +29,27 @@ HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_worker.py"
 
 ASYNC = ["httpx", "httpx-sse", "openai", "wandb_inference"]
+# The aiohttp family: raw aiohttp, raw httpx on httpx-aiohttp's transport, openai with
+# `DefaultAioHttpClient`, and the SDK with `transport="aiohttp"`.
+AIOHTTP = ["aiohttp", "httpx-aiohttp", "openai-aiohttp", "wandb_inference-aiohttp"]
 SYNC = ["httpx-sync", "openai-sync", "wandb_inference-sync"]
 # The SDK again with an OpenTelemetry SDK provider set (no-op exporter): what tracing costs.
 TRACED = {"wandb_inference-traced": "wandb_inference", "wandb_inference-sync-traced": "wandb_inference-sync"}
 
 # Budgets: wandb_inference / raw httpx in the same run (sync against httpx.Client).
 BUDGETS = {"import": 1.3, "nonstream": 1.3, "stream": 1.5, "concurrent": 1.1, "concurrent_rss": 1.3, "embeddings": 1.2}
+# Budgets of `transport="aiohttp"`: (scenario, baseline peer, limit), the SDK's figure over
+# the baseline's in the same run. Raw httpx on httpx-aiohttp's transport is the practical
+# floor of an SDK that keeps httpx's types; raw httpx is what the SDK must beat.
+AIOHTTP_BUDGETS = [
+    ("nonstream", "httpx-aiohttp", 1.15),
+    ("stream", "httpx-aiohttp", 1.15),
+    ("concurrent", "httpx-aiohttp", 1.15),
+    ("concurrent_rss", "httpx-aiohttp", 1.15),
+    ("nonstream", "httpx", 0.75),
+    ("stream", "httpx", 0.6),
+    ("concurrent", "httpx", 0.5),
+]
 
 
 def _free_port() -> int:
@@ -62,10 +77,19 @@ def _start_server() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def _available(peer: str) -> bool:
-    module = {"httpx-sse": "httpx_sse", "openai": "openai", "openai-sync": "openai", "litellm": "litellm"}.get(peer)
+    modules = {
+        "httpx-sse": ["httpx_sse"],
+        "openai": ["openai"],
+        "openai-sync": ["openai"],
+        "litellm": ["litellm"],
+        "aiohttp": ["aiohttp"],
+        "httpx-aiohttp": ["httpx_aiohttp"],
+        "openai-aiohttp": ["openai", "httpx_aiohttp"],
+        "wandb_inference-aiohttp": ["aiohttp"],
+    }.get(peer, [])
     if peer in TRACED:
-        module = "opentelemetry.sdk"
-    return module is None or importlib.util.find_spec(module) is not None
+        modules = ["opentelemetry.sdk"]
+    return all(importlib.util.find_spec(module) is not None for module in modules)
 
 
 def _worker(peer: str, scenario: str, url: str, n: int, *extra: str) -> dict[str, Any]:
@@ -112,14 +136,14 @@ def measure(url: str, quick: bool) -> dict[str, Any]:
         "concurrent": 500,
         "embeddings": 40 if quick else 200,
     }
-    peers = [p for p in ASYNC + SYNC if _available(p)]
+    peers = [p for p in ASYNC + AIOHTTP + SYNC if _available(p)]
     traced = [p for p in TRACED if _available(p)]
     results: dict[str, Any] = {"peers": peers + traced, "scenarios": {}}
     plan: list[tuple[str, str, list[str], int]] = [
         ("import", "seconds", [*peers, *(["litellm"] if _available("litellm") else [])], 0),
         ("nonstream", "cpu_per_call_us", peers + traced, sizes["nonstream"]),
         ("stream", "cpu_per_chunk_us", peers + traced, sizes["stream"]),
-        ("concurrent", "wall_s", [p for p in peers if p in ASYNC], sizes["concurrent"]),
+        ("concurrent", "wall_s", [p for p in peers if p not in SYNC], sizes["concurrent"]),
         ("embeddings", "cpu_per_call_us", peers, sizes["embeddings"]),
     ]
     for scenario, metric, scenario_peers, n in plan:
@@ -127,7 +151,9 @@ def measure(url: str, quick: bool) -> dict[str, Any]:
         r = reps if scenario != "import" else reps * 2
         for _ in range(r):  # interleave peers across repetitions: drift hits all alike
             for peer in scenario_peers:
-                row = table.setdefault(peer, {"values": [], "errors": 0, "rss": [], "notes": []})
+                row = table.setdefault(
+                    peer, {"values": [], "errors": 0, "rss": [], "burst": [], "live": [], "notes": []}
+                )
                 res = _worker(peer, scenario, url, n)
                 if "error" in res:
                     row["notes"].append(res["error"])
@@ -136,6 +162,10 @@ def measure(url: str, quick: bool) -> dict[str, Any]:
                 row["errors"] += int(res.get("errors", 0))
                 if "peak_rss_mb" in res:
                     row["rss"].append(res["peak_rss_mb"])
+                if res.get("peak_live") is not None:
+                    row["live"].append(res["peak_live"])
+                if "rss_before_mb" in res:
+                    row["burst"].append(res["peak_rss_mb"] - res["rss_before_mb"])
         for row in table.values():
             row["stats"] = _stats(row["values"]) if row["values"] else None
             row["rss_stats"] = _stats(row["rss"]) if row["rss"] else None
@@ -178,10 +208,19 @@ def ratios(results: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     return out
 
 
+def ratio_to(results: dict[str, Any], scenario: str, peer: str, base: str) -> float | None:
+    """`peer`'s median over `base`'s in one scenario (`concurrent_rss`: peak RSS)."""
+    key, name = ("rss_stats", "concurrent") if scenario == "concurrent_rss" else ("stats", scenario)
+    table = results["scenarios"].get(name, {}).get("table", {})
+    mine, theirs = table.get(peer, {}).get(key), table.get(base, {}).get(key)
+    return mine["median"] / theirs["median"] if mine and theirs else None
+
+
 def budgets(
     rat: dict[str, dict[str, float | None]], results: dict[str, Any]
 ) -> list[tuple[str, str, float | None, float, bool]]:
     checks = []
+    concurrent = results["scenarios"]["concurrent"]["table"]
     for scenario, limit in BUDGETS.items():
         for peer in ("wandb_inference", "wandb_inference-sync"):
             value = rat.get(scenario, {}).get(peer)
@@ -189,9 +228,16 @@ def budgets(
                 continue
             ok = value is not None and value <= limit
             if scenario == "concurrent":
-                errors = results["scenarios"]["concurrent"]["table"].get(peer, {}).get("errors", 1)
-                ok = ok and errors == 0
+                ok = ok and concurrent.get(peer, {}).get("errors", 1) == 0
             checks.append((scenario, peer, value, limit, ok))
+    peer = "wandb_inference-aiohttp"
+    if peer in results["peers"]:
+        for scenario, base, limit in AIOHTTP_BUDGETS:
+            value = ratio_to(results, scenario, peer, base)
+            ok = value is not None and value <= limit
+            if scenario == "concurrent":
+                ok = ok and concurrent.get(peer, {}).get("errors", 1) == 0
+            checks.append((f"{scenario} / {base}", peer, value, limit, ok))
     return checks
 
 
@@ -230,13 +276,29 @@ def report(results: dict[str, Any], rat: dict[str, Any], checks: list[Any], out:
             spread = f"{st['min'] * scale:.1f} - {st['max'] * scale:.1f}"
             extra = ""
             if scenario == "concurrent":
+                burst = f" = {statistics.median(row['burst']):.1f} MB for the burst" if row.get("burst") else ""
+                live = f", at most {statistics.median(row['live']):.0f} held at once" if row.get("live") else ""
                 extra = (
-                    f" (errors {row['errors']}, RSS {row['rss_stats']['median']:.0f} MB)" if row["rss_stats"] else ""
+                    f" (errors {row['errors']}, peak RSS {row['rss_stats']['median']:.0f} MB{burst}{live})"
+                    if row["rss_stats"]
+                    else ""
                 )
             lines.append(f"| {scenario} | {peer} | {cell}{extra} | {spread} | {_fmt(rat[scenario].get(peer))} |")
+    family = [p for p in AIOHTTP if p in results["peers"]]
+    if "httpx-aiohttp" in family:
+        lines += [
+            "",
+            "## The aiohttp family: ratios to raw httpx on httpx-aiohttp's transport (same run)",
+            "",
+            "| scenario | " + " | ".join(family) + " |",
+            "|---|" + "---|" * len(family),
+        ]
+        for scenario in ("nonstream", "stream", "concurrent", "concurrent_rss", "embeddings"):
+            cells = [_fmt(ratio_to(results, scenario, p, "httpx-aiohttp")) for p in family]
+            lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "## Budgets (wandb_inference / raw httpx)",
+        "## Budgets (wandb_inference / raw httpx; the aiohttp transport also / httpx-aiohttp)",
         "",
         "| budget | client | ratio | limit | |",
         "|---|---|---|---|---|",
@@ -290,10 +352,20 @@ def chart(rat: dict[str, dict[str, float | None]], out: Path) -> None:
     scenarios = [s for s in ("import", "nonstream", "stream", "concurrent", "concurrent_rss", "embeddings") if s in rat]
     peers = [
         p
-        for p in ("httpx-sse", "openai", "openai-sync", "wandb_inference", "wandb_inference-sync")
+        for p in (
+            "httpx-sse",
+            "openai",
+            "openai-sync",
+            "wandb_inference",
+            "wandb_inference-sync",
+            "aiohttp",
+            "httpx-aiohttp",
+            "openai-aiohttp",
+            "wandb_inference-aiohttp",
+        )
         if any(rat[s].get(p) for s in scenarios)
     ]
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = plt.subplots(figsize=(12, 4.8))
     width = 0.8 / max(1, len(peers))
     for i, peer in enumerate(peers):
         values = [rat[s].get(peer) or 0 for s in scenarios]
@@ -302,8 +374,8 @@ def chart(rat: dict[str, dict[str, float | None]], out: Path) -> None:
     ax.set_xticks([x + width * (len(peers) - 1) / 2 for x in range(len(scenarios))], scenarios)
     ax.set_ylabel("ratio to raw httpx (lower is better)")
     ax.set_yscale("log")
-    ax.legend(fontsize=8)
-    ax.set_title("wandb-inference vs openai vs raw httpx (same run)")
+    ax.legend(fontsize=7, ncol=3)
+    ax.set_title("wandb-inference (httpx and aiohttp transports) vs openai, aiohttp and raw httpx (same run)")
     fig.tight_layout()
     fig.savefig(out / "chart.png", dpi=110)
 

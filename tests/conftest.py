@@ -1,4 +1,14 @@
-"""Shared fixtures: clients of both colours over `httpx.MockTransport`, and a fake sleep."""
+"""Shared fixtures: clients of both colours over `httpx.MockTransport`, a fake sleep, and
+the two transports of `AsyncClient`.
+
+A module that sets `pytestmark = pytest.mark.usefixtures("async_transport")` runs each of
+its async tests on both transports: every `AsyncClient` the test builds without
+`http_client=` sends over httpx (`[...-httpx]`) and then over aiohttp
+(`[...-aiohttp]`), through the documented switch (`transport=`, whose default the
+fixture sets). Tests taking `kind` run as `async`, `async-aiohttp` and `sync`. Tests that
+only ever build clients on `httpx.MockTransport` (`make_client`, or marked
+`httpx_only`) and sync tests run once.
+"""
 
 from __future__ import annotations
 
@@ -77,9 +87,46 @@ class Either:
             self.client.close()
 
 
-@pytest.fixture(params=["async", "sync"])
+@pytest.fixture
 def kind(request: pytest.FixtureRequest) -> str:
+    """The client's colour, "async" or "sync" (parametrized by `pytest_generate_tests`)."""
     return str(request.param)
+
+
+TRANSPORTS = ("httpx", "aiohttp")
+
+
+@pytest.fixture
+def async_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The transport of every `AsyncClient` this test builds (the default of `transport=`)."""
+    name = str(getattr(request, "param", "httpx"))
+    defaults = wandb_inference.AsyncClient.__init__.__kwdefaults__
+    assert defaults is not None and "transport" in defaults
+    monkeypatch.setitem(defaults, "transport", name)
+    # The switch really took: a client built with the defaults sends over `name`.
+    client = wandb_inference.AsyncClient(api_key="k")
+    assert type(client._http._transport).__module__.endswith("_aiohttp") == (name == "aiohttp")
+    return name
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    names = metafunc.fixturenames
+    both = "async_transport" in names and not (
+        metafunc.definition.get_closest_marker("httpx_only") is not None or "make_client" in names
+    )
+    if "kind" in names:
+        combos = (
+            [("async", "httpx"), ("async", "aiohttp"), ("sync", "httpx")]
+            if both
+            else [("async", "httpx"), ("sync", "httpx")]
+        )
+        ids = [k if t == "httpx" else f"{k}-{t}" for k, t in combos]
+        if "async_transport" in names:
+            metafunc.parametrize(("kind", "async_transport"), combos, ids=ids, indirect=True)
+        else:
+            metafunc.parametrize("kind", [k for k, _ in combos], ids=ids, indirect=True)
+    elif both and inspect.iscoroutinefunction(metafunc.function):
+        metafunc.parametrize("async_transport", TRANSPORTS, indirect=True)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ PACKAGE = ROOT / "wandb_inference"
 SHELLS = {"wandb_inference._async_client", "wandb_inference._client"}
 # The subpackages below the clients; each may use the core modules at the top (errors,
 # options, request checks), never the client shells, the send core, the CLI or the server.
-LOWER = ("_policy", "_streaming", "_types", "_catalog", "_helpers", "_tracing")
+LOWER = ("_policy", "_streaming", "_transports", "_types", "_catalog", "_helpers", "_tracing")
 CORE = {"wandb_inference._prepare", "wandb_inference._replies"}
 
 
@@ -150,7 +150,7 @@ def test_the_local_server_uses_only_the_catalog_and_the_document() -> None:
 
 def test_subpackage_inits_import_nothing() -> None:
     """`import wandb_inference._policy` (on the client's path) costs one docstring."""
-    for package in ("_policy", "_streaming", "_types", "_catalog", "_tracing"):
+    for package in ("_policy", "_streaming", "_transports", "_types", "_catalog", "_tracing"):
         tree = ast.parse((PACKAGE / package / "__init__.py").read_text(encoding="utf-8"))
         assert all(isinstance(node, ast.Expr) for node in tree.body), package
 

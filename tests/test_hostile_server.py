@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gzip
 import json
 import ssl
 import threading
@@ -26,13 +27,15 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import pytest
-from _helpers import API_KEY, MESSAGES, MODEL, chunk, error_body
+from _helpers import API_KEY, MESSAGES, MODEL, chunk, completion_body, error_body
 from conftest import Sleeps
 
 import wandb_inference as wi
 from wandb_inference._streaming._sse import DEFAULT_MAX_EVENT_SIZE
 
 MiB = 1 << 20
+# Every test runs on both transports of AsyncClient (httpx's and aiohttp's): conftest.py.
+pytestmark = pytest.mark.usefixtures("async_transport")
 
 
 class Peer:
@@ -361,13 +364,13 @@ def gzip_bomb(inflated_mib: int) -> bytes:
     return first + segment * (inflated_mib - 1)
 
 
-def bomb_handler(status: str, bomb: bytes) -> Handler:
+def bomb_handler(status: str, bomb: bytes, ctype: str = "application/json") -> Handler:
     async def handler(peer: Peer) -> None:
         await peer.read_request()
         await peer.send(
             head(
                 status,
-                "content-type: application/json",
+                f"content-type: {ctype}",
                 "content-encoding: gzip",
                 f"content-length: {len(bomb)}",
             )
@@ -379,6 +382,10 @@ def bomb_handler(status: str, bomb: bytes) -> Handler:
 
 
 BOMB_MIB = 1024
+# What the clients may hold beyond a cap while refusing a bomb: one inflated piece (64 KiB),
+# the compressed read it came from, the list of pieces, the test server's own buffers.
+# httpx's own decoder, which inflates a whole 64 KiB read at once, needed ~135 MiB more.
+SLACK = 4 * MiB
 
 
 async def test_gzip_bomb_success_is_refused_with_bounded_memory(
@@ -389,10 +396,10 @@ async def test_gzip_bomb_success_is_refused_with_bounded_memory(
     server = serve(bomb_handler("200 OK", bomb))
     with traced_peak() as peak, pytest.raises(wi.APIResponseValidationError, match="exceeds 100 MiB"):
         await chat(kind, server.base_url, sleeps)
-    # The 100 MiB body cap, plus what one network read (64 KiB) inflates to before the cap
-    # is checked (~64 MiB, twice while zlib builds it: httpx decompresses a read in one
-    # go). Measured ~235 MiB: bounded, and far below the 1 GiB.
-    assert peak[0] < 320 * MiB, peak[0] / MiB
+    print(f"\ngzip bomb, 200 ({kind}): peak {peak[0] / MiB:.1f} MiB")
+    # The 100 MiB reply cap, and not more than a few MiB above it: compressed bodies are
+    # inflated 64 KiB at a time and the cap checked after each piece.
+    assert peak[0] < 100 * MiB + SLACK, peak[0] / MiB
     assert server.connections == 1
 
 
@@ -405,9 +412,70 @@ async def test_gzip_bomb_error_status_is_classified_with_bounded_memory(
     error = info.value
     assert error.status_code == 500 and str(error).startswith("500 ")
     assert error.body is None and error.response.content == b""  # over the 1 MiB cap: dropped
-    # The 1 MiB error-body cap is checked after each inflated read, so one read's worth
-    # (~64 MiB, twice while zlib builds it) is the real bound: still far below the 1 GiB.
-    assert peak[0] < 200 * MiB, peak[0] / MiB
+    print(f"\ngzip bomb, 500 ({kind}): peak {peak[0] / MiB:.1f} MiB")
+    assert peak[0] < 1 * MiB + SLACK, peak[0] / MiB  # the 1 MiB error-body cap
+
+
+async def test_gzip_bomb_stream_is_a_stream_error_with_bounded_memory(
+    serve: Callable[..., RawServer], kind: str, sleeps: Sleeps
+) -> None:
+    """An event stream that inflates to 1 GiB without a line end: the SSE line limit
+    (16 MiB) ends it, and memory follows that limit."""
+    server = serve(bomb_handler("200 OK", gzip_bomb(BOMB_MIB), "text/event-stream"))
+    with traced_peak() as peak, pytest.raises(wi.StreamError) as info:
+        await chat(kind, server.base_url, sleeps, stream=True)
+    assert type(info.value) is wi.StreamError
+    assert f"SSE size limit of {DEFAULT_MAX_EVENT_SIZE:,} bytes" in str(info.value)
+    print(f"\ngzip bomb, stream ({kind}): peak {peak[0] / MiB:.1f} MiB")
+    assert peak[0] < DEFAULT_MAX_EVENT_SIZE + SLACK, peak[0] / MiB
+
+
+@pytest.mark.parametrize("coding", ["deflate", "deflate-raw", "gzip, gzip"])
+async def test_other_compressed_replies_are_inflated(
+    serve: Callable[..., RawServer], kind: str, sleeps: Sleeps, coding: str
+) -> None:
+    """zlib-wrapped and raw deflate (servers send both as `deflate`), and two layers."""
+    raw = json.dumps(completion_body("Hello there")).encode()
+    if coding == "deflate":
+        body = zlib.compress(raw)
+    elif coding == "deflate-raw":
+        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        body = packer.compress(raw) + packer.flush()
+    else:
+        body = gzip.compress(gzip.compress(raw))
+    header = coding.replace("deflate-raw", "deflate")
+
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(
+            head(
+                "200 OK",
+                "content-type: application/json",
+                f"content-encoding: {header}",
+                f"content-length: {len(body)}",
+            )
+            + body
+        )
+
+    server = serve(handler)
+    reply = await chat(kind, server.base_url, sleeps)
+    assert reply.text == "Hello there"
+
+
+async def test_an_unasked_for_coding_is_a_validation_error(
+    serve: Callable[..., RawServer], kind: str, sleeps: Sleeps
+) -> None:
+    """Brotli (or zstd) was not asked for and has no bounded decoder: a typed error."""
+
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(head("200 OK", "content-type: application/json", "content-encoding: br", "content-length: 4"))
+        await peer.send(b"\x0b\x01\x80{")
+
+    server = serve(handler)
+    with pytest.raises(wi.APIResponseValidationError, match="Content-Encoding 'br'"):
+        await chat(kind, server.base_url, sleeps, max_retries=2)
+    assert server.connections == 1  # a reply that came is not asked for again
 
 
 # --------------------------------------------------------------------------- silence and hang-ups

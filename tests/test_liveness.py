@@ -33,6 +33,9 @@ import wandb_inference as wi
 from wandb_inference._policy._concurrency import _MAX_MODELS, AsyncLimiter, SyncLimiter
 from wandb_inference.server import Fault, LocalServer
 
+# Async tests run on both transports of AsyncClient (httpx's and aiohttp's): conftest.py.
+pytestmark = pytest.mark.usefixtures("async_transport")
+
 MakeClient = Callable[..., Either]
 CONCURRENCY_429 = Fault.status(429, kind="concurrency")
 
@@ -333,6 +336,7 @@ async def test_a_corrupt_gzip_reply_is_a_typed_error(serve: Callable[..., RawSer
         await _call(kind, server.base_url, stream=stream)
 
 
+@pytest.mark.httpx_only  # its own httpx.MockTransport pool
 async def test_a_corrupt_gzip_error_body_is_classified_and_frees_the_slot(kind: str) -> None:
     """A 500 whose gzip body is corrupt: still an InternalServerError, and its slot returns."""
     ok = json_response(200, completion_body())

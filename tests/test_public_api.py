@@ -34,11 +34,17 @@ def _public(cls: type) -> dict[str, inspect.Signature | str]:
     return out
 
 
+# aiohttp is asyncio only: choosing it is the one option the sync client has no twin of.
+_ASYNC_ONLY = {"transport"}
+
+
 def _normalise(sig: inspect.Signature | str) -> object:
     if isinstance(sig, str):
         return sig
     params = []
     for p in sig.parameters.values():
+        if p.name in _ASYNC_ONLY:
+            continue
         annotation = str(p.annotation)
         annotation = annotation.replace("Awaitable[None]", "None").replace("Async", "")
         params.append((p.name, p.kind, repr(p.default), annotation))
@@ -61,6 +67,8 @@ def test_clients_have_the_same_surface() -> None:
         for name, sig in a.items():
             other = s[name.replace("aclose", "close")]
             assert _normalise(sig) == _normalise(other), (async_cls.__name__, name)
+            assert isinstance(other, str) or not _ASYNC_ONLY & set(other.parameters)
+    assert set(inspect.signature(wandb_inference.AsyncClient).parameters) >= _ASYNC_ONLY
 
 
 # What constructing each client loads from the package; everything else waits for its
@@ -110,7 +118,12 @@ _BLOCKED = (
     "wandb_inference._policy._aimd",
     "wandb_inference.tracing",
     "wandb_inference._tracing",
+    "wandb_inference._transports",
+    "wandb_inference._transports._aiohttp",
+    "wandb_inference._transports._decompress",
     # Optional extras and heavy packages.
+    "aiohttp",
+    "httpx_aiohttp",
     "attrs",
     "starlette",
     "uvicorn",
@@ -166,6 +179,23 @@ def test_import_is_light() -> None:
     added, ours = _loaded_after("import wandb_inference\nwandb_inference.Client(api_key='k').close()")
     assert added == [], added
     assert set(ours) == _CLIENT_MODULES | {"wandb_inference._client", "wandb_inference._resources"}, ours
+
+
+def test_the_aiohttp_transport_loads_only_when_chosen() -> None:
+    """`transport="aiohttp"` loads aiohttp and the transport module, nothing else blocked."""
+    pytest.importorskip("aiohttp")
+    chosen = ("aiohttp", "wandb_inference._transports", "wandb_inference._transports._aiohttp")
+    blocked = [m for m in _BLOCKED if m.startswith("wandb_inference") and m not in chosen]
+    code = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        "import wandb_inference\n"
+        "c = wandb_inference.AsyncClient(api_key='k', transport='aiohttp')\n"
+        "print(type(c._http._transport).__module__, 'aiohttp' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["wandb_inference._transports._aiohttp", "True"]
 
 
 def test_every_public_name_loads_lazily_from_its_module() -> None:

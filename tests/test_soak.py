@@ -17,6 +17,7 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from typing import Literal
 
 import anyio
 import httpx
@@ -87,10 +88,17 @@ class _CountedStream(httpx.AsyncByteStream):
 
 
 class _CountingTransport(httpx.AsyncBaseTransport):
-    """httpx's own transport, counting responses not yet closed (public httpx API only)."""
+    """The client's transport (httpx's or aiohttp's), counting responses not yet closed."""
 
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=200))
+    def __init__(self, name: str) -> None:
+        limits = httpx.Limits(max_connections=200)
+        self.inner: httpx.AsyncBaseTransport
+        if name == "aiohttp":
+            from wandb_inference._transports._aiohttp import AiohttpTransport
+
+            self.inner = AiohttpTransport(limits=limits)
+        else:
+            self.inner = httpx.AsyncHTTPTransport(limits=limits)
         self.open = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -106,7 +114,9 @@ class _CountingTransport(httpx.AsyncBaseTransport):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)  # about 40 s on an idle 2-core machine; a loaded one takes several times that
-async def test_fault_soak(server: LocalServer) -> None:
+@pytest.mark.parametrize("transport_name", ["httpx", "aiohttp"])
+async def test_fault_soak(server: LocalServer, transport_name: str) -> None:
+    server.requests.clear()  # the server serves both transports' runs
     rng = random.Random(20261122)
     weights = [w for w, *_ in SCENARIOS]
     plan = [rng.choices(SCENARIOS, weights)[0] for _ in range(CALLS)]
@@ -118,7 +128,7 @@ async def test_fault_soak(server: LocalServer) -> None:
     failures: list[str] = []
     call_ids: dict[str, tuple[str | None, object]] = {}
 
-    transport = _CountingTransport()
+    transport = _CountingTransport(transport_name)
     http = httpx.AsyncClient(transport=transport, follow_redirects=False)
     async with (
         http,
@@ -194,10 +204,11 @@ async def test_fault_soak(server: LocalServer) -> None:
 
 
 @pytest.mark.slow
-async def test_batch_against_a_one_in_flight_model_completes() -> None:
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+async def test_batch_against_a_one_in_flight_model_completes(transport: Literal["httpx", "aiohttp"]) -> None:
     """100 calls, 16 at a time, to a model that serves one request at a time."""
     with LocalServer(concurrency_limits={MODEL: 1}, pace=0.002) as srv:
-        async with wi.AsyncClient("k", base_url=srv.base_url, max_retries=4) as client:
+        async with wi.AsyncClient("k", base_url=srv.base_url, max_retries=4, transport=transport) as client:
             gate = anyio.Semaphore(16)
             texts: list[str] = []
 

@@ -22,6 +22,9 @@ from wandb_inference._streaming._processor import StreamProcessor
 from wandb_inference._types._chunk import parse_chunk
 from wandb_inference.server import LocalServer
 
+# Async tests run on both transports of AsyncClient (httpx's and aiohttp's): conftest.py.
+pytestmark = pytest.mark.usefixtures("async_transport")
+
 SSE = {"content-type": "text/event-stream"}
 WORDS = ["Hel", "lo", " wor", "ld"]
 ONE_PER_READ = [sse(chunk(w), done=False) for w in WORDS] + [b"data: [DONE]\n\n"]
@@ -110,6 +113,7 @@ def _read_one_sync(client: wi.Client) -> str:
         return stream.until_done().text
 
 
+@pytest.mark.httpx_only  # its own httpx.MockTransport pool
 async def test_dropped_async_stream_gives_its_slot_back(unraisable: list[Any]) -> None:
     body = sse(*(chunk(w) for w in WORDS))
     http = httpx.AsyncClient(transport=httpx.MockTransport(_sse_handler(body)))
@@ -125,6 +129,7 @@ async def test_dropped_async_stream_gives_its_slot_back(unraisable: list[Any]) -
     assert unraisable == []
 
 
+@pytest.mark.httpx_only  # its own httpx.MockTransport pool
 async def test_dropped_half_read_async_stream_gives_its_slot_back(unraisable: list[Any]) -> None:
     body = sse(*(chunk(w) for w in WORDS))
     http = httpx.AsyncClient(transport=httpx.MockTransport(_sse_handler(body)))
@@ -279,6 +284,34 @@ async def test_response_closed_under_the_stream_is_typed(make_client: Any) -> No
     assert stream.closed
 
 
+@pytest.mark.parametrize(
+    ("tail", "cls"),
+    [
+        (b'event: error\ndata: {"message": "backend died"}\n\n', wi.StreamEventError),
+        (b'data: {"error": {"message": "backend died"}}\n\n', wi.StreamEventError),
+        (b"data: {not json\n\n", wi.StreamError),
+    ],
+    ids=["error-event", "error-payload", "bad-json"],
+)
+async def test_chunks_read_together_with_an_error_come_out_before_it(
+    make_client: Any, tail: bytes, cls: type[wi.StreamError]
+) -> None:
+    """One network read holding two chunks and then an error: the reader gets both chunks,
+    then the error, whose text is exactly the text it saw (a fast server or a coalescing
+    transport packs events so)."""
+    client = make_client(_sse_handler(sse(chunk("Hel", role="assistant"), chunk("lo"), done=False) + tail))
+    stream = await client.call("chat.create", model=MODEL, messages=MESSAGES, stream=True)
+    got: list[str] = []
+    with pytest.raises(cls) as info:
+        await _read_into(client, stream, got)
+    assert type(info.value) is cls
+    assert got == ["Hel", "lo"]
+    assert info.value.text == "Hello" and info.value.chunks_received == 2
+    assert stream.closed
+    with pytest.raises(wi.StreamInterruptedError):  # read again: closed before it finished
+        await _read_into(client, stream, got)
+
+
 # --------------------------------------------------------------------------- undecodable bodies
 
 
@@ -329,8 +362,11 @@ def server() -> Iterator[LocalServer]:
 
 def _busy(http: httpx.AsyncClient) -> int:
     """Connections of the pool that are not idle (a leaked response keeps one busy)."""
-    pool: Any = http._transport._pool  # type: ignore[attr-defined]
-    return sum(1 for conn in pool.connections if not conn.is_idle())
+    transport: Any = http._transport
+    if type(transport).__name__ == "AiohttpTransport":  # aiohttp's connector: its acquired set
+        session = transport._session
+        return 0 if session is None else len(session.connector._acquired)
+    return sum(1 for conn in transport._pool.connections if not conn.is_idle())
 
 
 async def test_dropped_async_streams_free_their_connections(server: LocalServer, unraisable: list[Any]) -> None:

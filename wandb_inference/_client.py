@@ -35,12 +35,14 @@ if TYPE_CHECKING:
     from ._prepare import RequestSpec
     from ._request import RequestOptions
     from ._streaming._streams import ChatStream
+    from ._transports import _decompress
 else:
     # Needed from the first call on, not to construct a client: imported then.
     _prepare = lazy_module("wandb_inference._prepare")
     _replies = lazy_module("wandb_inference._replies")
     _errors_map = lazy_module("wandb_inference._policy._errors_map")
     _exceptions = lazy_module("wandb_inference._exceptions")
+    _decompress = lazy_module("wandb_inference._transports._decompress")
 
 __all__ = ["Client"]
 
@@ -78,10 +80,13 @@ class _Pool:
 
 
 def _read_limited(response: httpx.Response, limit: int, what: str, state: RetryState | None = None) -> bytes:
-    """Read a body up to `limit` bytes (and, given `state`, within its `total_timeout`)."""
+    """Read a body up to `limit` bytes (and, given `state`, within its `total_timeout`).
+
+    Compressed bodies are inflated a bounded piece at a time: the cap holds for memory too.
+    """
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes():
+    for chunk in _decompress.iter_body(response):
         size += len(chunk)
         if size > limit:
             raise _replies.too_large(limit, what, response.request)

@@ -72,6 +72,8 @@ class ClientOptions:
             "Authorization": f"Bearer {self.api_key.get()}",
             "User-Agent": _USER_AGENT,
             "Accept": "application/json",
+            # Only what the SDK inflates under its size caps (`_transports/_decompress.py`).
+            "Accept-Encoding": "gzip, deflate",
         }
         if self.project is not None:
             headers["OpenAI-Project"] = self.project

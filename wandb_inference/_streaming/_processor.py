@@ -39,7 +39,7 @@ _decode = json.JSONDecoder().decode
 class StreamProcessor(Generic[C]):
     """Bytes in, typed chunks out. Raises typed errors that carry the data so far."""
 
-    __slots__ = ("_accumulator", "_decoder", "_done", "_parse", "request")
+    __slots__ = ("_accumulator", "_decoder", "_deferred", "_done", "_parse", "request")
 
     def __init__(
         self,
@@ -53,10 +53,31 @@ class StreamProcessor(Generic[C]):
         self._decoder = SSEDecoder() if max_event_size is None else SSEDecoder(max_event_size)
         self._accumulator = ChatCompletionAccumulator()
         self._done = False
+        # An error met in a read after chunks that came before it: raised once those are
+        # delivered, so the text on the error is the text the reader saw.
+        self._deferred: StreamError | None = None
 
     def finished(self) -> bool:
         """True once `data: [DONE]` arrived (a method: its value changes as bytes arrive)."""
         return self._done
+
+    def failed(self) -> bool:
+        """True when an error is waiting behind chunks not yet delivered (`raise_deferred`)."""
+        return self._deferred is not None
+
+    def raise_deferred(self) -> None:
+        """Raise the error that followed the chunks of an earlier read, if any.
+
+        The readers call it before reading on: one network read can hold chunks and then
+        an error event (or a corrupt one); the chunks go out first, then this.
+
+        Raises:
+            StreamError: (a subclass for) the deferred error.
+        """
+        error = self._deferred
+        if error is not None:
+            self._deferred = None
+            raise error
 
     @property
     def accumulator(self) -> ChatCompletionAccumulator:
@@ -156,7 +177,13 @@ class StreamProcessor(Generic[C]):
         for event in events:
             if self.finished():
                 break
-            chunk = self._handle(event)
+            try:
+                chunk = self._handle(event)
+            except StreamError as exc:
+                if not out:
+                    raise
+                self._deferred = exc  # after the chunks before it (see `raise_deferred`)
+                break
             if chunk is not None:
                 out.append(chunk)
         return out

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 import anyio
 import httpx
 
+from wandb_inference._transports._decompress import aiter_body, iter_body
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -215,11 +217,12 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
         pending = self._pending
         filled = False
         try:
+            processor.raise_deferred()
             if not processor.finished():
-                source = self._source
-                if source is None:
-                    source = self._source = self.response.aiter_bytes()
                 try:
+                    source = self._source
+                    if source is None:  # may raise too: a closed response, an unknown coding
+                        source = self._source = aiter_body(self.response)
                     async for data in source:
                         pending.extend(processor.feed(data))
                         if pending or processor.finished():
@@ -250,14 +253,14 @@ class AsyncChatStream(_StreamBase["ChatCompletionChunk"]):
                 # network read (the hot path). `_fill` still does the first read, the end
                 # of the body and a stream closed meanwhile (by `anext()` or `aclose()`).
                 source = self._source
-                if source is None or self._closed or processor.finished():
+                if source is None or self._closed or processor.finished() or processor.failed():
                     continue
                 try:
                     async for data in source:
                         pending.extend(processor.feed(data))
                         while pending:
                             yield pending.popleft()
-                        if self._closed or processor.finished():
+                        if self._closed or processor.finished() or processor.failed():
                             break
                 except _HTTPX_READ_ERRORS as exc:
                     raise processor.read_error(exc) from exc
@@ -384,11 +387,12 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
         pending = self._pending
         filled = False
         try:
+            processor.raise_deferred()
             if not processor.finished():
-                source = self._source
-                if source is None:
-                    source = self._source = self.response.iter_bytes()
                 try:
+                    source = self._source
+                    if source is None:  # may raise too: a closed response, an unknown coding
+                        source = self._source = iter_body(self.response)
                     for data in source:
                         pending.extend(processor.feed(data))
                         if pending or processor.finished():
@@ -417,14 +421,14 @@ class ChatStream(_StreamBase["ChatCompletionChunk"]):
                     yield pending.popleft()
                 # As in `AsyncChatStream._chunks`: read on here, `_fill` for the rest.
                 source = self._source
-                if source is None or self._closed or processor.finished():
+                if source is None or self._closed or processor.finished() or processor.failed():
                     continue
                 try:
                     for data in source:
                         pending.extend(processor.feed(data))
                         while pending:
                             yield pending.popleft()
-                        if self._closed or processor.finished():
+                        if self._closed or processor.finished() or processor.failed():
                             break
                 except _HTTPX_READ_ERRORS as exc:
                     raise processor.read_error(exc) from exc
