@@ -21,11 +21,12 @@ response arrived). Each attempt gets the time that remains (`RetryState.attempt_
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
@@ -36,7 +37,15 @@ if TYPE_CHECKING:
 else:
     _exceptions = lazy_module("wandb_inference._exceptions")  # loaded by the first error
 
-__all__ = ["RetryDecision", "RetryPolicy", "RetryState", "is_retryable_error", "may_have_been_processed"]
+__all__ = [
+    "RETRY_OBSERVER",
+    "RetryDecision",
+    "RetryObserver",
+    "RetryPolicy",
+    "RetryState",
+    "is_retryable_error",
+    "may_have_been_processed",
+]
 
 _RETRYABLE_STATUSES = frozenset({500, 502, 503, 504, 529})
 # Transport failures that prove the server did not receive the whole request (so cannot
@@ -117,6 +126,22 @@ class RetryDecision:
         return f"RetryDecision(retry={self.retry!r}, delay={self.delay!r}, reason={self.reason!r})"
 
 
+class RetryObserver(Protocol):
+    """Told about every failed attempt of the calls made in its context (see `RETRY_OBSERVER`)."""
+
+    def on_failed_attempt(self, error: BaseException, decision: RetryDecision) -> None:
+        """`error` ended an attempt; `decision` says whether the call retries."""
+
+
+# A hook for code that runs many calls and reports on them (the batch runner counts the
+# 429s the retries absorbed): set it in a context, and every call made in that context
+# (tasks created from it, `contextvars.copy_context().run` in threads) reports its failed
+# attempts. Read only when an attempt failed: free on the success path.
+RETRY_OBSERVER: contextvars.ContextVar[RetryObserver | None] = contextvars.ContextVar(
+    "wandb_inference_retry_observer", default=None
+)
+
+
 def is_retryable_error(error: BaseException, *, idempotent: bool = False) -> bool:
     """Whether a failed attempt may be retried (before any body reached the caller).
 
@@ -190,19 +215,40 @@ class RetryState:
             return {"connect": remaining, "read": remaining, "write": remaining, "pool": remaining}
         return {name: remaining if value is None or value > remaining else value for name, value in timeouts.items()}
 
-    def deadline_error(self, when: str, request: object = None) -> _exceptions.APITimeoutError:
-        """The error for a call that ran out of `total_timeout`."""
+    def deadline_error(
+        self, when: str, request: object = None, *, processed: bool = False
+    ) -> _exceptions.APITimeoutError:
+        """The error for a call that ran out of `total_timeout`.
+
+        Args:
+            when: what the call was doing, for the message.
+            request: the request, kept (redacted) on the error.
+            processed: the request had been sent (its reply was being awaited or read):
+                the error's `may_have_been_processed`.
+        """
         total = self.policy.total_timeout
         tries = f" after {self.retries} retr{'y' if self.retries == 1 else 'ies'}" if self.retries else ""
-        return _exceptions.APITimeoutError(
+        error = _exceptions.APITimeoutError(
             f"The call's total_timeout={total:g}s passed {when}{tries}. Raise "
             "RetryPolicy(total_timeout=...) for slow replies, or use stream=True (a stream's "
             "chunks are bounded by the read timeout only).",
             request=request,  # type: ignore[arg-type]
         )
+        error.may_have_been_processed = processed
+        return error
 
     def decide(self, error: BaseException, *, idempotent: bool = False) -> RetryDecision:
-        """Decide whether to retry after `error` (an APIStatusError or httpx error)."""
+        """Decide whether to retry after `error` (an APIStatusError or httpx error).
+
+        The context's `RETRY_OBSERVER`, if any, is told about the attempt and the decision.
+        """
+        decision = self._decide(error, idempotent)
+        observer = RETRY_OBSERVER.get()
+        if observer is not None:
+            observer.on_failed_attempt(error, decision)
+        return decision
+
+    def _decide(self, error: BaseException, idempotent: bool) -> RetryDecision:
         if not is_retryable_error(error, idempotent=idempotent):
             if not isinstance(error, _exceptions.APIStatusError) and may_have_been_processed(error):
                 return RetryDecision(False, reason="the request may have been processed")

@@ -1,0 +1,397 @@
+"""A batch job's files: the input read twice (checked, then sent), results appended.
+
+Exactly once on disk. A `custom_id` is done when its line, newline included, is in the
+output or the errors file; a run sends only lines that are not done, each once, and
+writes each result with one `write()` of the whole line on a file opened in append mode
+(no user-space buffer: a line is in the OS as soon as its request finished), `fsync`
+at least once a second while lines are being written and when the files close. So a
+`kill -9` at any moment loses at most the requests in flight (the re-run sends them) and
+can leave at most one torn last line, which the next run cuts off (`_repair`): never a
+duplicate, never a lost result. A lock (`flock`) on the output file keeps two runs from
+writing the same job at once.
+
+The input is streamed, never loaded whole: the first pass checks every line and keeps
+only the `custom_id`s (to find duplicates) and the numbers of bad lines; the second
+reads it again and sends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, Final, final
+
+import attrs
+
+from wandb_inference._exceptions import BatchFileError, InvalidRequestError
+
+from ._request import BatchRequest
+
+__all__ = ["FileState", "InputScan", "ResultFiles", "iter_requests", "read_done", "scan_input"]
+
+SYNC_INTERVAL: Final = 1.0  # seconds: the most a written line waits for its fsync
+_MAX_PROBLEMS: Final = 1000  # problems kept with their messages (all are counted)
+# The start of the lines this module writes: `{"id":"batch_req_<32 hex>","custom_id":`.
+_PREFIX: Final = '{"id":"batch_req_'
+_PREFIX_LEN: Final = len(_PREFIX) + 32 + len('","custom_id":')
+_DECODER: Final = json.JSONDecoder()
+
+
+@final
+@attrs.frozen(kw_only=True)
+class InputScan:
+    """What the first pass over an input file found.
+
+    Attributes:
+        lines: non-blank lines.
+        to_send: valid lines not done yet.
+        done: valid lines whose `custom_id` already has a result in the output or errors file.
+        bad_lines: line numbers of invalid lines and of repeated `custom_id`s.
+        problems: `(line, custom_id or None, message)` for the first 1000 bad lines.
+        problem_count: how many bad lines in all.
+        endpoints: lines to send per endpoint URL.
+        models: lines to send per model.
+        foreign_done: `custom_id`s in the output/errors files that the input does not have.
+    """
+
+    lines: int
+    to_send: int
+    done: int
+    bad_lines: frozenset[int]
+    problems: tuple[tuple[int, str | None, str], ...]
+    problem_count: int
+    endpoints: dict[str, int]
+    models: dict[str, int]
+    foreign_done: int
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of the non-blank lines of a file, streamed."""
+    try:
+        handle: IO[bytes] = path.open("rb")
+    except OSError as exc:
+        raise BatchFileError(f"cannot read the input file {str(path)!r}: {exc.strerror or exc}") from None
+    with handle:
+        for number, raw in enumerate(handle, 1):
+            if raw.strip():
+                yield number, raw
+
+
+def _custom_id_of(data: object) -> str | None:
+    if isinstance(data, dict):
+        value = data.get("custom_id")
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _parse(raw: bytes) -> tuple[Any, str | None]:
+    try:
+        return json.loads(raw), None
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"not a JSON object ({exc})"
+
+
+def scan_input(path: Path, *, model: str | None, done: set[str]) -> InputScan:
+    """The first pass: check every line, find repeated `custom_id`s, count what is to send.
+
+    Args:
+        path: the input file.
+        model: the model that replaces every line's (None: each line's own).
+        done: the `custom_id`s that already have a result.
+
+    Raises:
+        BatchFileError: the file cannot be read.
+    """
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    bad: set[int] = set()
+    problems: list[tuple[int, str | None, str]] = []
+    count = to_send = done_here = 0
+    endpoints: dict[str, int] = {}
+    models: dict[str, int] = {}
+
+    def problem(number: int, custom_id: str | None, message: str) -> None:
+        bad.add(number)
+        if len(problems) < _MAX_PROBLEMS:
+            problems.append((number, custom_id, message))
+
+    for number, raw in _lines(path):
+        count += 1
+        data, why = _parse(raw)
+        custom_id = _custom_id_of(data)
+        if custom_id is not None:
+            if custom_id in seen:
+                repeated.add(custom_id)
+                problem(number, custom_id, f"duplicate custom_id {custom_id!r}")
+                continue
+            seen.add(custom_id)
+            if custom_id in done:
+                done_here += 1
+                continue
+        if why is not None:
+            problem(number, None, why)
+            continue
+        try:
+            request = BatchRequest.from_line(data, line_number=number, model=model)
+        except InvalidRequestError as exc:
+            problem(number, custom_id, str(exc))
+            continue
+        to_send += 1
+        endpoints[request.url] = endpoints.get(request.url, 0) + 1
+        name = request.model or "?"
+        models[name] = models.get(name, 0) + 1
+    foreign = len(done - seen) if done else 0
+    del seen
+    if repeated:
+        problems = _name_first_lines(path, repeated, problems)
+    return InputScan(
+        lines=count,
+        to_send=to_send,
+        done=done_here,
+        bad_lines=frozenset(bad),
+        problems=tuple(problems),
+        problem_count=len(bad),
+        endpoints=endpoints,
+        models=models,
+        foreign_done=foreign,
+    )
+
+
+def _name_first_lines(
+    path: Path, repeated: set[str], problems: list[tuple[int, str | None, str]]
+) -> list[tuple[int, str | None, str]]:
+    """Say on which line each repeated `custom_id` first appeared (a third, cheap pass)."""
+    first: dict[str, int] = {}
+    for number, raw in _lines(path):
+        custom_id = _custom_id_of(_parse(raw)[0])
+        if custom_id in repeated and custom_id not in first:
+            first[custom_id] = number
+    return [
+        (n, cid, f"{msg} (first on line {first[cid]})" if msg.startswith("duplicate") and cid in first else msg)
+        for n, cid, msg in problems
+    ]
+
+
+def iter_requests(
+    path: Path, *, model: str | None, done: set[str], skip: frozenset[int]
+) -> Iterator[BatchRequest | tuple[int, str]]:
+    """The second pass: the requests to send, in file order.
+
+    Lines in `skip` (found bad by the first pass) and lines whose `custom_id` is done are
+    passed over. A line that turned bad since the first pass (the file changed) comes out
+    as `(line number, message)` and is not sent.
+    """
+    for number, raw in _lines(path):
+        if number in skip:
+            continue
+        data, why = _parse(raw)
+        custom_id = _custom_id_of(data)
+        if custom_id is not None and custom_id in done:
+            continue
+        if why is not None:
+            yield number, why
+            continue
+        try:
+            yield BatchRequest.from_line(data, line_number=number, model=model)
+        except InvalidRequestError as exc:
+            yield number, str(exc)
+
+
+# --------------------------------------------------------------------------- output
+
+
+@final
+@attrs.define
+class FileState:
+    """What reading an output (or errors) file found."""
+
+    path: Path
+    lines: int = 0
+    repaired_bytes: int = 0  # a torn last line cut off (or, in a dry run, to cut off)
+    duplicates: int = 0
+
+
+def read_done(path: Path, fd: int | None, done: set[str]) -> FileState:
+    """Add the `custom_id`s of a results file to `done`; cut off a torn end (when `fd`).
+
+    Raises:
+        BatchFileError: a line that is not a result, followed by good lines (the file is
+            corrupt in the middle, not merely torn at its end).
+    """
+    state = FileState(path)
+    good_end = 0
+    offset = 0
+    bad_line: int | None = None
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return state
+    with handle:
+        for number, raw in enumerate(handle, 1):
+            offset += len(raw)
+            custom_id = _result_id(raw) if raw.endswith(b"\n") else None
+            if custom_id is None:
+                if raw.strip() or not raw.endswith(b"\n"):
+                    bad_line = bad_line or number
+                continue
+            if bad_line is not None:
+                raise BatchFileError(
+                    f"{path}: line {bad_line} is not a batch result but later lines are: the "
+                    "file is corrupt; fix or remove that line, then run again"
+                )
+            good_end = offset
+            state.lines += 1
+            if custom_id in done:
+                state.duplicates += 1
+            done.add(custom_id)
+    if offset > good_end:
+        state.repaired_bytes = offset - good_end
+        if fd is not None:
+            os.ftruncate(fd, good_end)
+            os.fsync(fd)
+    return state
+
+
+def _result_id(raw: bytes) -> str | None:
+    """The `custom_id` of a whole result line, or None if it is not one."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text.startswith(_PREFIX) and len(text) > _PREFIX_LEN and text.rstrip().endswith("}"):
+        # A line this module wrote: decode the one string after the fixed prefix.
+        try:
+            value, _ = _DECODER.raw_decode(text, _PREFIX_LEN)
+        except ValueError:
+            value = None
+        if isinstance(value, str) and value:
+            return value
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return _custom_id_of(data) if isinstance(data, dict) and ("response" in data or "error" in data) else None
+
+
+def _lock(fd: int, path: Path) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory lock
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BatchFileError(
+            f"another batch job is writing to {path} (it holds its lock): wait for it to end, "
+            "or stop it, before running this one"
+        ) from None
+
+
+def _sync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+@final
+class ResultFiles:
+    """The output and errors files of a job: read for what is done, then appended to.
+
+    Args:
+        output: the output file (successes).
+        errors: the errors file (failures).
+        retry_errors: move the errors file aside to `<errors>.retried` first, so that
+            the lines that failed are sent again.
+        dry_run: read only: create, repair and lock nothing.
+
+    Raises:
+        BatchFileError: a file is corrupt in the middle, locked by another job, cannot be
+            opened, or the two paths are the same file.
+    """
+
+    def __init__(self, output: Path, errors: Path, *, retry_errors: bool = False, dry_run: bool = False) -> None:
+        if output.resolve() == errors.resolve():
+            raise BatchFileError(f"the output and errors files must differ (both are {output})")
+        self.output = output
+        self.errors = errors
+        self.done: set[str] = set()
+        self.dry_run = dry_run
+        self._fds: dict[bool, int] = {}
+        self._dirty: set[bool] = set()
+        self._last_sync = time.monotonic()
+        try:
+            if not dry_run:
+                self._fds[True] = self._open(output)
+                if retry_errors and errors.exists():
+                    os.replace(errors, errors.with_name(errors.name + ".retried"))
+                self._fds[False] = self._open(errors)
+            self.output_state = read_done(output, self._fds.get(True), self.done)
+            self.errors_state = read_done(errors, self._fds.get(False), self.done)
+        except BaseException:
+            self.close()
+            raise
+        self.retried = retry_errors and errors.with_name(errors.name + ".retried").exists()
+
+    @staticmethod
+    def _open(path: Path) -> int:
+        created = not path.exists()
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise BatchFileError(f"cannot open {path} for writing: {exc.strerror or exc}") from None
+        _lock(fd, path)
+        if created:
+            _sync_dir(path)
+        return fd
+
+    def write(self, record: dict[str, Any], *, ok: bool) -> None:
+        """Append one result line (to the output when `ok`, else to the errors file)."""
+        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        fd = self._fds[ok]
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        self._dirty.add(ok)
+
+    def sync(self, *, force: bool = False) -> None:
+        """`fsync` the files written to since the last one, at most once a second unless `force`."""
+        if not self._dirty:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_sync < SYNC_INTERVAL:
+            return
+        # Swap the set first: `write` may run in another thread while this one syncs.
+        dirty, self._dirty = self._dirty, set()
+        self._last_sync = now
+        for ok in dirty:
+            fd = self._fds.get(ok)
+            if fd is not None:
+                os.fsync(fd)
+
+    def due(self) -> bool:
+        """Whether lines wait for an `fsync` that is due now."""
+        return bool(self._dirty) and time.monotonic() - self._last_sync >= SYNC_INTERVAL
+
+    def close(self) -> None:
+        """`fsync` and close (idempotent); the lock goes with the descriptor."""
+        fds, self._fds = self._fds, {}
+        for ok, fd in fds.items():
+            try:
+                if ok in self._dirty:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._dirty.clear()
