@@ -11,6 +11,8 @@ import pytest
 
 import wandb_inference
 from wandb_inference._async_client import AsyncChat, AsyncEmbeddings, AsyncModels
+from wandb_inference._batch._async import AsyncBatch, AsyncBatchResults
+from wandb_inference._batch._sync import Batch, BatchResults
 from wandb_inference._client import Chat, Embeddings, Models
 
 EXPECTED_ALL = sorted(wandb_inference.__all__)
@@ -52,6 +54,8 @@ def test_clients_have_the_same_surface() -> None:
         (AsyncChat, Chat),
         (AsyncModels, Models),
         (AsyncEmbeddings, Embeddings),
+        (AsyncBatch, Batch),
+        (AsyncBatchResults, BatchResults),
     ]
     for async_cls, sync_cls in pairs:
         a = _public(async_cls)
@@ -108,6 +112,8 @@ _BLOCKED = (
     "wandb_inference._exceptions",
     "wandb_inference._catalog._bound",
     "wandb_inference._policy._aimd",
+    "wandb_inference._policy._observe",
+    "wandb_inference._batch",
     # Optional extras and heavy packages.
     "attrs",
     "starlette",
@@ -118,6 +124,9 @@ _BLOCKED = (
     "jsonschema",
     "yaml",
     "netrc",
+    "rich",
+    "ray",
+    "anyio.streams.memory",
 )
 
 

@@ -19,7 +19,7 @@ import anyio
 import anyio.lowlevel
 
 from wandb_inference._exceptions import WandbInferenceError
-from wandb_inference._policy._retry import RETRY_OBSERVER
+from wandb_inference._policy._observe import RETRY_OBSERVER
 
 from ._dispatch import Dispatcher
 from ._files import iter_requests

@@ -212,7 +212,27 @@ def open_job(
     stats = BatchStats(total=scan.to_send)
     stats.done_before = scan.done
     stats.invalid = scan.problem_count
+    stats.notes.extend(_notes(files, scan, err))
     return FileJob(source=source, files=files, scan=scan, stats=stats)
+
+
+def _notes(files: ResultFiles, scan: InputScan, errors: Path) -> list[str]:
+    notes = []
+    for state in (files.output_state, files.errors_state):
+        if state.repaired_bytes:
+            notes.append(
+                f"cut a torn last line ({state.repaired_bytes} bytes) off {state.path}: its request is sent again"
+            )
+        if state.duplicates:
+            notes.append(f"{state.path} repeats {state.duplicates} custom_id(s) (kept; not sent again)")
+    if scan.foreign_done:
+        notes.append(
+            f"{scan.foreign_done} result(s) in the output/errors files are for custom_ids the input does not "
+            "have: another job's files?"
+        )
+    if files.retried:
+        notes.append(f"moved the previous errors file to {errors.name}.retried: its lines are sent again")
+    return notes
 
 
 def _guess_id(item: object) -> str:

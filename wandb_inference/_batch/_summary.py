@@ -16,7 +16,6 @@ from wandb_inference._exceptions import RateLimitError
 
 if TYPE_CHECKING:
     from wandb_inference._exceptions import WandbInferenceError
-    from wandb_inference._policy._retry import RetryDecision
 
     from ._result import BatchResult
 
@@ -85,6 +84,7 @@ class BatchStats:
         self.completion_tokens = 0
         self.latency = LatencyHistogram()
         self.started = time.monotonic()
+        self.notes: list[str] = []
 
     @property
     def finished(self) -> int:
@@ -95,11 +95,11 @@ class BatchStats:
         """Seconds since the job started."""
         return time.monotonic() - self.started
 
-    def on_failed_attempt(self, error: BaseException, decision: RetryDecision) -> None:
+    def on_failed_attempt(self, error: BaseException, retried: bool) -> None:
         """The `RetryObserver` hook: every failed attempt of the job's calls."""
         if isinstance(error, RateLimitError):
             self.rate_limited += 1
-        if decision.retry:
+        if retried:
             self.retries += 1
 
     def record(self, result: BatchResult) -> None:
@@ -133,6 +133,7 @@ class BatchStats:
             p95_latency=self.latency.quantile(0.95),
             stopped=stopped,
             error=error,
+            notes=tuple(self.notes),
         )
 
 
@@ -158,6 +159,8 @@ class BatchSummary:
         stopped: why the job stopped early: `interrupted`, `cancelled`, `error` (a job
             error: see `error`), or None when it ran to the end.
         error: the error that stopped the job (quota, key, project, unreachable service).
+        notes: what the job noticed about its files (a torn last line cut off, results
+            for `custom_id`s the input does not have, an errors file moved aside).
     """
 
     total: int | None
@@ -176,6 +179,7 @@ class BatchSummary:
     p95_latency: float | None
     stopped: str | None = None
     error: WandbInferenceError | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

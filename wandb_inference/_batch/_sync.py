@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Protocol, Self, Unpack, final
 
 from wandb_inference._exceptions import WandbInferenceError
-from wandb_inference._policy._retry import RETRY_OBSERVER
+from wandb_inference._policy._observe import RETRY_OBSERVER
 
 from ._dispatch import Dispatcher
 from ._files import iter_requests

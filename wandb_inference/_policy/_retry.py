@@ -21,12 +21,11 @@ response arrived). Each attempt gets the time that remains (`RetryState.attempt_
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -34,13 +33,14 @@ from wandb_inference._lazy import lazy_module
 
 if TYPE_CHECKING:
     from wandb_inference import _exceptions
+
+    from . import _observe
 else:
     _exceptions = lazy_module("wandb_inference._exceptions")  # loaded by the first error
+    _observe = lazy_module("wandb_inference._policy._observe")  # and the observer hook
 
 __all__ = [
-    "RETRY_OBSERVER",
     "RetryDecision",
-    "RetryObserver",
     "RetryPolicy",
     "RetryState",
     "is_retryable_error",
@@ -124,22 +124,6 @@ class RetryDecision:
 
     def __repr__(self) -> str:
         return f"RetryDecision(retry={self.retry!r}, delay={self.delay!r}, reason={self.reason!r})"
-
-
-class RetryObserver(Protocol):
-    """Told about every failed attempt of the calls made in its context (see `RETRY_OBSERVER`)."""
-
-    def on_failed_attempt(self, error: BaseException, decision: RetryDecision) -> None:
-        """`error` ended an attempt; `decision` says whether the call retries."""
-
-
-# A hook for code that runs many calls and reports on them (the batch runner counts the
-# 429s the retries absorbed): set it in a context, and every call made in that context
-# (tasks created from it, `contextvars.copy_context().run` in threads) reports its failed
-# attempts. Read only when an attempt failed: free on the success path.
-RETRY_OBSERVER: contextvars.ContextVar[RetryObserver | None] = contextvars.ContextVar(
-    "wandb_inference_retry_observer", default=None
-)
 
 
 def is_retryable_error(error: BaseException, *, idempotent: bool = False) -> bool:
@@ -240,12 +224,13 @@ class RetryState:
     def decide(self, error: BaseException, *, idempotent: bool = False) -> RetryDecision:
         """Decide whether to retry after `error` (an APIStatusError or httpx error).
 
-        The context's `RETRY_OBSERVER`, if any, is told about the attempt and the decision.
+        The context's `_observe.RETRY_OBSERVER`, if any, is told about the attempt and the
+        decision.
         """
         decision = self._decide(error, idempotent)
-        observer = RETRY_OBSERVER.get()
+        observer = _observe.RETRY_OBSERVER.get()
         if observer is not None:
-            observer.on_failed_attempt(error, decision)
+            observer.on_failed_attempt(error, decision.retry)
         return decision
 
     def _decide(self, error: BaseException, idempotent: bool) -> RetryDecision:
