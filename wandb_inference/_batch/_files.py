@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Final, final
 
@@ -292,6 +292,10 @@ def _lock(fd: int, path: Path) -> None:
         ) from None
 
 
+def _os_fsync(fd: int) -> None:
+    os.fsync(fd)  # looked up when called (a test can watch `os.fsync`)
+
+
 def _sync_dir(path: Path) -> None:
     try:
         fd = os.open(path.parent, os.O_RDONLY)
@@ -315,13 +319,23 @@ class ResultFiles:
         retry_errors: move the errors file aside to `<errors>.retried` first, so that
             the lines that failed are sent again.
         dry_run: read only: create, repair and lock nothing.
+        fsync / clock: injectable for tests (`os.fsync`, `time.monotonic`).
 
     Raises:
         BatchFileError: a file is corrupt in the middle, locked by another job, cannot be
             opened, or the two paths are the same file.
     """
 
-    def __init__(self, output: Path, errors: Path, *, retry_errors: bool = False, dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        output: Path,
+        errors: Path,
+        *,
+        retry_errors: bool = False,
+        dry_run: bool = False,
+        fsync: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if output.resolve() == errors.resolve():
             raise BatchFileError(f"the output and errors files must differ (both are {output})")
         self.output = output
@@ -330,7 +344,9 @@ class ResultFiles:
         self.dry_run = dry_run
         self._fds: dict[bool, int] = {}
         self._dirty: set[bool] = set()
-        self._last_sync = time.monotonic()
+        self._fsync = fsync or _os_fsync
+        self._clock = clock
+        self._last_sync = clock()
         try:
             if not dry_run:
                 self._fds[True] = self._open(output)
@@ -370,7 +386,7 @@ class ResultFiles:
         """`fsync` the files written to since the last one, at most once a second unless `force`."""
         if not self._dirty:
             return
-        now = time.monotonic()
+        now = self._clock()
         if not force and now - self._last_sync < SYNC_INTERVAL:
             return
         # Swap the set first: `write` may run in another thread while this one syncs.
@@ -379,11 +395,11 @@ class ResultFiles:
         for ok in dirty:
             fd = self._fds.get(ok)
             if fd is not None:
-                os.fsync(fd)
+                self._fsync(fd)
 
     def due(self) -> bool:
         """Whether lines wait for an `fsync` that is due now."""
-        return bool(self._dirty) and time.monotonic() - self._last_sync >= SYNC_INTERVAL
+        return bool(self._dirty) and self._clock() - self._last_sync >= SYNC_INTERVAL
 
     def close(self) -> None:
         """`fsync` and close (idempotent); the lock goes with the descriptor."""
@@ -391,7 +407,7 @@ class ResultFiles:
         for ok, fd in fds.items():
             try:
                 if ok in self._dirty:
-                    os.fsync(fd)
+                    self._fsync(fd)
             finally:
                 os.close(fd)
         self._dirty.clear()
