@@ -116,37 +116,32 @@ class PlainProgress:
 
 @final
 class _RichProgress:
-    """A `rich` progress bar on the terminal."""
+    """A `rich` progress bar on the terminal (fits in 80 columns)."""
 
     def __init__(self, stream: TextIO, total: int | None) -> None:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self._bar: Any = Progress(
             TextColumn("[bold]batch"),
-            BarColumn(),
+            BarColumn(bar_width=16),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[extras]}"),
+            TextColumn("{task.fields[status]}"),
             console=Console(file=stream),
             refresh_per_second=4,
         )
-        self._task = self._bar.add_task("batch", total=total, rate="", extras="")
+        self._task = self._bar.add_task("batch", total=total, status="")
         self._bar.start()
 
     def tick(self, stats: BatchStats) -> None:
         """Move the bar."""
-        rate, _ = _rate_and_eta(stats)
-        self._bar.update(
-            self._task, completed=stats.finished, total=stats.total, rate=f"{rate:.1f}/s", extras=_extras(stats)
+        rate, eta = _rate_and_eta(stats)
+        when = f" ETA {_duration(eta)}" if eta is not None else ""
+        status = (
+            f"{rate:.1f}/s{when} | tok {_count(stats.prompt_tokens)} in/{_count(stats.completion_tokens)} out "
+            f"| {stats.failed:,} err | {stats.rate_limited:,} 429s"
         )
+        self._bar.update(self._task, completed=stats.finished, total=stats.total, status=status)
 
     def close(self, stats: BatchStats) -> None:
         """Draw the last state and leave the bar on screen."""
