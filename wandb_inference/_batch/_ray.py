@@ -170,8 +170,32 @@ class RayBatchProcessor:
             self._client = wandb_inference.AsyncClient(**self._options)  # on the actor's loop
         return self._client
 
-    async def __call__(self, batch: Any) -> dict[str, list[Any]]:
-        """Send a batch's rows; return the output columns."""
+    async def __call__(self, batch: Any) -> Any:
+        """Send a batch's rows; return the output columns (a `pyarrow.Table` with a fixed
+        schema when pyarrow is installed, as it is with Ray: every block then has the same
+        column types, even one whose `error` column is all empty; else a dict of lists)."""
+        columns = await self.columns(batch)
+        try:
+            import pyarrow as pa
+        except ImportError:  # pragma: no cover - Ray always brings pyarrow
+            return columns
+        types = {
+            "custom_id": pa.string(),
+            "status_code": pa.int64(),
+            "request_id": pa.string(),
+            "text": pa.string(),
+            "response": pa.string(),
+            "prompt_tokens": pa.int64(),
+            "completion_tokens": pa.int64(),
+            "error": pa.string(),
+            "error_code": pa.string(),
+            "latency_s": pa.float64(),
+        }
+        arrays = {name: pa.array(values, type=types.get(name)) for name, values in columns.items()}
+        return pa.table(arrays)
+
+    async def columns(self, batch: Any) -> dict[str, list[Any]]:
+        """Send a batch's rows; return the output columns as a dict of lists."""
         columns = _columns(batch)
         size = len(next(iter(columns.values()))) if columns else 0
         requests: list[BatchRequest] = []
