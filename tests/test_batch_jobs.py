@@ -356,7 +356,7 @@ async def _later(seconds: float, action: Any) -> None:
 
 
 async def test_results_reach_the_disk_within_about_a_second(
-    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """fsync at least once a second while lines are being written (not only at the end)."""
     syncs: list[tuple[float, int]] = []
@@ -381,8 +381,7 @@ async def test_results_reach_the_disk_within_about_a_second(
         watcher = threading.Thread(target=watch)
         watcher.start()
         try:
-            async with wi.AsyncClient(api_key=KEY, base_url=slow.base_url) as client:
-                summary = await client.batch.run(source, out, max_concurrency=2)
+            summary = await Runner(kind, slow).run(source, out, max_concurrency=2)
         finally:
             running = False
             watcher.join()
@@ -462,3 +461,39 @@ async def test_a_job_error_ends_a_stream_by_raising_it(kind: str, server: LocalS
     assert len(runner.got) == runner.summary.succeeded == 5 and all(r.ok for r in runner.got)
     assert runner.summary.stopped == "error" and runner.summary.not_sent >= 33
     assert len(server.requests) <= 5 + 2
+
+
+def test_ctrl_c_in_a_sync_run_drains_then_raises_keyboard_interrupt(tmp_path: Path) -> None:
+    """Python code (not the CLI): the first Ctrl-C stops sending, the requests in flight are
+    written, then `KeyboardInterrupt` propagates as Python code expects."""
+    import signal
+    import subprocess
+    import sys
+
+    source = write_input(tmp_path / "in.jsonl", [request_line(f"k{i}") for i in range(200)])
+    out = tmp_path / "out.jsonl"
+    script = (
+        "import signal, sys, wandb_inference as wi\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "client = wi.Client(api_key=sys.argv[1], base_url=sys.argv[2])\n"
+        "try:\n"
+        "    client.batch.run(sys.argv[3], sys.argv[4], max_concurrency=4)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+    )
+    with LocalServer(api_key=KEY, pace=0.03) as slow:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, KEY, slow.base_url, str(source), str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while len(slow.requests) < 10:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+        answered = [r for r in slow.requests if r.status == 200]
+    assert stdout.strip() == "interrupted", stderr
+    assert 10 <= len(answered) == len(read_lines(out)) < 200  # in flight: written; then stopped
