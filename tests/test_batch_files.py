@@ -190,3 +190,34 @@ def test_a_results_file_that_is_the_input_is_refused(tmp_path: Path) -> None:
     with pytest.raises(wi.BatchFileError, match="cannot also be the output"):
         wi.Client(api_key="k").batch.run(source, source)
     assert os.path.getsize(source) == len(line("a"))
+
+
+def test_a_repeated_done_line_is_still_a_duplicate_and_foreign_results_are_counted(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(line("a") + line("b") + line("a") + line("b", temperature=9) + line("c"))
+    scan = scan_input(source, model=None, done={"a", "x", "y"})
+    assert [(n, cid) for n, cid, _ in scan.problems] == [(3, "a"), (4, "b")]
+    assert "first on line 1" in scan.problems[0][2]
+    assert "temperature" in scan.problems[1][2]  # invalid and repeated: its own problem is kept
+    assert (scan.done, scan.to_send, scan.foreign_done) == (1, 2, 2)
+
+
+def test_the_custom_ids_of_a_long_input_cost_a_few_bytes_each(tmp_path: Path) -> None:
+    """Duplicates are found from 8-byte hashes (strings compared only for repeats): 20,000
+    ids in well under the 3.3 MB a set of the strings alone takes."""
+    source = tmp_path / "many.jsonl"
+    with source.open("w") as handle:
+        for i in range(20_000):
+            handle.write(
+                f'{{"custom_id":"id-{i:07d}","url":"{CHAT}","body":{{"model":"m","messages":[{{"role":"user","content":"x"}}]}}}}\n'
+            )
+        handle.write(f'{{"custom_id":"id-0000007","url":"{CHAT}","body":{{"model":"m","messages":[]}}}}\n')
+    tracemalloc.start()
+    try:
+        scan = scan_input(source, model=None, done=set())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert scan.to_send == 20_000 and scan.problem_count == 1
+    assert scan.problems[0][:2] == (20_001, "id-0000007")
+    assert peak < 2_200_000, peak

@@ -11,15 +11,18 @@ duplicate, never a lost result. A lock (`flock`) on the output file keeps two ru
 writing the same job at once.
 
 The input is streamed, never loaded whole: the first pass checks every line and keeps
-only the `custom_id`s (to find duplicates) and the numbers of bad lines; the second
-reads it again and sends.
+only a 64-bit hash of each `custom_id` (8 bytes a line, to find repeats; a third pass,
+only when two hashes match, compares the strings) and the numbers of bad lines; the
+second reads it again and sends.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Final, final
@@ -34,6 +37,7 @@ __all__ = ["FileState", "InputScan", "ResultFiles", "iter_requests", "read_done"
 
 SYNC_INTERVAL: Final = 1.0  # seconds: the most a written line waits for its fsync
 _MAX_PROBLEMS: Final = 1000  # problems kept with their messages (all are counted)
+_RUN: Final = 1 << 16  # custom_id hashes sorted per run of this many
 # The start of the lines this module writes: `{"id":"batch_req_<32 hex>","custom_id":`.
 _PREFIX: Final = '{"id":"batch_req_'
 _PREFIX_LEN: Final = len(_PREFIX) + 32 + len('","custom_id":')
@@ -95,8 +99,82 @@ def _parse(raw: bytes) -> tuple[Any, str | None]:
         return None, f"not a JSON object ({exc})"
 
 
+class _IdHashes:
+    """The 64-bit hashes of the input's `custom_id`s, 8 bytes each (a set of the strings
+    takes ~90 bytes each: 90 MB per million lines), kept as sorted runs so that repeated
+    ones come out of one merge. A hash seen twice is only a candidate: the third pass
+    compares the strings."""
+
+    def __init__(self) -> None:
+        self._runs: list[array[int]] = []
+        self._current: array[int] = array("q")
+
+    def add(self, custom_id: str) -> None:
+        self._current.append(hash(custom_id))
+        if len(self._current) >= _RUN:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._current:
+            self._runs.append(array("q", sorted(self._current)))
+            self._current = array("q")
+
+    def repeated(self) -> set[int]:
+        """The hashes seen more than once."""
+        self._flush()
+        out: set[int] = set()
+        previous: int | None = None
+        for value in heapq.merge(*self._runs):
+            if value == previous:
+                out.add(value)
+            previous = value
+        return out
+
+
+def _judge(
+    data: Any, why: str | None, custom_id: str | None, number: int, model: str | None, done: set[str]
+) -> tuple[str, BatchRequest | str | None]:
+    """A line's fate: ("done", None), ("bad", why) or ("send", request)."""
+    if custom_id is not None and custom_id in done:
+        return "done", None
+    if why is not None:
+        return "bad", why
+    try:
+        return "send", BatchRequest.from_line(data, line_number=number, model=model)
+    except InvalidRequestError as exc:
+        return "bad", str(exc)
+
+
+@final
+@attrs.define
+class _Tally:
+    count: int = 0
+    to_send: int = 0
+    done: int = 0
+    bad: set[int] = attrs.field(factory=set)
+    problems: list[tuple[int, str | None, str]] = attrs.field(factory=list)
+    endpoints: dict[str, int] = attrs.field(factory=dict)
+    models: dict[str, int] = attrs.field(factory=dict)
+
+    def problem(self, number: int, custom_id: str | None, message: str) -> None:
+        self.bad.add(number)
+        self.problems.append((number, custom_id, message))
+        if len(self.problems) > 2 * _MAX_PROBLEMS:  # keep the first ones (by line) only
+            self.problems.sort()
+            del self.problems[_MAX_PROBLEMS:]
+
+    def count_request(self, request: BatchRequest, sign: int) -> None:
+        self.to_send += sign
+        self.endpoints[request.url] = self.endpoints.get(request.url, 0) + sign
+        name = request.model or "?"
+        self.models[name] = self.models.get(name, 0) + sign
+
+
 def scan_input(path: Path, *, model: str | None, done: set[str]) -> InputScan:
     """The first pass: check every line, find repeated `custom_id`s, count what is to send.
+
+    Memory: 8 bytes per line (the `custom_id` hashes) beside `done`; the lines themselves
+    are read one at a time.
 
     Args:
         path: the input file.
@@ -106,74 +184,62 @@ def scan_input(path: Path, *, model: str | None, done: set[str]) -> InputScan:
     Raises:
         BatchFileError: the file cannot be read.
     """
-    seen: set[str] = set()
-    repeated: set[str] = set()
-    bad: set[int] = set()
-    problems: list[tuple[int, str | None, str]] = []
-    count = to_send = done_here = 0
-    endpoints: dict[str, int] = {}
-    models: dict[str, int] = {}
-
-    def problem(number: int, custom_id: str | None, message: str) -> None:
-        bad.add(number)
-        if len(problems) < _MAX_PROBLEMS:
-            problems.append((number, custom_id, message))
-
+    tally = _Tally()
+    hashes = _IdHashes()
     for number, raw in _lines(path):
-        count += 1
+        tally.count += 1
         data, why = _parse(raw)
         custom_id = _custom_id_of(data)
         if custom_id is not None:
-            if custom_id in seen:
-                repeated.add(custom_id)
-                problem(number, custom_id, f"duplicate custom_id {custom_id!r}")
-                continue
-            seen.add(custom_id)
-            if custom_id in done:
-                done_here += 1
-                continue
-        if why is not None:
-            problem(number, None, why)
-            continue
-        try:
-            request = BatchRequest.from_line(data, line_number=number, model=model)
-        except InvalidRequestError as exc:
-            problem(number, custom_id, str(exc))
-            continue
-        to_send += 1
-        endpoints[request.url] = endpoints.get(request.url, 0) + 1
-        name = request.model or "?"
-        models[name] = models.get(name, 0) + 1
-    foreign = len(done - seen) if done else 0
-    del seen
-    if repeated:
-        problems = _name_first_lines(path, repeated, problems)
+            hashes.add(custom_id)
+        fate, detail = _judge(data, why, custom_id, number, model, done)
+        if fate == "done":
+            tally.done += 1
+        elif fate == "send":
+            assert isinstance(detail, BatchRequest)
+            tally.count_request(detail, +1)
+        else:
+            tally.problem(number, custom_id, str(detail))
+    candidates = hashes.repeated()
+    del hashes
+    if candidates:
+        _find_repeats(path, candidates, model, done, tally)
+    tally.problems.sort()
     return InputScan(
-        lines=count,
-        to_send=to_send,
-        done=done_here,
-        bad_lines=frozenset(bad),
-        problems=tuple(problems),
-        problem_count=len(bad),
-        endpoints=endpoints,
-        models=models,
-        foreign_done=foreign,
+        lines=tally.count,
+        to_send=tally.to_send,
+        done=tally.done,
+        bad_lines=frozenset(tally.bad),
+        problems=tuple(tally.problems[:_MAX_PROBLEMS]),
+        problem_count=len(tally.bad),
+        endpoints={k: v for k, v in tally.endpoints.items() if v},
+        models={k: v for k, v in tally.models.items() if v},
+        foreign_done=len(done) - tally.done,
     )
 
 
-def _name_first_lines(
-    path: Path, repeated: set[str], problems: list[tuple[int, str | None, str]]
-) -> list[tuple[int, str | None, str]]:
-    """Say on which line each repeated `custom_id` first appeared (a third, cheap pass)."""
+def _find_repeats(path: Path, candidates: set[int], model: str | None, done: set[str], tally: _Tally) -> None:
+    """The third pass, only when two `custom_id`s hashed alike: each repeat after the first
+    becomes a problem naming the first line, and what the first pass counted for it is
+    taken back."""
     first: dict[str, int] = {}
     for number, raw in _lines(path):
-        custom_id = _custom_id_of(_parse(raw)[0])
-        if custom_id in repeated and custom_id not in first:
+        data, why = _parse(raw)
+        custom_id = _custom_id_of(data)
+        if custom_id is None or hash(custom_id) not in candidates:
+            continue
+        if custom_id not in first:
             first[custom_id] = number
-    return [
-        (n, cid, f"{msg} (first on line {first[cid]})" if msg.startswith("duplicate") and cid in first else msg)
-        for n, cid, msg in problems
-    ]
+            continue
+        fate, detail = _judge(data, why, custom_id, number, model, done)
+        if fate == "done":
+            tally.done -= 1
+        elif fate == "send":
+            assert isinstance(detail, BatchRequest)
+            tally.count_request(detail, -1)
+        else:
+            continue  # already a problem of its own
+        tally.problem(number, custom_id, f"duplicate custom_id {custom_id!r} (first on line {first[custom_id]})")
 
 
 def iter_requests(
