@@ -73,7 +73,8 @@ def test_a_missing_input_file_is_a_clear_error(tmp_path: Path) -> None:
         result_line("z")[:-1],  # the whole line but its newline
         result_line("z")[:30],  # cut mid-line
         "\x00" * 4096,  # zeros after a power loss
-        result_line("z")[:30] + "\n" + "\x00" * 10,  # garbage over several lines
+        result_line("z")[:30] + "\x00" * 10,  # both
+        "\x00" * 10 + "\n" + "\x00" * 10,  # zeros over several lines
     ],
 )
 def test_a_torn_end_is_cut_off_and_its_id_is_not_done(tmp_path: Path, tail: str) -> None:
@@ -103,6 +104,22 @@ def test_a_corrupt_line_before_good_ones_is_refused_with_its_number(tmp_path: Pa
     with pytest.raises(wi.BatchFileError, match="line 2 is not a batch result"):
         ResultFiles(out, tmp_path / "err.jsonl")
     assert out.read_text().count("\n") == 3  # left as it was
+
+
+@pytest.mark.parametrize("tail", ['{"custom_id": "q", "body": {}}\n', "some notes\n", result_line("z")[:30] + "\n"])
+def test_a_whole_line_that_is_not_a_result_is_refused_not_cut(tmp_path: Path, tail: str) -> None:
+    """Not a torn write (those have no newline): another file, or a corrupt one. Cutting it
+    off could destroy a file that is not this job's output at all."""
+    out = tmp_path / "out.jsonl"
+    out.write_text(result_line("a") + tail)
+    with pytest.raises(wi.BatchFileError, match="line 2 is a whole line but not a batch result"):
+        ResultFiles(out, tmp_path / "err.jsonl")
+    assert out.read_text() == result_line("a") + tail
+    other = tmp_path / "other.jsonl"
+    other.write_text(tail * 3)  # not a results file at all
+    with pytest.raises(wi.BatchFileError, match="line 1 is"):
+        ResultFiles(other, tmp_path / "err.jsonl")
+    assert other.read_text() == tail * 3
 
 
 def test_results_written_by_other_tools_are_read_too(tmp_path: Path) -> None:
