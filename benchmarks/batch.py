@@ -51,7 +51,9 @@ def write_input(path: Path, n: int) -> None:
     with path.open("w") as handle:
         for i in range(n):
             body = {"model": MODEL, "messages": [{"role": "user", "content": f"item {i}"}], "max_tokens": MAX_TOKENS}
-            handle.write(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}))
+            handle.write(
+                json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": body})
+            )
             handle.write("\n")
 
 
@@ -139,7 +141,12 @@ def child(scenario: str, url: str, source: Path, out: Path) -> dict[str, Any]:
         ready = time.perf_counter()
         ray.data.read_text(str(source)).map_batches(
             wi.RayBatchProcessor,
-            fn_constructor_kwargs={"api_key": KEY, "base_url": url, "max_concurrency": 32, "client_options": {"max_retries": 8}},
+            fn_constructor_kwargs={
+                "api_key": KEY,
+                "base_url": url,
+                "max_concurrency": 32,
+                "client_options": {"max_retries": 8},
+            },
             compute=ray.data.ActorPoolStrategy(size=2),
             num_cpus=0.5,
             batch_size=256,
@@ -165,7 +172,8 @@ def start_server(limit: int | None, pace: float) -> tuple[subprocess.Popen[str],
         "    print('ready', flush=True); threading.Event().wait()\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    if proc.stdout is None or proc.stdout.readline().strip() != "ready":
+        raise SystemExit("the local server did not start (is the [server] extra installed?)")
     return proc, f"http://127.0.0.1:{port}/v1"
 
 
