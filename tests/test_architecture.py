@@ -148,9 +148,22 @@ def test_the_local_server_uses_only_the_catalog_and_the_document() -> None:
             assert facade <= allowed, (module, sorted(facade))
 
 
+def test_batch_jobs_use_the_clients_through_protocols() -> None:
+    """`_batch` (below the shells, which import it for `client.batch`) never imports the
+    shells, the send core, the CLI or the server; the Ray processor builds its client
+    through the public door, like user code."""
+    graph = import_graph()
+    above = SHELLS | CORE | {m for m in graph if m.startswith(("wandb_inference._cli", "wandb_inference.server"))}
+    for module, deps in graph.items():
+        if module.startswith("wandb_inference._batch"):
+            assert not deps & above, (module, sorted(deps & above))
+            if "wandb_inference" in deps:
+                assert module == "wandb_inference._batch._ray", module
+
+
 def test_subpackage_inits_import_nothing() -> None:
     """`import wandb_inference._policy` (on the client's path) costs one docstring."""
-    for package in ("_policy", "_streaming", "_transports", "_types", "_catalog", "_tracing"):
+    for package in ("_policy", "_streaming", "_transports", "_types", "_catalog", "_tracing", "_batch"):
         tree = ast.parse((PACKAGE / package / "__init__.py").read_text(encoding="utf-8"))
         assert all(isinstance(node, ast.Expr) for node in tree.body), package
 

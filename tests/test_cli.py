@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from wandb_inference.server import Fault, LocalServer
 
 KEY = "cli-secret-key-31337"
 MODEL = "meta-llama/Llama-3.3-70B-Instruct"
+MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +147,7 @@ README_EXIT_MEANINGS = {
     3: "configuration",
     4: "connection",
     5: "broken stream",
+    6: "a batch finished with failed lines",
     130: "Ctrl-C",
 }
 
@@ -193,6 +196,17 @@ def test_each_exit_code_means_what_the_readme_says(server: LocalServer, meaning:
     elif meaning == "connection":
         result = run(None, "models", "--base-url", _closed_port_url(), "--max-retries", "0")
         assert_one_line_error(result, code, "Could not reach")
+    elif meaning == "a batch finished with failed lines":
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "in.jsonl"
+            lines = [
+                {"custom_id": m, "url": "/v1/chat/completions", "body": {"model": m, "messages": MESSAGES}}
+                for m in (MODEL, "nobody/model")
+            ]
+            source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+            result = run(server, "batch", str(source), "--output", str(Path(tmp) / "out.jsonl"))
+            assert result.returncode == code, result.stderr
+            assert "1 succeeded, 1 failed" in result.stderr
     else:
         assert meaning == "broken stream"
         server.faults.push(Fault.cut_stream(after=3), times=1)

@@ -11,6 +11,8 @@ import pytest
 
 import wandb_inference
 from wandb_inference._async_resources import AsyncChat, AsyncEmbeddings, AsyncModels
+from wandb_inference._batch._async import AsyncBatch, AsyncBatchResults
+from wandb_inference._batch._sync import Batch, BatchResults
 from wandb_inference._resources import Chat, Embeddings, Models
 
 EXPECTED_ALL = sorted(wandb_inference.__all__)
@@ -58,6 +60,8 @@ def test_clients_have_the_same_surface() -> None:
         (AsyncChat, Chat),
         (AsyncModels, Models),
         (AsyncEmbeddings, Embeddings),
+        (AsyncBatch, Batch),
+        (AsyncBatchResults, BatchResults),
     ]
     for async_cls, sync_cls in pairs:
         a = _public(async_cls)
@@ -121,6 +125,8 @@ _BLOCKED = (
     "wandb_inference._transports",
     "wandb_inference._transports._aiohttp",
     "wandb_inference._transports._decompress",
+    "wandb_inference._policy._observe",
+    "wandb_inference._batch",
     # Optional extras and heavy packages.
     "aiohttp",
     "httpx_aiohttp",
@@ -135,6 +141,9 @@ _BLOCKED = (
     "netrc",
     "opentelemetry",
     "weave",
+    "rich",
+    "ray",
+    "anyio.streams.memory",
 )
 
 

@@ -24,6 +24,10 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from ._async_client import AsyncClient
+    from ._batch._job import BatchCheck, BatchControl
+    from ._batch._request import BatchRequest
+    from ._batch._result import BatchResult
+    from ._batch._summary import BatchSummary
     from ._catalog._bound import AsyncChatModel, AsyncEmbeddingModel, ChatModel, EmbeddingModel, RetiredModelWarning
     from ._catalog._lookup import all_models, get_model_info
     from ._catalog._table import Capabilities, Lifecycle, ModelInfo
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
         APITimeoutError,
         AuthenticationError,
         BadRequestError,
+        BatchFileError,
         CapabilityError,
         ConfigurationError,
         InternalServerError,
@@ -84,6 +89,12 @@ __all__ = [
     "AsyncEmbeddingModel",
     "AuthenticationError",
     "BadRequestError",
+    "BatchCheck",
+    "BatchControl",
+    "BatchFileError",
+    "BatchRequest",
+    "BatchResult",
+    "BatchSummary",
     "Capabilities",
     "CapabilityError",
     "ChatCompletion",
@@ -106,6 +117,7 @@ __all__ = [
     "PersonalAccountError",
     "QuotaExceededError",
     "RateLimitError",
+    "RayBatchProcessor",
     "RetiredModelWarning",
     "RetryPolicy",
     "ServiceUnavailableError",
@@ -142,6 +154,14 @@ _LAZY = {
     "ChatModel": "._catalog._bound",
     "EmbeddingModel": "._catalog._bound",
     "RetiredModelWarning": "._catalog._bound",
+    "BatchCheck": "._batch._job",
+    "BatchControl": "._batch._job",
+    "BatchRequest": "._batch._request",
+    "BatchResult": "._batch._result",
+    "BatchSummary": "._batch._summary",
+    # Not imported above even for type checkers: the Ray processor builds its client through
+    # this door, and an import back from here would close a (type-only) cycle.
+    "RayBatchProcessor": "._batch._ray",
     **dict.fromkeys(
         (
             "APIConnectionError",
@@ -151,6 +171,7 @@ _LAZY = {
             "APITimeoutError",
             "AuthenticationError",
             "BadRequestError",
+            "BatchFileError",
             "CapabilityError",
             "ConfigurationError",
             "InternalServerError",

@@ -7,6 +7,7 @@ lives in the shared pure modules that `Client` uses too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Unpack, final
@@ -23,6 +24,7 @@ from ._policy._retry import RetryState
 
 if TYPE_CHECKING:
     from . import _exceptions, _prepare, _replies
+    from ._batch._async import AsyncBatch
     from ._options import ClientOptions
     from ._policy import _errors_map
     from ._policy._concurrency import Slot
@@ -62,7 +64,7 @@ async def _read_limited(response: httpx.Response, limit: int, what: str, state: 
             raise _replies.too_large(limit, what, response.request)
         chunks.append(chunk)
         if state is not None and state.deadline is not None and state.expired():
-            raise state.deadline_error(f"while reading the {what}", response.request)
+            raise state.deadline_error(f"while reading the {what}", response.request, processed=True)
     return b"".join(chunks)
 
 
@@ -280,6 +282,21 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         spec = _prepare.prepare_operation(self._http, self._options, operation_id, body, options)
         data, response = await self._request(spec)
         return _replies.finish_operation(operation_id, data, response)
+
+    # ------------------------------------------------------------------ hooks
+
+    def _slot_room(self, model: str | None) -> float:
+        """How many more requests for `model` the concurrency gate lets start now (inf:
+        no limit). The batch runner sizes what it sends by it (`_batch`)."""
+        limiter = self._limiter
+        return math.inf if limiter is None else limiter.room(model)
+
+    @property
+    def batch(self) -> AsyncBatch:
+        """Batch jobs: OpenAI Batch JSONL files and in-memory requests (`run`, `stream`, `check`)."""
+        from ._batch._async import AsyncBatch
+
+        return AsyncBatch(self)
 
     # ------------------------------------------------------------------ I/O core
 

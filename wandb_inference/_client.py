@@ -9,6 +9,7 @@ connection pool).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -28,6 +29,7 @@ from ._resources import Chat, Embeddings, Models
 
 if TYPE_CHECKING:
     from . import _exceptions, _prepare, _replies
+    from ._batch._sync import Batch
     from ._options import ClientOptions
     from ._policy import _errors_map
     from ._policy._concurrency import Slot
@@ -92,7 +94,7 @@ def _read_limited(response: httpx.Response, limit: int, what: str, state: RetryS
             raise _replies.too_large(limit, what, response.request)
         chunks.append(chunk)
         if state is not None and state.deadline is not None and state.expired():
-            raise state.deadline_error(f"while reading the {what}", response.request)
+            raise state.deadline_error(f"while reading the {what}", response.request, processed=True)
     return b"".join(chunks)
 
 
@@ -267,6 +269,21 @@ class Client(ClientOptionsMixin, SyncConstructors):
         spec = _prepare.prepare_operation(self._pool.get(), self._options, operation_id, body, options)
         data, response = self._request(spec)
         return _replies.finish_operation(operation_id, data, response)
+
+    # ------------------------------------------------------------------ hooks
+
+    def _slot_room(self, model: str | None) -> float:
+        """How many more requests for `model` the concurrency gate lets start now (inf:
+        no limit). The batch runner sizes what it sends by it (`_batch`)."""
+        limiter = self._limiter
+        return math.inf if limiter is None else limiter.room(model)
+
+    @property
+    def batch(self) -> Batch:
+        """Batch jobs: OpenAI Batch JSONL files and in-memory requests (`run`, `stream`, `check`)."""
+        from ._batch._sync import Batch
+
+        return Batch(self)
 
     # ------------------------------------------------------------------ I/O core
 

@@ -4,7 +4,9 @@
 WandbInferenceError                    every error this SDK raises
 ├── ConfigurationError (ValueError)    bad or missing client options (no key, bad project)
 ├── InvalidRequestError (ValueError)   a call's arguments fail validation before sending
-│   └── CapabilityError                the model cannot do what was asked (vision, embeddings)
+│   ├── CapabilityError                the model cannot do what was asked (vision, embeddings)
+│   └── BatchFileError                 a batch job's files: invalid or duplicate lines, a
+│                                      corrupt or locked output file (nothing was sent)
 └── APIError                           something went wrong talking to the service
     ├── APIConnectionError             no response: DNS, refused, reset, TLS, protocol
     │   └── APITimeoutError            connect/read/write/pool timeout or total deadline
@@ -52,6 +54,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchFileError",
     "CapabilityError",
     "ConfigurationError",
     "InternalServerError",
@@ -118,6 +121,24 @@ class CapabilityError(InvalidRequestError):
     Raised before sending. Pass `check_capabilities=False` to skip the check for models
     the catalog does not know yet.
     """
+
+
+class BatchFileError(InvalidRequestError):
+    """A batch job cannot start because of its files; nothing was sent.
+
+    Invalid or duplicate input lines (each named with its line number in `problems`;
+    `skip_invalid=True` / `--skip-invalid` goes on without them), an input file that
+    cannot be read, an output file with a corrupt line before its end, or an output file
+    another batch job is writing.
+
+    Attributes:
+        problems: `(line number, custom_id or None, what is wrong)` for each bad input
+            line, in file order (empty for problems that are not about input lines).
+    """
+
+    def __init__(self, message: str, *, problems: tuple[tuple[int, str | None, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 def redact_request(request: httpx.Request | None) -> httpx.Request | None:

@@ -97,7 +97,8 @@ def attempt_error(exc: Exception, spec: RequestSpec, state: RetryState, base_url
     request = spec.request
     if isinstance(exc, httpx.TimeoutException) and state.expired(slack=0.05):
         redact_transport_error(exc)
-        return state.deadline_error(f"({type(exc).__name__})", request)
+        sent = not spec.idempotent and may_have_been_processed(exc)
+        return state.deadline_error(f"({type(exc).__name__})", request, processed=sent)
     if isinstance(exc, httpx.TransportError):
         processed = not spec.idempotent and may_have_been_processed(exc)
         return connection_error_from(exc, request, base_url=base_url, retried=state.retries, processed=processed)

@@ -41,3 +41,26 @@ def check_clients_satisfy_what_bound_models_call(aclient: wi.AsyncClient, client
     async_side: AsyncClientLike = aclient
     sync_side: ClientLike = client
     assert async_side is not None and sync_side is not None
+
+
+def check_clients_satisfy_what_batch_jobs_call(aclient: wi.AsyncClient, client: wi.Client) -> None:
+    """The protocols `_batch` is typed against (it never imports the clients)."""
+    from wandb_inference._batch._async import AsyncClientLike as AsyncBatchClient
+    from wandb_inference._batch._sync import ClientLike as BatchClient
+
+    async_side: AsyncBatchClient = aclient
+    sync_side: BatchClient = client
+    assert async_side is not None and sync_side is not None
+
+
+async def check_batch(aclient: wi.AsyncClient, client: wi.Client, requests: list[wi.BatchRequest]) -> None:
+    assert_type(await aclient.batch.run("in.jsonl", "out.jsonl"), wi.BatchSummary)
+    assert_type(await aclient.batch.check("in.jsonl", "out.jsonl"), wi.BatchCheck)
+    async with aclient.batch.stream(requests) as results:
+        async for result in results:
+            assert_type(result, wi.BatchResult)
+            assert_type(result.error, wi.WandbInferenceError | None)
+    assert_type(client.batch.run("in.jsonl", "out.jsonl"), wi.BatchSummary)
+    with client.batch.stream(requests) as sync_results:
+        for item in sync_results:
+            assert_type(item, wi.BatchResult)

@@ -1,4 +1,4 @@
-"""The `wandb-inference` command line: models, chat, embed, serve, demo.
+"""The `wandb-inference` command line: models, chat, embed, batch, serve, demo.
 
 Built on argparse (no extra dependency, nothing imported by `import wandb_inference`).
 Errors print one line with what to do and exit with a documented code, never a
@@ -25,6 +25,8 @@ from wandb_inference._exceptions import (
 )
 from wandb_inference._version import __version__
 
+from ._batch import add_batch_parser, cmd_batch
+
 __all__ = ["EXIT_CODES", "main"]
 
 EXIT_OK = 0
@@ -33,6 +35,7 @@ EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_CONNECTION = 4
 EXIT_STREAM = 5
+EXIT_LINES_FAILED = 6
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES = {
@@ -42,6 +45,7 @@ EXIT_CODES = {
     EXIT_CONFIG: "configuration problem (no API key, bad project or base URL)",
     EXIT_CONNECTION: "the service could not be reached (network, timeout)",
     EXIT_STREAM: "a stream broke mid-way (the text received so far was printed)",
+    EXIT_LINES_FAILED: "batch: finished, but some lines failed (they are in the errors file)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -141,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", required=True, help="embeddings model id, e.g. BAAI/bge-m3")
     p.add_argument("texts", nargs="*", help="texts to embed (default: one per stdin line)")
     p.add_argument("--dimensions", type=int, help="truncate vectors to this size")
+
+    add_batch_parser(sub, common)
 
     p = sub.add_parser("serve", help="run the local OpenAI-compatible server (needs the [server] extra)")
     p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
@@ -325,6 +331,7 @@ _COMMANDS = {
     "models": _cmd_models,
     "chat": _cmd_chat,
     "embed": _cmd_embed,
+    "batch": lambda args: cmd_batch(args, _exit_code),
     "serve": _cmd_serve,
     "demo": _cmd_demo,
 }

@@ -152,6 +152,14 @@ class _Limits:
         """The current in-flight limit for `model` (inf: unlimited)."""
         return self._limits(model)[-1].limit
 
+    def room(self, model: str | None) -> float:
+        """How many more requests for `model` may start now, by every limit (inf: no limit).
+
+        A snapshot for schedulers (the batch runner sizes what it sends by it); the gate
+        itself still decides at `acquire`.
+        """
+        return min(limit.limit - limit.in_flight for limit in self._limits(model))
+
     def describe(self, model: str | None) -> str:
         """`limit N, M in flight` for an error message."""
         limit = self._limits(model)[-1]

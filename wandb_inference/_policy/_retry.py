@@ -33,10 +33,19 @@ from wandb_inference._lazy import lazy_module
 
 if TYPE_CHECKING:
     from wandb_inference import _exceptions
+
+    from . import _observe
 else:
     _exceptions = lazy_module("wandb_inference._exceptions")  # loaded by the first error
+    _observe = lazy_module("wandb_inference._policy._observe")  # and the observer hook
 
-__all__ = ["RetryDecision", "RetryPolicy", "RetryState", "is_retryable_error", "may_have_been_processed"]
+__all__ = [
+    "RetryDecision",
+    "RetryPolicy",
+    "RetryState",
+    "is_retryable_error",
+    "may_have_been_processed",
+]
 
 _RETRYABLE_STATUSES = frozenset({500, 502, 503, 504, 529})
 # Transport failures that prove the server did not receive the whole request (so cannot
@@ -190,19 +199,41 @@ class RetryState:
             return {"connect": remaining, "read": remaining, "write": remaining, "pool": remaining}
         return {name: remaining if value is None or value > remaining else value for name, value in timeouts.items()}
 
-    def deadline_error(self, when: str, request: object = None) -> _exceptions.APITimeoutError:
-        """The error for a call that ran out of `total_timeout`."""
+    def deadline_error(
+        self, when: str, request: object = None, *, processed: bool = False
+    ) -> _exceptions.APITimeoutError:
+        """The error for a call that ran out of `total_timeout`.
+
+        Args:
+            when: what the call was doing, for the message.
+            request: the request, kept (redacted) on the error.
+            processed: the request had been sent (its reply was being awaited or read):
+                the error's `may_have_been_processed`.
+        """
         total = self.policy.total_timeout
         tries = f" after {self.retries} retr{'y' if self.retries == 1 else 'ies'}" if self.retries else ""
-        return _exceptions.APITimeoutError(
+        error = _exceptions.APITimeoutError(
             f"The call's total_timeout={total:g}s passed {when}{tries}. Raise "
             "RetryPolicy(total_timeout=...) for slow replies, or use stream=True (a stream's "
             "chunks are bounded by the read timeout only).",
             request=request,  # type: ignore[arg-type]
         )
+        error.may_have_been_processed = processed
+        return error
 
     def decide(self, error: BaseException, *, idempotent: bool = False) -> RetryDecision:
-        """Decide whether to retry after `error` (an APIStatusError or httpx error)."""
+        """Decide whether to retry after `error` (an APIStatusError or httpx error).
+
+        The context's `_observe.RETRY_OBSERVER`, if any, is told about the attempt and the
+        decision.
+        """
+        decision = self._decide(error, idempotent)
+        observer = _observe.RETRY_OBSERVER.get()
+        if observer is not None:
+            observer.on_failed_attempt(error, decision.retry)
+        return decision
+
+    def _decide(self, error: BaseException, idempotent: bool) -> RetryDecision:
         if not is_retryable_error(error, idempotent=idempotent):
             if not isinstance(error, _exceptions.APIStatusError) and may_have_been_processed(error):
                 return RetryDecision(False, reason="the request may have been processed")
