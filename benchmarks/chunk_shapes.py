@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 
 import wandb_inference as wi
-from wandb_inference import _accumulate, _chunk
+from wandb_inference._streaming import _accumulate
+from wandb_inference._types import _chunk
 
 _BASE = '"id":"chatcmpl-5b8dd714e4f54915bd29c5ab","object":"chat.completion.chunk","created":1796454674'
 SHAPES = {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Regenerate generated/ from openapi/openapi.yaml with pinned tools.
+# Regenerate everything derived from openapi/openapi.yaml, with pinned tools.
 #
-#   scripts/regen.sh           rewrite generated/wandb_inference_generated/
-#   scripts/regen.sh --check   exit 1 if generated/ is stale or was edited by hand
+#   scripts/regen.sh           rewrite generated/wandb_inference_generated/ (the models) and
+#                              wandb_inference/_spec/ (the facade's parameters, operation table
+#                              and the shipped document: scripts/gen_facade.py)
+#   scripts/regen.sh --check   exit 1 if any of them is stale or was edited by hand
 #
 # Pinned versions: the output of a code generator (and of the formatter it runs) changes
 # between releases, so regen and --check only run with exactly these.
@@ -34,6 +36,8 @@ elif [ -x "$root/.venv/bin/openapi-python-client" ]; then
 fi
 opc="${bindir}openapi-python-client"
 ruff="${bindir}ruff"
+python="${bindir}python"
+[ -x "$python" ] || python="python3"
 command -v "$opc" >/dev/null 2>&1 || { echo "regen.sh: openapi-python-client not found; run scripts/test.sh once (it installs the dev tools) or pip install -e '.[dev]'" >&2; exit 2; }
 
 have_opc="$("$opc" --version 2>/dev/null | awk '{print $NF}')"
@@ -63,7 +67,8 @@ if [ "$mode" = "check" ]; then
     echo "regen.sh --check: $target is stale or was edited by hand; run scripts/regen.sh and commit the result" >&2
     exit 1
   fi
-  echo "regen.sh --check: generated/ is current"
+  "$python" scripts/gen_facade.py --check || { echo "regen.sh --check: wandb_inference/_spec/ is stale; run scripts/regen.sh" >&2; exit 1; }
+  echo "regen.sh --check: generated/ and wandb_inference/_spec/ are current"
   exit 0
 fi
 
@@ -71,3 +76,4 @@ mkdir -p generated
 rm -rf "$target"
 cp -r "$tmp/out" "$target"
 echo "regen.sh: wrote $target"
+"$python" scripts/gen_facade.py

@@ -25,6 +25,37 @@ def load_spec() -> dict[str, Any]:
     return loaded
 
 
+def written(value: Any, schema: str | dict[str, Any]) -> Any:
+    """What a result's `to_dict()` writes for the JSON `value`, read off the document.
+
+    The rule the README promises: a property the document names but does not require is
+    left out when it is null (null and absent both read as None); required properties,
+    and keys the document does not name (`additional_properties`), are written as sent.
+    """
+    schemas = load_spec()["components"]["schemas"]
+    node = schemas[schema] if isinstance(schema, str) else schema
+    if "$ref" in node:
+        node = schemas[node["$ref"].rsplit("/", 1)[1]]
+    for branch in node.get("anyOf", ()):  # the branch this value is an instance of
+        if branch.get("type") == "array" and isinstance(value, list):
+            return written(value, branch)
+        if "$ref" in branch and isinstance(value, dict):
+            target = schemas[branch["$ref"].rsplit("/", 1)[1]]
+            consts = {k: p["const"] for k, p in target.get("properties", {}).items() if "const" in p}
+            if all(value.get(k) == c for k, c in consts.items()):  # e.g. a message's `role`
+                return written(value, target)
+    if isinstance(value, dict) and "properties" in node:
+        properties, required = node["properties"], set(node.get("required", ()))
+        return {
+            key: written(item, properties[key]) if key in properties else item
+            for key, item in value.items()
+            if not (item is None and key in properties and key not in required)
+        }
+    if isinstance(value, list) and "items" in node:
+        return [written(item, node["items"]) for item in value]
+    return value
+
+
 def sse_events(raw: bytes) -> list[tuple[str | None, str]]:
     """(event, data) pairs of a whole body, decoded the WHATWG way (any line ending,
     comments skipped): an independent reference for the SDK's and the server's SSE."""

@@ -16,8 +16,8 @@ import attrs
 import httpx
 import pytest
 from _helpers import API_KEY, BASE_URL, completion_body, json_response
+from wandb_inference_generated.models.chat_completion_message import ChatCompletionMessage
 from wandb_inference_generated.models.tool_call import ToolCall
-from wandb_inference_generated.types import UNSET
 
 import wandb_inference as wi
 from wandb_inference._helpers import (
@@ -329,7 +329,8 @@ def test_run_tool_calls_answers_each_call_in_order() -> None:
     assert messages[1]["content"] == "pong"
     assert messages[2]["content"] == "5"
     assert run_tool_calls(None, FUNCTIONS) == []
-    assert run_tool_calls(UNSET, FUNCTIONS) == []  # `message.tool_calls` of a reply without calls
+    no_calls = ChatCompletionMessage.from_dict({"role": "assistant", "content": "hi"}).tool_calls
+    assert run_tool_calls(no_calls, FUNCTIONS) == []  # `message.tool_calls` of a reply without calls
     assert run_tool_calls([], FUNCTIONS) == []
 
 

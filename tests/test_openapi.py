@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import load_spec
+from _helpers import load_spec, written
 from openapi_spec_validator import validate
 from wandb_inference_generated.models.chat_completion import ChatCompletion
 from wandb_inference_generated.models.chat_completion_chunk import ChatCompletionChunk
@@ -192,7 +192,10 @@ EMBEDDINGS = {
 )
 def test_generated_models_round_trip_keeping_unknown_fields(cls: Any, body: dict[str, Any]) -> None:
     parsed = cls.from_dict(body)
-    assert parsed.to_dict() == body
+    # Unknown fields as sent (nulls too); a documented optional field that is null is left
+    # out, as if absent: both read as None.
+    assert parsed.to_dict() == written(body, cls.__name__)
+    assert cls.from_dict(parsed.to_dict()) == parsed
 
 
 def test_parsed_values_are_typed() -> None:
@@ -207,7 +210,7 @@ def test_parsed_values_are_typed() -> None:
 
 
 def test_request_models_round_trip() -> None:
-    body = {
+    body: dict[str, Any] = {
         "model": "m",
         "messages": [
             {"role": "system", "content": "be brief"},
@@ -238,7 +241,9 @@ def test_request_models_round_trip() -> None:
         "reasoning_effort": "high",
         "logit_bias": {"50256": -100},
     }
-    assert ChatCompletionRequest.from_dict(body).to_dict() == body
+    sent = ChatCompletionRequest.from_dict(body).to_dict()
+    assert sent["messages"][2] == {k: v for k, v in body["messages"][2].items() if k != "content"}  # null: left out
+    assert sent == {**body, "messages": [*body["messages"][:2], sent["messages"][2], body["messages"][3]]}
     emb = {"model": "m", "input": ["a", "b"], "encoding_format": "base64", "dimensions": 8}
     assert EmbeddingRequest.from_dict(emb).to_dict() == emb
 
@@ -248,8 +253,9 @@ def regen_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("openapi-python-client", path=str(Path(sys.executable).parent)) is None:
         pytest.skip("openapi-python-client is not installed in this environment")
     dest = tmp_path_factory.mktemp("regen")
-    for part in ("openapi", "scripts", "generated"):
+    for part in ("openapi", "scripts", "generated", "wandb_inference/_spec"):
         shutil.copytree(ROOT / part, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")  # ruff's settings for the facade files
     return dest
 
 
@@ -271,6 +277,13 @@ def test_regen_check_detects_hand_edits_and_spec_changes(regen_copy: Path) -> No
     result = _check(regen_copy)
     assert result.returncode != 0 and "stale or was edited" in result.stderr
     target.write_text(original)
+    params = regen_copy / "wandb_inference" / "_spec" / "_params.py"
+    original = params.read_text()
+    params.write_text(original.replace("max_tokens: int | None", "max_tokens: int", 1))
+    result = _check(regen_copy)
+    assert result.returncode != 0 and "_spec/_params.py is stale or was edited" in result.stderr
+    params.write_text(original)
+    assert _check(regen_copy).returncode == 0
     spec = regen_copy / "openapi" / "openapi.yaml"
     spec.write_text(spec.read_text().replace("        cache_salt:\n", "        cache_salt_v2:\n"))
     assert _check(regen_copy).returncode != 0

@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 import pytest
+from _helpers import written
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,19 +22,29 @@ extra_keys = st.dictionaries(
 )
 
 
+def generated_chunk(data: dict[str, Any]) -> ChatCompletionChunk:
+    """What the generated `from_dict` builds (the facade's `from_dict` is `parse_chunk`)."""
+    return super(ChatCompletionChunk, ChatCompletionChunk).from_dict(data)
+
+
+def generated_completion(data: dict[str, Any]) -> ChatCompletion:
+    """What the generated `from_dict` builds (the facade's `from_dict` is `parse_completion`)."""
+    return super(ChatCompletion, ChatCompletion).from_dict(data)
+
+
 def _optional(keys: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({}, optional=keys)
 
 
-# Logprobs: the API keeps them as sent (a free-form object); servers send OpenAI's shape,
-# `{"content": [{"token", "logprob", "bytes", "top_logprobs"}], "refusal": ...}`, at times
-# with more keys.
+# Logprobs: OpenAI's shape, `{"content": [{"token", "logprob", "bytes", "top_logprobs"}],
+# "refusal": ...}`, at times with more keys (kept as sent). A token without `top_logprobs`
+# is in test_result_types.py (the parsers fill in the documented empty list).
 _logprob = st.floats(-100, 0, allow_nan=False)
 _token_bytes = st.one_of(st.none(), st.lists(st.integers(0, 255), max_size=4))
 top_logprob = st.fixed_dictionaries({"token": text, "logprob": _logprob, "bytes": _token_bytes})
 token_logprob = st.fixed_dictionaries(
-    {"token": text, "logprob": _logprob, "bytes": _token_bytes},
-    optional={"top_logprobs": st.lists(top_logprob, max_size=3)},
+    {"token": text, "logprob": _logprob, "top_logprobs": st.lists(top_logprob, max_size=3)},
+    optional={"bytes": _token_bytes},
 )
 logprobs = st.one_of(
     st.none(),
@@ -98,9 +109,9 @@ def _details(known: str) -> st.SearchStrategy[dict[str, Any] | None]:
 usage = st.builds(
     lambda base, extra: {**base, **extra},
     st.fixed_dictionaries(
-        {"prompt_tokens": _tokens, "total_tokens": _tokens},
+        # A usage without `completion_tokens` is in test_result_types.py (it is derived).
+        {"prompt_tokens": _tokens, "completion_tokens": _tokens, "total_tokens": _tokens},
         optional={
-            "completion_tokens": _tokens,
             "prompt_tokens_details": _details("cached_tokens"),
             "completion_tokens_details": _details("reasoning_tokens"),
         },
@@ -121,10 +132,10 @@ chunk = st.builds(
 @given(chunk)
 def test_fast_parser_equals_generated_from_dict(data: dict[str, Any]) -> None:
     fast = parse_chunk(data)
-    slow = ChatCompletionChunk.from_dict(data)
+    slow = generated_chunk(data)
     assert type(fast) is type(slow)
-    assert fast == slow
-    assert fast.to_dict() == slow.to_dict() == data
+    assert fast == slow == ChatCompletionChunk.from_dict(data)
+    assert fast.to_dict() == slow.to_dict() == written(data, "ChatCompletionChunk")
 
 
 # The per-token shape `_token_chunk` builds without constructors, and its near misses.
@@ -172,10 +183,10 @@ token_chunk = st.builds(
 def test_token_fast_path_equals_generated_from_dict(data: dict[str, Any]) -> None:
     fast = _token_chunk(data)
     assert fast is not None  # the shape of nearly every chunk does take the fast path
-    slow = ChatCompletionChunk.from_dict(data)
+    slow = generated_chunk(data)
     assert type(fast) is type(slow)
     assert fast == slow
-    assert fast.to_dict() == slow.to_dict() == data
+    assert fast.to_dict() == slow.to_dict() == written(data, "ChatCompletionChunk")
     assert fast.text == slow.text
     # Each object is complete: every slot set, as the constructor sets it.
     for made, built in (
@@ -198,12 +209,11 @@ BASE: dict[str, Any] = {
 @pytest.mark.parametrize(
     "change",
     [
-        {"usage": {"prompt_tokens": 1, "total_tokens": 2}},
+        {"usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}},
         {"choices": []},
         {"choices": [CHOICE, {**CHOICE, "index": 1}]},
         {"choices": [{**CHOICE, "logprobs": {"content": []}}]},
         {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "t"}]}}]},
-        {"choices": [{"index": 0, "delta": {"content": "x", "tool_calls": "x"}}]},
         {"choices": [{"index": 0, "delta": {"function_call": {"name": "f"}}}]},
         {"choices": [{"delta": {"content": "x"}, "finish_reason": None}]},
         {"choices": ({"index": 0, "delta": {}},)},
@@ -221,8 +231,27 @@ def test_other_shapes_leave_the_fast_path(change: dict[str, Any]) -> None:
             parse_chunk(data)
         return
     # The general path still builds what from_dict builds (with the missing-id defaults).
-    expected = ChatCompletionChunk.from_dict({"id": "", "created": 0, "model": "", **data, "choices": choices})
+    expected = generated_chunk({"id": "", "created": 0, "model": "", **data, "choices": choices})
     assert parse_chunk({**data, "choices": choices}) == expected
+
+
+@pytest.mark.parametrize(
+    "delta",
+    [
+        {"content": "x", "tool_calls": "x"},
+        {"tool_calls": [{"index": 0, "function": "f"}]},
+        {"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": ""}}], "function_call": "f"},
+    ],
+)
+def test_parts_of_another_shape_are_refused(delta: dict[str, Any]) -> None:
+    """Not kept as sent behind a typed attribute (the generated `from_dict` would)."""
+    with pytest.raises(TypeError):
+        parse_chunk({**BASE, "choices": [{"index": 0, "delta": delta}]})
+    message = {"role": "assistant", **delta, "tool_calls": delta["tool_calls"]}
+    if isinstance(message["tool_calls"], list):
+        message["tool_calls"] = [{"id": "c", "type": "function", **call} for call in message["tool_calls"]]
+    with pytest.raises((TypeError, ValueError, AttributeError)):
+        parse_completion({**BASE, "choices": [{"index": 0, "message": message}]})
 
 
 def test_missing_ids_are_tolerated() -> None:
@@ -278,7 +307,7 @@ completion = st.builds(
 @given(completion)
 def test_fast_completion_parser_equals_generated_from_dict(data: dict[str, Any]) -> None:
     fast = parse_completion(data)
-    slow = ChatCompletion.from_dict(data)
+    slow = generated_completion(data)
     assert type(fast) is type(slow)
-    assert fast == slow
-    assert fast.to_dict() == slow.to_dict() == data
+    assert fast == slow == ChatCompletion.from_dict(data)
+    assert fast.to_dict() == slow.to_dict() == written(data, "ChatCompletion")

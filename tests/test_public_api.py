@@ -165,7 +165,7 @@ def test_import_is_light() -> None:
     assert set(ours) == _CLIENT_MODULES | {"wandb_inference._async_client"}, ours
     added, ours = _loaded_after("import wandb_inference\nwandb_inference.Client(api_key='k').close()")
     assert added == [], added
-    assert set(ours) == _CLIENT_MODULES | {"wandb_inference._client"}, ours
+    assert set(ours) == _CLIENT_MODULES | {"wandb_inference._client", "wandb_inference._pool"}, ours
 
 
 def test_every_public_name_loads_lazily_from_its_module() -> None:
@@ -215,7 +215,7 @@ print("wandb_inference._catalog._table" in sys.modules)
     ("stream", "models"),
     [
         (True, "chat_completion_chunk chat_completion_chunk_choice chat_completion_delta"),
-        (False, "chat_completion chat_completion_choice chat_completion_message usage"),
+        (False, "chat_completion chat_completion_choice chat_completion_message"),
     ],
 )
 def test_a_call_loads_only_the_generated_models_its_reply_needs(stream: bool, models: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from _helpers import load_spec
+from _helpers import load_spec, written
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wandb_inference_generated.models.chat_completion_request import ChatCompletionRequest
@@ -177,7 +177,8 @@ def test_valid_chat_calls_build_spec_valid_bodies_that_round_trip(
     assert body == {"model": model, "messages": msgs, **sent, **({"stream": True} if stream else {})}
     errors = [e.message for e in CHAT_SCHEMA.iter_errors(body)]
     assert errors == []
-    assert ChatCompletionRequest.from_dict(body).to_dict() == body
+    # A generated model's to_dict leaves out optional nulls (an assistant's `content: null`).
+    assert ChatCompletionRequest.from_dict(body).to_dict() == written(body, "ChatCompletionRequest")
 
 
 @settings(max_examples=150, deadline=None)

@@ -268,8 +268,9 @@ async def test_results_never_carry_the_key(make_client: MakeClient) -> None:
         assert_no_key_anywhere(result)
         data = pickle.dumps(result)
         assert KEY.encode() not in data
-        # Copies stay whole: same JSON (the generated `UNSET` must survive as itself).
+        # Copies stay whole: equal, and the same JSON.
         for clone in (pickle.loads(data), copy.copy(result), copy.deepcopy(result)):
+            assert clone == result
             assert json.dumps(clone.to_dict()) == json.dumps(result.to_dict())
     for kept in (results[0], results[1], results[2], stream):
         response = kept.http_response if hasattr(kept, "http_response") else kept.response

@@ -105,6 +105,7 @@ class _CountingTransport(httpx.AsyncBaseTransport):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # about 40 s on an idle 2-core machine; a loaded one takes several times that
 async def test_fault_soak(server: LocalServer) -> None:
     rng = random.Random(20261122)
     weights = [w for w, *_ in SCENARIOS]

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from ._streaming._streams import AsyncChatStream, ChatStream
     from ._types._chunk import ChatCompletionChunk
     from ._types._completion import ChatCompletion
-    from ._types._embeddings import EmbeddingResponse
+    from ._types._embeddings import EmbeddingData, EmbeddingResponse
     from ._types._model_list import Model, ModelList
 
 __all__ = [
@@ -92,6 +92,7 @@ __all__ = [
     "ChatStream",
     "Client",
     "ConfigurationError",
+    "EmbeddingData",
     "EmbeddingModel",
     "EmbeddingResponse",
     "InternalServerError",
@@ -169,6 +170,7 @@ _LAZY = {
     ),
     "ChatCompletion": "._types._completion",
     "ChatCompletionChunk": "._types._chunk",
+    "EmbeddingData": "._types._embeddings",
     "EmbeddingResponse": "._types._embeddings",
     "Model": "._types._model_list",
     "ModelList": "._types._model_list",

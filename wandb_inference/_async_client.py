@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Unpack, final, overload
+from typing import TYPE_CHECKING, Any, Literal, Unpack, final, overload
 
 import httpx
 
@@ -230,6 +230,29 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
     ) -> None:
         await self.aclose()
 
+    # ------------------------------------------------------------------ any operation
+
+    async def call(
+        self, operation_id: str, body: Mapping[str, Any] | None = None, **options: Unpack[RequestOptions]
+    ) -> Any:
+        """Call any operation of the API document by its `operationId` (README: "Maintaining the API").
+
+        For an endpoint added to openapi/openapi.yaml before it has a facade method: after
+        `scripts/regen.sh` it is in the operation table, and this sends it with the key, the
+        project header, retries, the concurrency gate and typed errors, its body checked
+        against the document first. E.g. `await client.call("listModels")`.
+
+        Returns:
+            The generated model of its 200 reply, or the decoded JSON if the document names none.
+
+        Raises:
+            InvalidRequestError: an unknown operation or an invalid body (nothing was sent).
+            APIStatusError, APIConnectionError: as for every call.
+        """
+        spec = _prepare.prepare_operation(self._http, self._options, operation_id, body, options)
+        data, response = await self._request(spec)
+        return _replies.finish_operation(operation_id, data, response)
+
     # ------------------------------------------------------------------ I/O core
 
     def _closed_error(self, spec: RequestSpec) -> _exceptions.APIConnectionError:
@@ -424,8 +447,7 @@ class AsyncChat(_AsyncResource):
                 return await client._stream(spec)
             return _replies.finish_chat(*await client._request(spec), spec.trace)
         except BaseException as exc:  # re-raised: the span only records it
-            if spec.trace is not None:
-                spec.trace.fail(exc)
+            spec.failed(exc)
             raise
 
 
@@ -474,6 +496,5 @@ class AsyncEmbeddings(_AsyncResource):
         try:
             return _replies.finish_embeddings(*await client._request(spec), spec.trace)
         except BaseException as exc:  # re-raised: the span only records it
-            if spec.trace is not None:
-                spec.trace.fail(exc)
+            spec.failed(exc)
             raise

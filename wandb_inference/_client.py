@@ -9,12 +9,10 @@ connection pool).
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Unpack, final, overload
+from typing import TYPE_CHECKING, Any, Literal, Unpack, final, overload
 
 import httpx
 
@@ -22,8 +20,9 @@ from ._catalog._constructors import SyncConstructors
 from ._config import DEFAULT_LIMITS
 from ._lazy import lazy_module
 from ._options import ClientOptionsMixin, derive_options, resolve_options
-from ._policy._concurrency import SyncLimiter, reset_after_fork
+from ._policy._concurrency import SyncLimiter
 from ._policy._retry import RetryState
+from ._pool import Pool as _Pool
 
 if TYPE_CHECKING:
     from . import _exceptions, _prepare, _replies
@@ -45,38 +44,6 @@ else:
     _exceptions = lazy_module("wandb_inference._exceptions")
 
 __all__ = ["Client"]
-
-
-class _Pool:
-    """The `httpx.Client` behind a client and its derived clients, renewed after `fork`.
-
-    A forked child must not reuse the parent's sockets (both would read the same
-    connection), so the first call in a child builds a new pool when the SDK created the
-    original one; the parent's pool is left alone, not closed, in the child.
-    """
-
-    def __init__(self, http: httpx.Client, owned: bool) -> None:
-        self._http = http
-        self.owned = owned
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
-        reset_after_fork(self)
-
-    def _after_fork_in_child(self) -> None:
-        # Another thread may have held the lock at fork time: the child's copy stays held.
-        self._lock = threading.Lock()
-
-    def get(self) -> httpx.Client:
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid() and self.owned:
-                    self._http = httpx.Client(limits=DEFAULT_LIMITS, follow_redirects=False)
-                self._pid = os.getpid()
-        return self._http
-
-    def close(self) -> None:
-        if self.owned:
-            self.get().close()
 
 
 def _read_limited(response: httpx.Response, limit: int, what: str, state: RetryState | None = None) -> bytes:
@@ -243,6 +210,27 @@ class Client(ClientOptionsMixin, SyncConstructors):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ any operation
+
+    def call(self, operation_id: str, body: Mapping[str, Any] | None = None, **options: Unpack[RequestOptions]) -> Any:
+        """Call any operation of the API document by its `operationId` (README: "Maintaining the API").
+
+        For an endpoint added to openapi/openapi.yaml before it has a facade method: after
+        `scripts/regen.sh` it is in the operation table, and this sends it with the key, the
+        project header, retries, the concurrency gate and typed errors, its body checked
+        against the document first. E.g. `client.call("listModels")`.
+
+        Returns:
+            The generated model of its 200 reply, or the decoded JSON if the document names none.
+
+        Raises:
+            InvalidRequestError: an unknown operation or an invalid body (nothing was sent).
+            APIStatusError, APIConnectionError: as for every call.
+        """
+        spec = _prepare.prepare_operation(self._pool.get(), self._options, operation_id, body, options)
+        data, response = self._request(spec)
+        return _replies.finish_operation(operation_id, data, response)
 
     # ------------------------------------------------------------------ I/O core
 
@@ -434,12 +422,9 @@ class Chat(_Resource):
         client = self._client
         spec = _prepare.prepare_chat(client._pool.get(), client._options, model, messages, stream, params)
         try:
-            if stream:
-                return client._stream(spec)
-            return _replies.finish_chat(*client._request(spec), spec.trace)
+            return client._stream(spec) if stream else _replies.finish_chat(*client._request(spec), spec.trace)
         except BaseException as exc:  # re-raised: the span only records it
-            if spec.trace is not None:
-                spec.trace.fail(exc)
+            spec.failed(exc)
             raise
 
 
@@ -486,6 +471,5 @@ class Embeddings(_Resource):
         try:
             return _replies.finish_embeddings(*client._request(spec), spec.trace)
         except BaseException as exc:  # re-raised: the span only records it
-            if spec.trace is not None:
-                spec.trace.fail(exc)
+            spec.failed(exc)
             raise

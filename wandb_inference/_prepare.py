@@ -62,6 +62,11 @@ class RequestSpec:
             self.request.extensions["timeout"] = capped
         return capped
 
+    def failed(self, error: BaseException) -> None:
+        """The call raised `error`: end its span with it, if it is traced."""
+        if self.trace is not None:
+            self.trace.fail(error)
+
     def restore_timeouts(self) -> None:
         """Give a stream's body its own timeouts back (it is not bound by `total_timeout`).
 
@@ -238,3 +243,52 @@ def prepare_models(
 ) -> RequestSpec:
     """Build the `GET /models` request."""
     return build_request(http, options, "GET", "/models", body=None, params=params, endpoint="models")
+
+
+def prepare_operation(
+    http: httpx.Client | httpx.AsyncClient,
+    options: ClientOptions,
+    operation_id: object,
+    body: object,
+    params: Mapping[str, Any],
+) -> RequestSpec:
+    """Validate a call of any operation of the API document and build its request.
+
+    The operation comes from the generated table (`_spec/_params.OPERATIONS`), its body is
+    checked against the document's request schema, as `create()`'s parameters are.
+
+    Raises:
+        InvalidRequestError: an unknown operation, a missing, unexpected or invalid body.
+    """
+    from ._request import check_body, json_form
+    from ._spec._params import OPERATIONS
+
+    op = OPERATIONS.get(operation_id) if isinstance(operation_id, str) else None
+    if op is None:
+        known = ", ".join(sorted(OPERATIONS))
+        raise InvalidRequestError(f"Unknown operation {operation_id!r}: the API document has {known}.")
+    sent: dict[str, Any] | None = None
+    if op.request_schema is not None:
+        if body is None:
+            raise InvalidRequestError(f"{op.operation_id} needs a body (a dict matching {op.request_schema}).")
+        sent = check_body(op.request_schema, body)
+        if sent.get("stream") is True:
+            raise InvalidRequestError(
+                f"call() does not stream; use the client's own method for streamed {op.operation_id}."
+            )
+        extra = params.get("extra_body")
+        if extra is not None:
+            sent.update(json_form(extra, "extra_body"))
+    elif body is not None:
+        raise InvalidRequestError(f"{op.operation_id} ({op.method} {op.path}) takes no body.")
+    model = sent.get("model") if sent is not None else None
+    return build_request(
+        http,
+        options,
+        op.method,
+        op.path,
+        body=sent,
+        params=params,
+        endpoint="other",
+        model=model if isinstance(model, str) else None,
+    )

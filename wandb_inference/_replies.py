@@ -286,14 +286,10 @@ def status_error(response: httpx.Response, spec: RequestSpec, retried: int) -> A
 def finish_chat(data: object, response: httpx.Response, trace: Operation | None = None) -> ChatCompletion:
     """The typed completion for a decoded reply (ending the call's span, if traced)."""
     from ._types._base import set_response
-    from ._types._completion import ChatCompletion, parse_completion
+    from ._types._completion import ChatCompletion
     from ._types._parse import parse_model
 
-    result: ChatCompletion
-    try:
-        result = parse_completion(data)  # type: ignore[arg-type]
-    except (KeyError, TypeError, ValueError, AttributeError):
-        result = parse_model(ChatCompletion, data, response)  # raises the SDK's error
+    result = parse_model(ChatCompletion, data, response)  # `parse_completion`, or the SDK's error
     set_response(result, response)
     if trace is not None:
         trace.finish(data, response)
@@ -319,3 +315,16 @@ def finish_embeddings(data: object, response: httpx.Response, trace: Operation |
     if trace is not None:
         trace.finish(data, response)
     return result
+
+
+def finish_operation(operation_id: str, data: object, response: httpx.Response) -> object:
+    """The reply of `call()`: the generated model of the operation's 200 reply, else the JSON."""
+    from ._spec._params import OPERATIONS
+    from ._types._parse import parse_model
+
+    name = OPERATIONS[operation_id].response_model
+    if name is None:
+        return data
+    import wandb_inference_generated.models as models
+
+    return parse_model(getattr(models, name), data, response)

@@ -1,20 +1,31 @@
 """Request building: validate a call's arguments and turn them into a JSON body. Pure.
 
 Every check here runs before anything is sent, and raises `InvalidRequestError` naming the
-argument and what is wrong with it. The checks are cheap (a pass over the messages):
-they sit on every call's path.
+argument and what is wrong with it. The parameters, their types and their value checks
+come from the API document: the keyword parameters are generated (`_spec/_params.py`) and
+each value is checked against its property's schema in the document (`_spec/_validate`),
+so a constraint added to openapi/openapi.yaml is enforced after `scripts/regen.sh` with no
+edit here. What stays hand-written is what the document cannot say, each rule naming the
+property it refines: messages (cross-field rules: content None only beside tool calls, a
+tool message's id, images only from users), `stream_options` only with `stream=True`,
+`logit_bias` keys that are token ids, and W&B hints in the messages. The checks are cheap
+(a pass over the messages and the parameters given): they sit on every call's path.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypedDict
+from typing import Any
 
 import httpx
 
+from ._call_options import RequestOptions
 from ._config import check_timeout, validate_header_value
 from ._exceptions import InvalidRequestError
+from ._spec._document import request_properties, schemas
+from ._spec._params import OPERATIONS, CreateChatCompletionParams, CreateEmbeddingsParams
+from ._spec._validate import Predicate, accepts, check_value
 
 __all__ = [
     "ChatParams",
@@ -30,54 +41,14 @@ TimeoutTypes = float | httpx.Timeout | None
 MessageParam = Mapping[str, Any] | Any
 """A message: a dict (`{"role": "user", "content": "hi"}`) or a generated message model."""
 
-
-class RequestOptions(TypedDict, total=False):
-    """Per-call transport options accepted by every method."""
-
-    extra_headers: Mapping[str, str] | None
-    """Headers added to (or overriding) the client's for this call."""
-    extra_query: Mapping[str, str] | None
-    """Query parameters added to the URL."""
-    extra_body: Mapping[str, Any] | None
-    """JSON fields merged into the body last (for parameters the SDK does not know yet)."""
-    timeout: float | httpx.Timeout | None
-    """This call's timeout (seconds, or an `httpx.Timeout`); None: the client's."""
-
-
-class ChatParams(RequestOptions, total=False):
-    """Optional chat completion parameters. A parameter left out (or None) is not sent."""
-
-    max_tokens: int | None
-    temperature: float | None
-    top_p: float | None
-    n: int | None
-    stop: str | Sequence[str] | None
-    seed: int | None
-    presence_penalty: float | None
-    frequency_penalty: float | None
-    logit_bias: Mapping[str | int, float] | None
-    response_format: Mapping[str, Any] | Any | None
-    tools: Sequence[Mapping[str, Any] | Any] | None
-    tool_choice: Literal["none", "auto", "required"] | Mapping[str, Any] | Any | None
-    parallel_tool_calls: bool | None
-    functions: Sequence[Mapping[str, Any] | Any] | None
-    function_call: Literal["none", "auto"] | Mapping[str, Any] | Any | None
-    stream_options: Mapping[str, Any] | Any | None
-    chat_template_kwargs: Mapping[str, Any] | None
-    cache_salt: str | None
-    reasoning_effort: Literal["low", "medium", "high"] | None
-    user: str | None
-
-
-class EmbeddingParams(RequestOptions, total=False):
-    """Optional embeddings parameters."""
-
-    encoding_format: Literal["float", "base64"] | None
-    dimensions: int | None
-    user: str | None
-
+# The operations' keyword parameters are generated from the API document
+# (`_spec/_params.py`): these are their names in the facade's signatures.
+ChatParams = CreateChatCompletionParams
+EmbeddingParams = CreateEmbeddingsParams
 
 _OPTION_KEYS = frozenset(RequestOptions.__annotations__)
+_CHAT = OPERATIONS["createChatCompletion"]
+_EMBEDDINGS = OPERATIONS["createEmbeddings"]
 _CHAT_KEYS = frozenset(ChatParams.__annotations__) - _OPTION_KEYS
 _EMBEDDING_KEYS = frozenset(EmbeddingParams.__annotations__) - _OPTION_KEYS
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -97,29 +68,6 @@ def _as_mapping(value: object, what: str) -> Mapping[str, Any]:
         if isinstance(result, Mapping):
             return result
     raise _fail(f"{what} must be a dict (or a wandb_inference model), not {type(value).__name__}")
-
-
-def _check_number(name: str, value: object, low: float, high: float) -> float:
-    # Only floats can be non-finite; `math.isfinite` on an int too large for a float
-    # raises OverflowError, and the range check below handles any int exactly.
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or (isinstance(value, float) and not math.isfinite(value))
-    ):
-        raise _fail(f"{name} must be a finite number, got {value!r}")
-    if not low <= value <= high:
-        raise _fail(f"{name} must be between {low:g} and {high:g}, got {value!r}")
-    return value
-
-
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(f"{name} must be an int, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"between {low} and {high}"
-        raise _fail(f"{name} must be {bound}, got {value}")
-    return value
 
 
 def _check_str(name: str, value: object, *, allow_empty: bool = False) -> str:
@@ -182,132 +130,91 @@ def _check_messages(messages: object) -> list[Mapping[str, Any]]:
     return [_check_message(i, m) for i, m in enumerate(messages)]
 
 
-def _check_stop(stop: object) -> str | list[str]:
-    if isinstance(stop, str):
-        if not stop:
-            raise _fail("stop must not be an empty string")
-        return stop
-    if isinstance(stop, Sequence) and not isinstance(stop, bytes):
-        items = list(stop)
-        if not 1 <= len(items) <= 4 or not all(isinstance(s, str) and s for s in items):
-            raise _fail("stop must be a non-empty str or a list of 1 to 4 non-empty strs")
-        return items
-    raise _fail(f"stop must be a str or a list of strs, got {type(stop).__name__}")
+# Hints added to the document's verdict, by the property they refine.
+_HINTS = {
+    "tools": " (wandb_inference.function_tool(fn) builds a tool from a Python function)",
+    "functions": " (wandb_inference.function_tool(fn)['function'] builds one from a Python function)",
+    "response_format": " (wandb_inference.response_format_from(MyType) builds a json_schema format)",
+    "tool_choice": ", e.g. 'auto' or {'type': 'function', 'function': {'name': 'f'}}",
+    "chat_template_kwargs": ', e.g. {"enable_thinking": False}',
+}
 
 
-def _check_choice(name: str, value: object, modes: frozenset[str]) -> object:
-    if isinstance(value, str):
-        if value not in modes:
-            raise _fail(f"{name} must be one of {sorted(modes)} or a dict naming a function")
+def json_form(value: object, where: str) -> Any:
+    """A parameter as it will be sent: models through `to_dict()`, tuples as lists."""
+    if value is None or isinstance(value, str | bool | int | float):
         return value
-    mapping = _as_mapping(value, name)
-    function = mapping.get("function", mapping)
-    if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-        raise _fail(f"{name} must name a function, e.g. {{'type': 'function', 'function': {{'name': 'f'}}}}")
-    return mapping
+    if isinstance(value, Mapping):
+        return {str(k): json_form(v, f"{where}.{k}") for k, v in value.items()}
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return json_form(to_dict(), where)
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        return [json_form(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise _fail(f"{where} must be JSON data (str, number, bool, list, dict), got {type(value).__name__}")
 
 
-def _check_tools(name: str, tools: object, legacy: bool) -> list[Mapping[str, Any]]:
-    if isinstance(tools, str | bytes) or not isinstance(tools, Sequence):
-        raise _fail(f"{name} must be a list")
-    out = []
-    for i, raw in enumerate(tools):
-        tool = _as_mapping(raw, f"{name}[{i}]")
-        function = tool if legacy else tool.get("function")
-        if not legacy and tool.get("type", "function") != "function":
-            raise _fail(f"{name}[{i}].type must be 'function' (the only tool type served)")
-        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise _fail(
-                f"{name}[{i}] must define a function with a name; "
-                "wandb_inference.function_tool(fn) builds one from a Python function"
-            )
-        params = function.get("parameters")
-        if params is not None and not isinstance(params, Mapping):
-            raise _fail(f"{name}[{i}] parameters must be a JSON schema dict")
-        out.append(tool)
-    return out
+@functools.cache
+def _predicates(schema_name: str) -> dict[str, Predicate]:
+    """The compiled yes/no check of each property of a request schema."""
+    return {key: accepts(schema) for key, schema in request_properties(schema_name).items()}
 
 
-def _check_response_format(value: object) -> Mapping[str, Any]:
-    fmt = _as_mapping(value, "response_format")
-    kind = fmt.get("type")
-    if kind == "json_schema":
-        spec = fmt.get("json_schema")
-        if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
-            raise _fail(
-                "response_format json_schema needs {'name': ..., 'schema': {...}}; "
-                "wandb_inference.response_format_from(MyType) builds one"
-            )
-        schema = spec.get("schema")
-        if schema is not None and not isinstance(schema, Mapping):
-            raise _fail("response_format json_schema.schema must be a JSON schema dict")
-    elif kind not in ("json_object", "text"):
-        raise _fail(f"response_format.type must be 'json_object', 'json_schema' or 'text', got {kind!r}")
-    return fmt
+def _checked(schema_name: str, key: str, value: object, hint: str = "") -> Any:
+    """`value` as it will be sent, if its schema accepts it.
+
+    Plain JSON data (what callers pass almost always) is accepted as it is, with no copy;
+    anything else (models, tuples, mapping types) is converted first. The schema walk
+    (`check_value`) runs only for a refused value, to say what is wrong.
+    """
+    predicate = _predicates(schema_name)[key]
+    if predicate(value):
+        return value
+    value = json_form(value, key)
+    if predicate(value):
+        return value
+    invalid = check_value(value, request_properties(schema_name)[key], key)
+    if invalid is not None:
+        raise _fail(f"{invalid.param or key} {invalid.problem}{hint}")
+    return value  # accepted by the walk (a str subclass, say): the walk decides
 
 
-def _check_logit_bias(value: object) -> dict[str, float]:
-    if not isinstance(value, Mapping):
-        raise _fail("logit_bias must be a dict of token id -> bias")
-    out: dict[str, float] = {}
+def _check_against_document(schema_name: str, params: Mapping[str, Any], keys: frozenset[str]) -> dict[str, Any]:
+    """Each parameter given (None: not sent) checked against its schema in the document."""
+    body: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None or key not in keys:
+            continue
+        body[key] = _checked(schema_name, key, value, _HINTS.get(key, ""))
+    return body
+
+
+def check_body(schema_name: str, body: object) -> dict[str, Any]:
+    """A whole request body checked against its schema in the document (for `call()`)."""
+    sent = json_form(body, "body")
+    if not isinstance(sent, dict):
+        raise _fail(f"the body must be a dict (a {schema_name}), got {type(body).__name__}")
+    invalid = check_value(sent, schemas()[schema_name], "body")
+    if invalid is not None:
+        raise _fail(f"{invalid.param} {invalid.problem}")
+    return sent
+
+
+def _refine_logit_bias(value: Mapping[Any, Any]) -> dict[str, Any]:
+    """`logit_bias` (document: an object of numbers): its keys are token ids, sent as strings."""
+    out: dict[str, Any] = {}
     for key, bias in value.items():
         token = str(key)
         if not token.isdigit():
-            raise _fail(f"logit_bias keys must be token ids, got {key!r}")
-        out[token] = _check_number(f"logit_bias[{token}]", bias, -100, 100)
+            raise _fail(f"logit_bias keys must be token ids (digits), got {key!r}")
+        out[token] = bias
     return out
 
 
-def _check_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for key, value in params.items():
-        if value is None:
-            continue
-        if key == "max_tokens":
-            body[key] = _check_int(key, value, 1)
-        elif key == "temperature":
-            body[key] = _check_number(key, value, 0, 2)
-        elif key == "top_p":
-            body[key] = _check_number(key, value, 0, 1)
-        elif key == "n":
-            body[key] = _check_int(key, value, 1, 128)
-        elif key == "stop":
-            body[key] = _check_stop(value)
-        elif key == "seed":
-            body[key] = _check_int(key, value, -(2**63), 2**64 - 1)
-        elif key in ("presence_penalty", "frequency_penalty"):
-            body[key] = _check_number(key, value, -2, 2)
-        elif key == "logit_bias":
-            body[key] = _check_logit_bias(value)
-        elif key == "response_format":
-            body[key] = _check_response_format(value)
-        elif key == "tools":
-            body[key] = _check_tools(key, value, legacy=False)
-        elif key == "functions":
-            body[key] = _check_tools(key, value, legacy=True)
-        elif key == "tool_choice":
-            body[key] = _check_choice(key, value, frozenset({"none", "auto", "required"}))
-        elif key == "function_call":
-            body[key] = _check_choice(key, value, frozenset({"none", "auto"}))
-        elif key == "parallel_tool_calls":
-            if not isinstance(value, bool):
-                raise _fail("parallel_tool_calls must be a bool")
-            body[key] = value
-        elif key == "stream_options":
-            body[key] = _as_mapping(value, key)
-        elif key == "chat_template_kwargs":
-            if not isinstance(value, Mapping):
-                raise _fail('chat_template_kwargs must be a dict, e.g. {"enable_thinking": False}')
-            body[key] = value
-        elif key in ("cache_salt", "user"):
-            body[key] = _check_str(key, value)
-        elif key == "reasoning_effort":
-            if value not in ("low", "medium", "high"):
-                raise _fail(f"reasoning_effort must be 'low', 'medium' or 'high', got {value!r}")
-            body[key] = value
-        else:  # pragma: no cover - guarded by the caller's key check
-            raise _fail(f"unknown parameter {key!r}")
-    return body
+def _check_explicit(schema_name: str | None, key: str, value: object) -> Any:
+    """An explicit argument (`model`, `input`) checked against its property's schema."""
+    assert schema_name is not None
+    return _checked(schema_name, key, value)
 
 
 def _unknown(params: Mapping[str, Any], known: frozenset[str], method: str) -> None:
@@ -328,12 +235,14 @@ def build_chat_body(model: object, messages: object, stream: object, params: Map
     """
     _unknown(params, _CHAT_KEYS, "chat.create")
     body: dict[str, Any] = {
-        "model": _check_str("model", model),
+        "model": _check_explicit(_CHAT.request_schema, "model", model),
         "messages": _check_messages(messages),
     }
     if not isinstance(stream, bool):
         raise _fail(f"stream must be True or False, got {stream!r}")
-    body.update(_check_params({k: v for k, v in params.items() if k in _CHAT_KEYS}))
+    body.update(_check_against_document("ChatCompletionRequest", params, _CHAT_KEYS))
+    if "logit_bias" in body:
+        body["logit_bias"] = _refine_logit_bias(body["logit_bias"])
     if "stream_options" in body and not stream:
         raise _fail("stream_options is only valid with stream=True")
     if stream:
@@ -356,31 +265,13 @@ def build_embeddings_body(model: object, input: object, params: Mapping[str, Any
         InvalidRequestError: any invalid argument.
     """
     _unknown(params, _EMBEDDING_KEYS, "embeddings.create")
-    body: dict[str, Any] = {"model": _check_str("model", model)}
-    if isinstance(input, str):
-        if not input:
-            raise _fail("input must not be an empty string")
-        body["input"] = input
-    elif isinstance(input, Sequence) and not isinstance(input, bytes | bytearray):
-        texts = list(input)
-        if not texts:
-            raise _fail("input must not be an empty list")
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text:
-                raise _fail(f"input[{i}] must be a non-empty str")
-        body["input"] = texts
-    else:
-        raise _fail(f"input must be a str or a list of strs, got {type(input).__name__}")
-    fmt = params.get("encoding_format")
-    if fmt is not None and fmt not in ("float", "base64"):
-        raise _fail(f"encoding_format must be 'float' or 'base64', got {fmt!r}")
-    body["encoding_format"] = fmt or "base64"
-    dims = params.get("dimensions")
-    if dims is not None:
-        body["dimensions"] = _check_int("dimensions", dims, 1)
-    user = params.get("user")
-    if user is not None:
-        body["user"] = _check_str("user", user)
+    body: dict[str, Any] = {
+        "model": _check_explicit(_EMBEDDINGS.request_schema, "model", model),
+        "input": _check_explicit(_EMBEDDINGS.request_schema, "input", input),
+    }
+    body.update(_check_against_document("EmbeddingRequest", params, _EMBEDDING_KEYS))
+    # The SDK's choice, not the document's: base64 unless asked (decoded back to floats).
+    body.setdefault("encoding_format", "base64")
     extra = params.get("extra_body")
     if extra is not None:
         if not isinstance(extra, Mapping):

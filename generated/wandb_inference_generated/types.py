@@ -1,18 +1,22 @@
-"""Contains some shared types for properties"""
+"""Contains some shared types for properties.
+
+Custom template (openapi/templates/types.py.jinja): the generator's "unset" is None.
+`Unset` is the None type and `UNSET` is None, so the generated code's own tests
+(`isinstance(value, Unset)`, `value is not UNSET`) become `is None`: an optional field
+absent from a reply reads as None, a type checker reads `str | Unset` as `str | None`,
+and `to_dict()` leaves out every optional field that is None (JSON null and absent
+mean the same to the API). A sentinel object would leak into every result type.
+"""
 
 from collections.abc import Mapping, MutableMapping
 from http import HTTPStatus
-from typing import IO, BinaryIO, Generic, Literal, TypeVar
+from types import NoneType
+from typing import IO, BinaryIO, Generic, TypeAlias, TypeVar
 
 from attrs import define
 
-
-class Unset:
-    def __bool__(self) -> Literal[False]:
-        return False
-
-
-UNSET: Unset = Unset()
+Unset: TypeAlias = NoneType  # type: ignore[nonetype-type]
+UNSET: Unset = None
 
 # The types that `httpx.Client(files=)` can accept, copied from that library.
 FileContent = IO[bytes] | bytes | str

@@ -33,7 +33,7 @@ import json
 import re
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -41,9 +41,6 @@ from wandb_inference._exceptions import APIResponseValidationError, InvalidReque
 
 from ._schema_check import Mismatch
 from ._type_schema import SchemaBuilder, convert, is_record, own_doc, parse_docstring
-
-if TYPE_CHECKING:
-    from wandb_inference_generated.types import Unset
 
 __all__ = [
     "arun_tool_calls",
@@ -410,7 +407,7 @@ def _result(call: _Prepared, result: object, raise_errors: bool) -> dict[str, An
 
 
 def run_tool_calls(
-    tool_calls: Iterable[ToolCallLike] | Unset | None,
+    tool_calls: Iterable[ToolCallLike] | None,
     functions: Mapping[str, Callable[..., Any]],
     *,
     raise_errors: bool = False,
@@ -426,7 +423,7 @@ def run_tool_calls(
     message, never its traceback).
 
     Args:
-        tool_calls: the reply's `message.tool_calls` (None or unset gives `[]`).
+        tool_calls: the reply's `message.tool_calls` (None gives `[]`).
         functions: the callable for each function name.
         raise_errors: re-raise the functions' own exceptions (and result encoding
             errors) instead of telling the model, e.g. while debugging.
@@ -459,7 +456,7 @@ def run_tool_calls(
 
 
 async def arun_tool_calls(
-    tool_calls: Iterable[ToolCallLike] | Unset | None,
+    tool_calls: Iterable[ToolCallLike] | None,
     functions: Mapping[str, Callable[..., Any]],
     *,
     raise_errors: bool = False,
@@ -471,7 +468,7 @@ async def arun_tool_calls(
     errors become tool messages as in `run_tool_calls`. Cancellation propagates.
 
     Args:
-        tool_calls: the reply's `message.tool_calls` (None or unset gives `[]`).
+        tool_calls: the reply's `message.tool_calls` (None gives `[]`).
         functions: the callable (sync or async) for each function name.
         raise_errors: re-raise the functions' own exceptions instead of telling the model.
 

@@ -21,7 +21,8 @@ What is merged, per choice `index`:
 
 Per stream: `id`, `model`, `created`, `system_fingerprint` (first seen) and `usage` (the
 last non-null one: the final usage-only chunk, with `choices: []` or, from LiteLLM, one
-choice with an empty delta; servers with continuous usage send a running total).
+choice with an empty delta; servers with continuous usage send a running total; a
+missing `completion_tokens` is `total_tokens - prompt_tokens`, as in a plain reply).
 
 Fields the API document does not name are kept, so they survive into the completion's
 `additional_properties`: on the chunk, the first non-null value; on a choice, the last
@@ -34,6 +35,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, cast, final
+
+from wandb_inference._types._base import usage_fields
 
 if TYPE_CHECKING:
     from wandb_inference_generated.models.chat_completion import ChatCompletion
@@ -254,7 +257,7 @@ class ChatCompletionAccumulator:
             choices=[self._choices[i].to_dict() for i in sorted(self._choices)],
         )
         if self._usage is not None:
-            out["usage"] = dict(self._usage)
+            out["usage"] = dict(usage_fields(self._usage))
         if self._fingerprint is not None:
             out["system_fingerprint"] = self._fingerprint
         return out
@@ -343,7 +346,12 @@ class ChatCompletionAccumulator:
 
     def _take_chunk_rest(self, chunk: Mapping[str, Any]) -> None:
         usage = chunk.get("usage")
-        if usage is not None and isinstance(usage, Mapping):
+        if (
+            usage is not None
+            and isinstance(usage, Mapping)
+            and usage.get("prompt_tokens").__class__ is int
+            and usage.get("total_tokens").__class__ is int
+        ):  # the counts the API requires: a usage without them is a part it cannot use
             self._usage = dict(usage)
         if not chunk.keys() <= _CHUNK_KEYS:
             self._take_chunk_extra(chunk)

@@ -12,23 +12,24 @@ completion, embeddings or model-list models, nor a plain call the chunk ones):
 
 from __future__ import annotations
 
-import copyreg
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import httpx
-from wandb_inference_generated.types import Unset
 
 from wandb_inference._headers import request_id_of
 from wandb_inference._policy._redact import forget_transport
 
-# The generated `to_dict()`s test `value is not UNSET`: a result that is copied
-# (`copy.deepcopy`) or pickled (a process pool) must keep the one UNSET, or `to_dict()`
-# emits the copies (and JSON cannot encode them). Reducing an `Unset` to the name of the
-# module global makes both `pickle` and `copy` resolve it to the singleton.
-copyreg.pickle(Unset, lambda _: "UNSET")
-
-__all__ = ["TOP_KEYS", "ResponseMixin", "extras", "logprobs_of", "set_response", "text_of"]
+__all__ = [
+    "TOP_KEYS",
+    "ResponseMixin",
+    "extras",
+    "logprobs_of",
+    "set_response",
+    "text_of",
+    "usage_fields",
+    "usage_of",
+]
 
 # The keys the API document names on a completion and on a chunk (the same set).
 TOP_KEYS = frozenset({"id", "created", "model", "choices", "object", "usage", "system_fingerprint"})
@@ -47,15 +48,82 @@ def extras(data: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
 
 
 def logprobs_of(value: object) -> Any:
-    """A choice's `logprobs` as the generated model when it is an object, else as given.
+    """A choice's `logprobs` as the generated model (None for null or absent).
 
     Shared by the chunk and completion parsers; the model loads when a reply first has one.
+    A token without `top_logprobs` (the API documents the list; a few servers leave it out,
+    or send null, when none were asked for) gets an empty one.
+
+    Raises:
+        TypeError: logprobs that are not null or an object of the documented shape.
     """
     if isinstance(value, dict):
         from wandb_inference_generated.models.logprobs import Logprobs
+        from wandb_inference_generated.models.token_logprob import TokenLogprob
 
-        return Logprobs.from_dict(value)
-    return value
+        for key in ("content", "refusal"):
+            tokens = value.get(key)
+            if isinstance(tokens, list) and any(_lacks_top_logprobs(token) for token in tokens):
+                value = {**value, key: [_with_top_logprobs(token) for token in tokens]}
+        logprobs = Logprobs.from_dict(value)
+        for tokens in (logprobs.content, logprobs.refusal):
+            # The generated code keeps a list it cannot parse as the raw list it was.
+            if tokens is not None and not all(isinstance(token, TokenLogprob) for token in tokens):
+                raise TypeError(f"logprobs are not of the documented shape: {value!r:.200}")
+        return logprobs
+    if value is not None:
+        raise TypeError(f"logprobs are an object or null, not {type(value).__name__}")
+    return None
+
+
+def _lacks_top_logprobs(token: object) -> TypeGuard[dict[str, Any]]:
+    return isinstance(token, dict) and token.get("top_logprobs") is None
+
+
+def _with_top_logprobs(token: object) -> object:
+    return {**token, "top_logprobs": []} if _lacks_top_logprobs(token) else token
+
+
+def usage_fields(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A usage object with `completion_tokens`, derived as `total - prompt` if missing.
+
+    The API documents all three counts; a server that leaves `completion_tokens` out (or
+    sends null) still gives a `Usage` whose counts are ints. Anything else is as sent.
+    """
+    if data.get("completion_tokens") is not None:
+        return data
+    prompt, total = data.get("prompt_tokens"), data.get("total_tokens")
+    if prompt.__class__ is not int or total.__class__ is not int:
+        return data  # from_dict refuses it (or keeps what it was given)
+    return {**data, "completion_tokens": max(total - prompt, 0)}
+
+
+def usage_of(value: object) -> Any:
+    """A reply's `usage` as the generated model (None for null or absent).
+
+    Shared by the chunk and completion parsers; the model loads when a reply first has one.
+
+    Raises:
+        TypeError, KeyError: a usage that is not null or an object with the documented counts.
+    """
+    if isinstance(value, dict):
+        if value.get("completion_tokens") is None:
+            value = usage_fields(value)
+        return (_usage_model or _load_usage_model()).from_dict(value)
+    if value is not None:
+        raise TypeError(f"usage is an object or null, not {type(value).__name__}")
+    return None
+
+
+_usage_model: Any = None
+
+
+def _load_usage_model() -> Any:
+    global _usage_model
+    from wandb_inference_generated.models.usage import Usage
+
+    _usage_model = Usage
+    return Usage
 
 
 class ResponseMixin:

@@ -12,7 +12,7 @@ property test holds it equal to `from_dict` on any chunk.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self, cast
 
 import attrs
 from wandb_inference_generated.models.chat_completion_chunk import (
@@ -22,9 +22,8 @@ from wandb_inference_generated.models.chat_completion_chunk_choice import (
     ChatCompletionChunkChoice,
 )
 from wandb_inference_generated.models.chat_completion_delta import ChatCompletionDelta
-from wandb_inference_generated.types import UNSET
 
-from ._base import TOP_KEYS, extras, logprobs_of, text_of
+from ._base import TOP_KEYS, extras, logprobs_of, text_of, usage_of
 
 __all__ = ["ChatCompletionChunk", "parse_chunk"]
 
@@ -36,6 +35,17 @@ _MISSING_DEFAULTS = {"id": "", "created": 0, "model": "", "choices": []}
 @attrs.define
 class ChatCompletionChunk(_ChatCompletionChunk):
     """One streamed chunk: the generated model plus `.text`."""
+
+    @classmethod
+    def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        """Build a chunk from a decoded `data:` payload: `parse_chunk`.
+
+        Raises:
+            KeyError, TypeError: a choice without `index` or `delta`, or non-object parts.
+        """
+        if cls is not ChatCompletionChunk:
+            return super().from_dict(src_dict)
+        return cast(Self, parse_chunk(src_dict))
 
     @property
     def text(self) -> str:
@@ -56,22 +66,30 @@ class ChatCompletionChunk(_ChatCompletionChunk):
 
 def _delta(data: Mapping[str, Any]) -> ChatCompletionDelta:
     get = data.get
-    tool_calls = get("tool_calls", UNSET)
+    tool_calls = get("tool_calls")
     if isinstance(tool_calls, list):
+        from wandb_inference_generated.models.function_call_delta import FunctionCallDelta
         from wandb_inference_generated.models.tool_call_delta import ToolCallDelta
 
         tool_calls = [ToolCallDelta.from_dict(item) for item in tool_calls]
-    function_call = get("function_call", UNSET)
+        for call in tool_calls:  # the generated code keeps a `function` it cannot parse as sent
+            if not (call.function is None or isinstance(call.function, FunctionCallDelta)):
+                raise TypeError(f"a tool call's function is an object or null, not {type(call.function).__name__}")
+    elif tool_calls is not None:
+        raise TypeError(f"tool_calls are a list or null, not {type(tool_calls).__name__}")
+    function_call = get("function_call")
     if isinstance(function_call, dict):
         from wandb_inference_generated.models.function_call_delta import FunctionCallDelta
 
         function_call = FunctionCallDelta.from_dict(function_call)
+    elif function_call is not None:
+        raise TypeError(f"function_call is an object or null, not {type(function_call).__name__}")
     delta = ChatCompletionDelta(
-        role=get("role", UNSET),
-        content=get("content", UNSET),
-        reasoning=get("reasoning", UNSET),
-        reasoning_content=get("reasoning_content", UNSET),
-        refusal=get("refusal", UNSET),
+        role=get("role"),
+        content=get("content"),
+        reasoning=get("reasoning"),
+        reasoning_content=get("reasoning_content"),
+        refusal=get("refusal"),
         tool_calls=tool_calls,
         function_call=function_call,
     )
@@ -84,8 +102,8 @@ def _choice(data: Mapping[str, Any]) -> ChatCompletionChunkChoice:
     choice = ChatCompletionChunkChoice(
         index=data["index"],
         delta=_delta(data["delta"]),
-        finish_reason=get("finish_reason", UNSET),
-        logprobs=logprobs_of(get("logprobs", UNSET)),
+        finish_reason=get("finish_reason"),
+        logprobs=logprobs_of(get("logprobs")),
     )
     choice.additional_properties = extras(data, _CHOICE_KEYS)
     return choice
@@ -102,27 +120,27 @@ def _text_delta(data: dict[str, Any]) -> ChatCompletionDelta | None:
     """A delta of text fields (reasoning, say) for `_token_chunk`; None for tool calls."""
     get = data.get
     if data.keys() <= _TEXT_DELTA_KEYS:
-        tool_calls: Any = UNSET
-        function_call: Any = UNSET
+        tool_calls: Any = None
+        function_call: Any = None
         extra: dict[str, Any] = {}
     else:
-        tool_calls = get("tool_calls", UNSET)
+        tool_calls = get("tool_calls")
         if tool_calls.__class__ is list:
             if tool_calls:
                 return None
             tool_calls = []  # from_dict builds a new list too
-        elif not (tool_calls is None or tool_calls is UNSET):
+        elif tool_calls is not None:
             return None
-        function_call = get("function_call", UNSET)
-        if not (function_call is None or function_call is UNSET):
+        function_call = get("function_call")
+        if function_call is not None:
             return None
         extra = extras(data, _DELTA_KEYS)
     delta = _new(ChatCompletionDelta)
-    delta.role = get("role", UNSET)
-    delta.content = get("content", UNSET)
-    delta.reasoning = get("reasoning", UNSET)
-    delta.reasoning_content = get("reasoning_content", UNSET)
-    delta.refusal = get("refusal", UNSET)
+    delta.role = get("role")
+    delta.content = get("content")
+    delta.reasoning = get("reasoning")
+    delta.reasoning_content = get("reasoning_content")
+    delta.refusal = get("refusal")
     delta.tool_calls = tool_calls
     delta.function_call = function_call
     delta.additional_properties = extra
@@ -157,34 +175,32 @@ def _token_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk | None:
         return None
     if delta_data.keys() <= _TOKEN_DELTA_KEYS:  # content and/or role: nearly every chunk
         delta = _new(ChatCompletionDelta)
-        delta.role = delta_data.get("role", UNSET)
-        delta.content = delta_data.get("content", UNSET)
-        delta.reasoning = delta.reasoning_content = delta.refusal = UNSET
-        delta.tool_calls = delta.function_call = UNSET
+        delta.role = delta_data.get("role")
+        delta.content = delta_data.get("content")
+        delta.reasoning = delta.reasoning_content = delta.refusal = None
+        delta.tool_calls = delta.function_call = None
         delta.additional_properties = {}
     else:
         text_delta = _text_delta(delta_data)
         if text_delta is None:
             return None
         delta = text_delta
-    logprobs = item.get("logprobs", UNSET)
-    usage = data.get("usage", UNSET)
-    if not ((logprobs is None or logprobs is UNSET) and (usage is None or usage is UNSET)):
+    if item.get("logprobs") is not None or data.get("usage") is not None:
         return None
     choice = _new(ChatCompletionChunkChoice)
     choice.index = item["index"]
     choice.delta = delta
-    choice.finish_reason = item.get("finish_reason", UNSET)
-    choice.logprobs = logprobs
+    choice.finish_reason = item.get("finish_reason")
+    choice.logprobs = None
     choice.additional_properties = {} if item.keys() <= _CHOICE_KEYS else extras(item, _CHOICE_KEYS)
     chunk = _new(ChatCompletionChunk)
     chunk.id = data["id"]
     chunk.created = data["created"]
     chunk.model = data["model"]
     chunk.choices = [choice]
-    chunk.object_ = data.get("object", UNSET)
-    chunk.usage = usage
-    chunk.system_fingerprint = data.get("system_fingerprint", UNSET)
+    chunk.object_ = data.get("object")
+    chunk.usage = None
+    chunk.system_fingerprint = data.get("system_fingerprint")
     chunk.additional_properties = {} if keys <= TOP_KEYS else extras(data, TOP_KEYS)
     return chunk
 
@@ -204,19 +220,14 @@ def parse_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk:
     if not (data.keys() >= _MISSING_DEFAULTS.keys()):
         data = {**_MISSING_DEFAULTS, **data}
     get = data.get
-    usage = get("usage", UNSET)
-    if isinstance(usage, dict):
-        from wandb_inference_generated.models.usage import Usage
-
-        usage = Usage.from_dict(usage)
     chunk = ChatCompletionChunk(
         id=data["id"],
         created=data["created"],
         model=data["model"],
         choices=[_choice(item) for item in data["choices"]],
-        object_=get("object", UNSET),
-        usage=usage,
-        system_fingerprint=get("system_fingerprint", UNSET),
+        object_=get("object"),
+        usage=usage_of(get("usage")),
+        system_fingerprint=get("system_fingerprint"),
     )
     chunk.additional_properties = extras(data, TOP_KEYS)
     return chunk

@@ -1,25 +1,24 @@
 """`ChatCompletion`: the typed reply of a chat call, and its fast parser.
 
 The generated `ChatCompletion.from_dict` builds the reply through closures, union probing
-and dict copies; `parse_completion` builds the very same objects directly (a property
-test holds it equal to `from_dict`), handing the rare parts (tool calls, usage,
+and dict copies; `parse_completion` (which `ChatCompletion.from_dict` is) builds the very
+same objects directly (a property test holds it equal to the generated `from_dict` on
+every reply of the documented shape), handing the rare parts (tool calls, usage,
 logprobs) to the generated `from_dict` of those parts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self, cast
 
 import attrs
 import httpx
 from wandb_inference_generated.models.chat_completion import ChatCompletion as _ChatCompletion
 from wandb_inference_generated.models.chat_completion_choice import ChatCompletionChoice
 from wandb_inference_generated.models.chat_completion_message import ChatCompletionMessage
-from wandb_inference_generated.models.usage import Usage
-from wandb_inference_generated.types import UNSET, Unset
 
-from ._base import TOP_KEYS, ResponseMixin, extras, logprobs_of, text_of
+from ._base import TOP_KEYS, ResponseMixin, extras, logprobs_of, text_of, usage_of
 
 __all__ = ["ChatCompletion", "parse_completion"]
 
@@ -34,6 +33,20 @@ class ChatCompletion(ResponseMixin, _ChatCompletion):
     """A chat completion: the generated model plus `.text`, `.reasoning`, `.http_response`."""
 
     _http_response: httpx.Response | None = attrs.field(default=None, init=False, repr=False, eq=False)
+
+    @classmethod
+    def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        """Build a completion from a decoded reply: `parse_completion`.
+
+        The generated `from_dict` builds the same objects, but keeps a tool call or usage
+        of the wrong shape as the raw dict it was; this raises instead.
+
+        Raises:
+            KeyError, TypeError, AttributeError: a reply missing required fields.
+        """
+        if cls is not ChatCompletion:
+            return super().from_dict(src_dict)
+        return cast(Self, parse_completion(src_dict))
 
     @property
     def text(self) -> str:
@@ -56,29 +69,33 @@ class ChatCompletion(ResponseMixin, _ChatCompletion):
             lines.append(f"> *reasoning*: {self.reasoning[:500]}")
         lines.append("")
         lines.append(self.text or "*(no text)*")
-        if not isinstance(self.usage, Unset) and self.usage is not None:
+        if self.usage is not None:
             lines.append(f"\n*usage*: {self.usage.to_dict()}")
         return "\n".join(lines)
 
 
 def _message(data: Mapping[str, Any]) -> ChatCompletionMessage:
     get = data.get
-    tool_calls = get("tool_calls", UNSET)
+    tool_calls = get("tool_calls")
     if isinstance(tool_calls, list):
         from wandb_inference_generated.models.tool_call import ToolCall
 
         tool_calls = [ToolCall.from_dict(item) for item in tool_calls]
-    function_call = get("function_call", UNSET)
+    elif tool_calls is not None:
+        raise TypeError(f"tool_calls are a list or null, not {type(tool_calls).__name__}")
+    function_call = get("function_call")
     if isinstance(function_call, dict):
         from wandb_inference_generated.models.function_call import FunctionCall
 
         function_call = FunctionCall.from_dict(function_call)
+    elif function_call is not None:
+        raise TypeError(f"function_call is an object or null, not {type(function_call).__name__}")
     message = ChatCompletionMessage(
         role=data["role"],
-        content=get("content", UNSET),
-        reasoning=get("reasoning", UNSET),
-        reasoning_content=get("reasoning_content", UNSET),
-        refusal=get("refusal", UNSET),
+        content=get("content"),
+        reasoning=get("reasoning"),
+        reasoning_content=get("reasoning_content"),
+        refusal=get("refusal"),
         tool_calls=tool_calls,
         function_call=function_call,
     )
@@ -91,8 +108,8 @@ def _completion_choice(data: Mapping[str, Any]) -> ChatCompletionChoice:
     choice = ChatCompletionChoice(
         index=data["index"],
         message=_message(data["message"]),
-        finish_reason=get("finish_reason", UNSET),
-        logprobs=logprobs_of(get("logprobs", UNSET)),
+        finish_reason=get("finish_reason"),
+        logprobs=logprobs_of(get("logprobs")),
     )
     choice.additional_properties = extras(data, _COMPLETION_CHOICE_KEYS)
     return choice
@@ -105,17 +122,14 @@ def parse_completion(data: Mapping[str, Any]) -> ChatCompletion:
         KeyError, TypeError, AttributeError: a reply missing required fields.
     """
     get = data.get
-    usage = get("usage", UNSET)
-    if isinstance(usage, dict):
-        usage = Usage.from_dict(usage)
     completion = ChatCompletion(
         id=data["id"],
         created=data["created"],
         model=data["model"],
         choices=[_completion_choice(item) for item in data["choices"]],
-        object_=get("object", UNSET),
-        usage=usage,
-        system_fingerprint=get("system_fingerprint", UNSET),
+        object_=get("object"),
+        usage=usage_of(get("usage")),
+        system_fingerprint=get("system_fingerprint"),
     )
     completion.additional_properties = extras(data, TOP_KEYS)
     return completion

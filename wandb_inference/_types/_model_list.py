@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 import httpx
@@ -15,10 +15,24 @@ from ._parse import parse_model
 
 __all__ = ["Model", "ModelList", "parse_model_list"]
 
+# What a model reads when a server leaves out a field the API documents (some proxies do).
+_MODEL_DEFAULTS: dict[str, Any] = {"created": 0, "owned_by": ""}
+
 
 @attrs.define
 class Model(_Model):
     """A served model (`.id`), joined with the catalog when the SDK knows it."""
+
+    @classmethod
+    def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        """Build a model; a missing or null `created` reads 0 and `owned_by` reads "".
+
+        Raises:
+            KeyError: no `id`.
+        """
+        if any(src_dict.get(key) is None for key in _MODEL_DEFAULTS):
+            src_dict = {**src_dict, **{k: v for k, v in _MODEL_DEFAULTS.items() if src_dict.get(k) is None}}
+        return super().from_dict(src_dict)
 
     @property
     def info(self) -> Any:
@@ -34,8 +48,27 @@ class ModelList(ResponseMixin, _ModelList):
 
     _http_response: httpx.Response | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
+    if TYPE_CHECKING:
+        # The items are the facade's `Model` (`from_dict` builds them); a list is
+        # invariant, hence the ignore.
+        data: list[Model]  # type: ignore[assignment]
+
+    @classmethod
+    def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        """Build the list with `Model` items.
+
+        Raises:
+            KeyError, TypeError: a reply of the wrong shape.
+        """
+        raw = src_dict["data"]
+        if not isinstance(raw, list):
+            raise TypeError(f"`data` is a list, not {type(raw).__name__}")
+        result = super().from_dict({**src_dict, "data": []})
+        result.data = [Model.from_dict(item) for item in raw]
+        return result
+
     def __iter__(self) -> Iterator[Model]:
-        yield from self.data  # type: ignore[misc]  # parse_model_list builds Model items
+        return iter(self.data)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -50,13 +83,14 @@ class ModelList(ResponseMixin, _ModelList):
 
     def _repr_markdown_(self) -> str:
         rows = ["| id | owned_by |", "|---|---|"]
-        rows += [f"| {m.id} | {m.owned_by if isinstance(m.owned_by, str) else ''} |" for m in self.data]
+        rows += [f"| {m.id} | {m.owned_by} |" for m in self.data]
         return "\n".join(rows)
 
 
 def parse_model_list(data: object, response: httpx.Response | None) -> ModelList:
-    """Build a `ModelList` whose items are the facade's `Model`."""
-    result = parse_model(ModelList, data, response)
-    raw = data["data"] if isinstance(data, Mapping) else []
-    result.data = [parse_model(Model, item, response) for item in raw]
-    return result
+    """Build a `ModelList` whose items are the facade's `Model`.
+
+    Raises:
+        APIResponseValidationError: a reply of the wrong shape.
+    """
+    return parse_model(ModelList, data, response)

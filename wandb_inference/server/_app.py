@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from wandb_inference._catalog._table import CATALOG, ModelInfo
+from wandb_inference._spec._validate import validate_request
 
 from ._chat import plan_chat, semantic_problem
 from ._embed import embed, encode_base64, truncate
@@ -28,7 +29,6 @@ from ._queue import normalise_path
 from ._render import chunks, completion
 from ._state import ServerState, as_info
 from ._stream import write_stream
-from ._validate import validate_request
 
 __all__ = ["create_app"]
 

@@ -51,11 +51,13 @@ if TYPE_CHECKING:
     from .stream_options import StreamOptions
     from .system_message import SystemMessage
     from .text_content_part import TextContentPart
+    from .token_logprob import TokenLogprob
     from .tool import Tool
     from .tool_call import ToolCall
     from .tool_call_delta import ToolCallDelta
     from .tool_choice_mode import ToolChoiceMode
     from .tool_message import ToolMessage
+    from .top_logprob import TopLogprob
     from .usage import Usage
     from .user_message import UserMessage
 
@@ -101,11 +103,13 @@ __all__ = (
     "StreamOptions",
     "SystemMessage",
     "TextContentPart",
+    "TokenLogprob",
     "Tool",
     "ToolCall",
     "ToolCallDelta",
     "ToolChoiceMode",
     "ToolMessage",
+    "TopLogprob",
     "Usage",
     "UserMessage",
 )
@@ -152,11 +156,13 @@ _MODULES = {
     "StreamOptions": ".stream_options",
     "SystemMessage": ".system_message",
     "TextContentPart": ".text_content_part",
+    "TokenLogprob": ".token_logprob",
     "Tool": ".tool",
     "ToolCall": ".tool_call",
     "ToolCallDelta": ".tool_call_delta",
     "ToolChoiceMode": ".tool_choice_mode",
     "ToolMessage": ".tool_message",
+    "TopLogprob": ".top_logprob",
     "Usage": ".usage",
     "UserMessage": ".user_message",
 }

@@ -37,27 +37,30 @@ class ChatCompletionRequest:
     Attributes:
         model (str): A catalog id, or a LoRA `wandb-artifact:///<team>/<project>/<name>:<alias>`.
         messages (list[AssistantMessage | SystemMessage | ToolMessage | UserMessage]):
-        max_tokens (int | None | Unset):
-        temperature (float | None | Unset):
-        top_p (float | None | Unset):
-        n (int | None | Unset):
-        stop (list[str] | None | str | Unset):
-        seed (int | None | Unset):
-        presence_penalty (float | None | Unset):
-        frequency_penalty (float | None | Unset):
-        logit_bias (LogitBias | None | Unset):
+        max_tokens (int | None | Unset): The most tokens to generate (reasoning tokens count too).
+        temperature (float | None | Unset): Sampling temperature; 0 is near-deterministic, higher is more random.
+        top_p (float | None | Unset): Nucleus sampling; the probability mass of the tokens considered.
+        n (int | None | Unset): How many choices to generate.
+        stop (list[str] | None | str | Unset): Up to 4 sequences where generation stops (not included in the text).
+        seed (int | None | Unset): Sampling seed; the same request and seed give the same text where the engine allows.
+        presence_penalty (float | None | Unset): Penalises tokens that already appeared, encouraging new topics.
+        frequency_penalty (float | None | Unset): Penalises tokens by how often they appeared, discouraging repetition.
+        logit_bias (LogitBias | None | Unset): Token id (as a string) to a bias between -100 and 100 added to its logit.
         response_format (ResponseFormatJsonObject | ResponseFormatJsonSchema | ResponseFormatText | Unset):
-        tools (list[Tool] | Unset):
-        tool_choice (NamedToolChoice | ToolChoiceMode | Unset):
-        parallel_tool_calls (bool | None | Unset):
+            `json_object`, `json_schema` (name, strict, schema) or `text`.
+        tools (list[Tool] | Unset): Function tools the model may call.
+        tool_choice (NamedToolChoice | ToolChoiceMode | Unset): `none`, `auto`, `required`, or a named function.
+        parallel_tool_calls (bool | None | Unset): Whether the model may call several tools in one turn.
         functions (list[FunctionDefinition] | Unset): Legacy; use `tools`.
-        function_call (FunctionCallMode | FunctionName | Unset):
+        function_call (FunctionCallMode | FunctionName | Unset): Legacy; use `tool_choice`.
         stream (bool | None | Unset):
-        stream_options (None | StreamOptions | Unset):
-        chat_template_kwargs (ChatTemplateKwargs | None | Unset):
-        cache_salt (None | str | Unset):
-        reasoning_effort (None | ReasoningEffort | Unset):
-        user (None | str | Unset):
+        stream_options (None | StreamOptions | Unset): Streaming only: `{"include_usage": true}` adds a final usage
+            chunk.
+        chat_template_kwargs (ChatTemplateKwargs | None | Unset): Passed to the model's chat template, e.g.
+            `{"enable_thinking": false}`.
+        cache_salt (None | str | Unset): Separates prefix-cache entries (requests with different salts share none).
+        reasoning_effort (None | ReasoningEffort | Unset): How much a reasoning model thinks before answering.
+        user (None | str | Unset): An id for the end user, for abuse monitoring.
     """
 
     model: str

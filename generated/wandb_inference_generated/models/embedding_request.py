@@ -17,10 +17,11 @@ class EmbeddingRequest:
     """
     Attributes:
         model (str):
-        input_ (list[str] | str):
-        encoding_format (EncodingFormat | Unset):
-        dimensions (int | None | Unset):
-        user (None | str | Unset):
+        input_ (list[str] | str): One text or a list of texts to embed.
+        encoding_format (EncodingFormat | Unset): `float` or `base64`; the SDK asks for base64 and returns floats either
+            way.
+        dimensions (int | None | Unset): The vector size, for models that can shorten their embeddings.
+        user (None | str | Unset): An id for the end user, for abuse monitoring.
     """
 
     model: str

@@ -16,27 +16,27 @@ class Model:
     """
     Attributes:
         id (str):
+        created (int):
+        owned_by (str):
         object_ (str | Unset):
-        created (int | Unset):
-        owned_by (str | Unset):
         root (None | str | Unset):
     """
 
     id: str
+    created: int
+    owned_by: str
     object_: str | Unset = UNSET
-    created: int | Unset = UNSET
-    owned_by: str | Unset = UNSET
     root: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
 
-        object_ = self.object_
-
         created = self.created
 
         owned_by = self.owned_by
+
+        object_ = self.object_
 
         root: None | str | Unset
         if isinstance(self.root, Unset):
@@ -49,14 +49,12 @@ class Model:
         field_dict.update(
             {
                 "id": id,
+                "created": created,
+                "owned_by": owned_by,
             }
         )
         if object_ is not UNSET:
             field_dict["object"] = object_
-        if created is not UNSET:
-            field_dict["created"] = created
-        if owned_by is not UNSET:
-            field_dict["owned_by"] = owned_by
         if root is not UNSET:
             field_dict["root"] = root
 
@@ -67,11 +65,11 @@ class Model:
         d = dict(src_dict)
         id = d.pop("id")
 
+        created = d.pop("created")
+
+        owned_by = d.pop("owned_by")
+
         object_ = d.pop("object", UNSET)
-
-        created = d.pop("created", UNSET)
-
-        owned_by = d.pop("owned_by", UNSET)
 
         def _parse_root(data: object) -> None | str | Unset:
             if data is None:
@@ -84,9 +82,9 @@ class Model:
 
         model = cls(
             id=id,
-            object_=object_,
             created=created,
             owned_by=owned_by,
+            object_=object_,
             root=root,
         )
 

@@ -21,15 +21,15 @@ class Usage:
     """
     Attributes:
         prompt_tokens (int):
+        completion_tokens (int):
         total_tokens (int):
-        completion_tokens (int | Unset):
         prompt_tokens_details (None | PromptTokensDetails | Unset):
         completion_tokens_details (CompletionTokensDetails | None | Unset):
     """
 
     prompt_tokens: int
+    completion_tokens: int
     total_tokens: int
-    completion_tokens: int | Unset = UNSET
     prompt_tokens_details: None | PromptTokensDetails | Unset = UNSET
     completion_tokens_details: CompletionTokensDetails | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -40,9 +40,9 @@ class Usage:
 
         prompt_tokens = self.prompt_tokens
 
-        total_tokens = self.total_tokens
-
         completion_tokens = self.completion_tokens
+
+        total_tokens = self.total_tokens
 
         prompt_tokens_details: dict[str, Any] | None | Unset
         if isinstance(self.prompt_tokens_details, Unset):
@@ -65,11 +65,10 @@ class Usage:
         field_dict.update(
             {
                 "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
                 "total_tokens": total_tokens,
             }
         )
-        if completion_tokens is not UNSET:
-            field_dict["completion_tokens"] = completion_tokens
         if prompt_tokens_details is not UNSET:
             field_dict["prompt_tokens_details"] = prompt_tokens_details
         if completion_tokens_details is not UNSET:
@@ -85,9 +84,9 @@ class Usage:
         d = dict(src_dict)
         prompt_tokens = d.pop("prompt_tokens")
 
-        total_tokens = d.pop("total_tokens")
+        completion_tokens = d.pop("completion_tokens")
 
-        completion_tokens = d.pop("completion_tokens", UNSET)
+        total_tokens = d.pop("total_tokens")
 
         def _parse_prompt_tokens_details(data: object) -> None | PromptTokensDetails | Unset:
             if data is None:
@@ -125,8 +124,8 @@ class Usage:
 
         usage = cls(
             prompt_tokens=prompt_tokens,
-            total_tokens=total_tokens,
             completion_tokens=completion_tokens,
+            total_tokens=total_tokens,
             prompt_tokens_details=prompt_tokens_details,
             completion_tokens_details=completion_tokens_details,
         )
