@@ -187,7 +187,11 @@ def test_import_is_light() -> None:
     assert set(ours) == _CLIENT_MODULES | {"wandb_inference._async_client", "wandb_inference._async_resources"}, ours
     added, ours = _loaded_after("import wandb_inference\nwandb_inference.Client(api_key='k').close()")
     assert added == [], added
-    assert set(ours) == _CLIENT_MODULES | {"wandb_inference._client", "wandb_inference._resources"}, ours
+    assert set(ours) == _CLIENT_MODULES | {
+        "wandb_inference._client",
+        "wandb_inference._resources",
+        "wandb_inference._pool",
+    }, ours
 
 
 def test_the_aiohttp_transport_loads_only_when_chosen() -> None:

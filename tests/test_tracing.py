@@ -565,3 +565,10 @@ def test_spans_nest_under_the_callers_span(otel: Otel, server: LocalServer) -> N
         assert trace.get_current_span().name == "handler"  # type: ignore[attr-defined]
     chat, handler = otel.finished()
     assert chat.parent is not None and chat.parent.span_id == handler.context.span_id
+
+
+def test_bad_tracing_options_are_configuration_errors() -> None:
+    with pytest.raises(wandb_inference.ConfigurationError, match="tracing must be a bool"):
+        wandb_inference.Client(api_key=KEY, tracing="yes")  # type: ignore[arg-type]
+    with pytest.raises(wandb_inference.ConfigurationError, match="capture_message_content"):
+        wandb_inference.AsyncClient(api_key=KEY, capture_message_content=1)  # type: ignore[arg-type]

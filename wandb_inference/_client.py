@@ -10,8 +10,6 @@ connection pool).
 from __future__ import annotations
 
 import math
-import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -23,8 +21,9 @@ from ._catalog._constructors import SyncConstructors
 from ._config import DEFAULT_LIMITS
 from ._lazy import lazy_module
 from ._options import ClientOptionsMixin, derive_options, resolve_options
-from ._policy._concurrency import SyncLimiter, reset_after_fork
+from ._policy._concurrency import SyncLimiter
 from ._policy._retry import RetryState
+from ._pool import Pool as _Pool
 from ._resources import Chat, Embeddings, Models
 
 if TYPE_CHECKING:
@@ -47,38 +46,6 @@ else:
     _decompress = lazy_module("wandb_inference._transports._decompress")
 
 __all__ = ["Client"]
-
-
-class _Pool:
-    """The `httpx.Client` behind a client and its derived clients, renewed after `fork`.
-
-    A forked child must not reuse the parent's sockets (both would read the same
-    connection), so the first call in a child builds a new pool when the SDK created the
-    original one; the parent's pool is left alone, not closed, in the child.
-    """
-
-    def __init__(self, http: httpx.Client, owned: bool) -> None:
-        self._http = http
-        self.owned = owned
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
-        reset_after_fork(self)
-
-    def _after_fork_in_child(self) -> None:
-        # Another thread may have held the lock at fork time: the child's copy stays held.
-        self._lock = threading.Lock()
-
-    def get(self) -> httpx.Client:
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid() and self.owned:
-                    self._http = httpx.Client(limits=DEFAULT_LIMITS, follow_redirects=False)
-                self._pid = os.getpid()
-        return self._http
-
-    def close(self) -> None:
-        if self.owned:
-            self.get().close()
 
 
 def _read_limited(response: httpx.Response, limit: int, what: str, state: RetryState | None = None) -> bytes:

@@ -62,6 +62,11 @@ class RequestSpec:
             self.request.extensions["timeout"] = capped
         return capped
 
+    def failed(self, error: BaseException) -> None:
+        """The call raised `error`: end its span with it, if it is traced."""
+        if self.trace is not None:
+            self.trace.fail(error)
+
     def restore_timeouts(self) -> None:
         """Give a stream's body its own timeouts back (it is not bound by `total_timeout`).
 
