@@ -166,7 +166,9 @@ def serve() -> Iterator[Callable[..., RawServer]]:
         yield start
 
 
-async def chat(kind: str, base_url: str, sleeps: Sleeps, *, stream: bool = False, **options: Any) -> Any:
+async def chat(
+    kind: str, base_url: str, sleeps: Sleeps, *, stream: bool = False, messages: Any = MESSAGES, **options: Any
+) -> Any:
     """One chat call from a fresh client of `kind` with its own pool; a stream is read to the end.
 
     Retries are off unless `max_retries=` is given; waits between retries are recorded in
@@ -176,14 +178,14 @@ async def chat(kind: str, base_url: str, sleeps: Sleeps, *, stream: bool = False
     if kind == "async":
         async with wi.AsyncClient(API_KEY, base_url=base_url, sleep=sleeps.async_, **options) as aclient:
             if not stream:
-                return await aclient.chat.create(model=MODEL, messages=MESSAGES)
-            astream = await aclient.chat.create(model=MODEL, messages=MESSAGES, stream=True)
+                return await aclient.chat.create(model=MODEL, messages=messages)
+            astream = await aclient.chat.create(model=MODEL, messages=messages, stream=True)
             async with astream:
                 return [c async for c in astream]
     with wi.Client(API_KEY, base_url=base_url, sleep=sleeps.sync, **options) as client:
         if not stream:
-            return client.chat.create(model=MODEL, messages=MESSAGES)
-        with client.chat.create(model=MODEL, messages=MESSAGES, stream=True) as sync_stream:
+            return client.chat.create(model=MODEL, messages=messages)
+        with client.chat.create(model=MODEL, messages=messages, stream=True) as sync_stream:
             return list(sync_stream)
 
 
@@ -512,12 +514,7 @@ async def test_server_that_never_reads_the_upload_times_out(
     big = [{"role": "user", "content": "x" * (48 * MiB)}]
     started = time.monotonic()
     with pytest.raises(wi.APITimeoutError, match=r"sending the request \(WriteTimeout\)"):
-        if kind == "async":
-            async with wi.AsyncClient(API_KEY, base_url=server.base_url, timeout=0.5, sleep=sleeps.async_) as client:
-                await client.chat.create(model=MODEL, messages=big)
-        else:
-            with wi.Client(API_KEY, base_url=server.base_url, timeout=0.5, sleep=sleeps.sync) as sync_client:
-                await asyncio.to_thread(sync_client.chat.create, model=MODEL, messages=big)
+        await chat(kind, server.base_url, sleeps, messages=big, timeout=0.5, max_retries=3)
     assert time.monotonic() - started < 15
     assert server.connections == 1 and sleeps.delays == []  # a write timeout is not retried
     # Its connection is gone, not left closing for ever behind 48 MiB nobody will read.
