@@ -114,7 +114,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     both = "async_transport" in names and not (
         metafunc.definition.get_closest_marker("httpx_only") is not None or "make_client" in names
     )
-    if "kind" in names:
+    direct = {
+        name.strip()
+        for marker in metafunc.definition.iter_markers("parametrize")
+        for name in (marker.args[0].split(",") if isinstance(marker.args[0], str) else marker.args[0])
+    }
+    if "kind" in names and "kind" not in direct:  # not a test's own parameter named `kind`
         combos = (
             [("async", "httpx"), ("async", "aiohttp"), ("sync", "httpx")]
             if both

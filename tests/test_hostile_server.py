@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from _helpers import API_KEY, MESSAGES, MODEL, chunk, completion_body, error_body
 from conftest import Sleeps
+from test_integration import _settle
 
 import wandb_inference as wi
 from wandb_inference._streaming._sse import DEFAULT_MAX_EVENT_SIZE
@@ -165,7 +166,9 @@ def serve() -> Iterator[Callable[..., RawServer]]:
         yield start
 
 
-async def chat(kind: str, base_url: str, sleeps: Sleeps, *, stream: bool = False, **options: Any) -> Any:
+async def chat(
+    kind: str, base_url: str, sleeps: Sleeps, *, stream: bool = False, messages: Any = MESSAGES, **options: Any
+) -> Any:
     """One chat call from a fresh client of `kind` with its own pool; a stream is read to the end.
 
     Retries are off unless `max_retries=` is given; waits between retries are recorded in
@@ -175,14 +178,14 @@ async def chat(kind: str, base_url: str, sleeps: Sleeps, *, stream: bool = False
     if kind == "async":
         async with wi.AsyncClient(API_KEY, base_url=base_url, sleep=sleeps.async_, **options) as aclient:
             if not stream:
-                return await aclient.chat.create(model=MODEL, messages=MESSAGES)
-            astream = await aclient.chat.create(model=MODEL, messages=MESSAGES, stream=True)
+                return await aclient.chat.create(model=MODEL, messages=messages)
+            astream = await aclient.chat.create(model=MODEL, messages=messages, stream=True)
             async with astream:
                 return [c async for c in astream]
     with wi.Client(API_KEY, base_url=base_url, sleep=sleeps.sync, **options) as client:
         if not stream:
-            return client.chat.create(model=MODEL, messages=MESSAGES)
-        with client.chat.create(model=MODEL, messages=MESSAGES, stream=True) as sync_stream:
+            return client.chat.create(model=MODEL, messages=messages)
+        with client.chat.create(model=MODEL, messages=messages, stream=True) as sync_stream:
             return list(sync_stream)
 
 
@@ -493,6 +496,30 @@ async def test_server_that_never_answers_times_out(serve: Callable[..., RawServe
     elapsed = time.monotonic() - started
     assert 0.45 <= elapsed < 5
     assert server.connections == 1 and sleeps.delays == []  # read timeouts are not retried
+
+
+async def test_server_that_never_reads_the_upload_times_out(
+    serve: Callable[..., RawServer], kind: str, sleeps: Sleeps
+) -> None:
+    """The server reads the head, never the body: the upload stalls once the socket
+    buffers are full. httpx's write timeout ends it; aiohttp has none, so the transport's
+    deadline over the exchange (httpx's four timeouts added) does, with the same error."""
+
+    async def handler(peer: Peer) -> None:
+        await peer.reader.readuntil(b"\r\n\r\n")
+        peer.server.requests.append(b"head")
+        await asyncio.sleep(3600)
+
+    server = serve(handler)
+    big = [{"role": "user", "content": "x" * (48 * MiB)}]
+    started = time.monotonic()
+    with pytest.raises(wi.APITimeoutError, match=r"sending the request \(WriteTimeout\)"):
+        await chat(kind, server.base_url, sleeps, messages=big, timeout=0.5, max_retries=3)
+    assert time.monotonic() - started < 15
+    assert server.connections == 1 and sleeps.delays == []  # a write timeout is not retried
+    # Its connection is gone, not left closing for ever behind 48 MiB nobody will read.
+    port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
+    assert await _settle(port, at_most=0) == 0
 
 
 async def test_server_closing_after_the_request_is_not_resent(

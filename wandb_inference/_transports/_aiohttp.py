@@ -20,6 +20,8 @@ the policies rely on is kept as httpx's own transport does it:
   which keeps at most `max_keepalive_connections` idle (httpx's rule) for
   `keepalive_expiry` seconds, within `max_connections` in all.
 - a response head line may be up to 100 KiB (httpx refuses a head over 100 KiB).
+- aiohttp has no write timeout: a deadline over the exchange up to the reply's head (httpx's
+  four timeouts added) ends a stalled upload, as httpx's `WriteTimeout`.
 
 aiohttp runs on asyncio only, and its session belongs to the event loop of its first
 request (as httpx's pooled connections belong to theirs).
@@ -29,7 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import ssl
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
@@ -41,12 +45,15 @@ __all__ = ["AiohttpTransport", "aiohttp_http_client"]
 
 # httpx (h11) refuses a response head over 100 KiB; aiohttp limits each line instead.
 _MAX_HEAD_LINE = 100 * 1024
+# Request bodies over this (aiohttp's threshold) are handed over as a file object.
+_LARGE_BODY = 1 << 20
 # Cached per client: request URLs and timeout sets repeat; a bound keeps odd uses small.
 _CACHE_SIZE = 128
 
 
 class _Connector(aiohttp.TCPConnector):
-    """aiohttp's pool, keeping at most `max_idle` idle connections per host.
+    """aiohttp's pool, keeping at most `max_idle` idle connections per host, and
+    aborting a connection closed with bytes still unsent.
 
     aiohttp keeps every finished connection (up to `limit`) until it expires; httpx keeps
     `max_keepalive_connections` and closes the rest. After a burst of 500 streams that is
@@ -58,6 +65,11 @@ class _Connector(aiohttp.TCPConnector):
         self._max_idle = max_idle
 
     def _release(self, key: Any, protocol: Any, *, should_close: bool = False) -> None:
+        transport = protocol.transport
+        if (should_close or protocol.should_close) and transport is not None and transport.get_write_buffer_size():
+            # Bytes still queued for a peer that stopped reading (a stalled upload): a
+            # graceful close would wait for them for ever, keeping the socket. Drop them.
+            transport.abort()
         idle = self._conns.get(key)
         if self._max_idle is not None and idle is not None and len(idle) >= self._max_idle:
             should_close = True
@@ -104,6 +116,17 @@ def _raise(exc: BaseException, request: httpx.Request, pool_full: bool = False) 
     raise error from exc
 
 
+def _backstop(timeouts: dict[str, float | None]) -> float | None:
+    """The longest an exchange may take up to the reply's head: httpx's timeouts added."""
+    total = 0.0
+    for name in ("connect", "write", "read", "pool"):
+        value = timeouts.get(name)
+        if value is None:
+            return None
+        total += value
+    return total
+
+
 class _Body(httpx.AsyncByteStream):
     """A response body read from aiohttp: each network read as it comes."""
 
@@ -146,6 +169,11 @@ class _Body(httpx.AsyncByteStream):
             response.release()
         else:
             response.close()  # unfinished: the connection cannot serve another request
+
+
+def _close_dropped(connector: _Connector) -> None:
+    with contextlib.suppress(Exception):  # a finalizer: nobody to tell
+        connector.close_now()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -198,6 +226,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # One retry layer: the SDK's. aiohttp would re-send an idempotent request once
         # when its connection breaks (no public switch).
         session._retry_connection = False
+        # A transport dropped without `aclose()` (a client never closed) closes its sockets
+        # then, quietly: aiohttp would log "Unclosed client session" as an asyncio error
+        # (httpx's own pool says nothing). A weak reference's callback, not `__del__`: it
+        # runs before the objects of a collected cycle are finalized, the session's too.
+        weakref.finalize(self, _close_dropped, connector).atexit = False
         self._session = session
         return session
 
@@ -222,8 +255,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             # data (the head, then every read of the body). So: with every connection in
             # use, the request waits for one within httpx's pool timeout; otherwise it
             # connects (name lookup included, as httpcore does) within the connect timeout.
-            # httpx's write timeout has no twin: a stalled upload ends at the read timeout
-            # (aiohttp's read timer runs from the send).
+            # httpx's write timeout has no twin here: see the deadline in
+            # `handle_async_request`.
             timeout = aiohttp.ClientTimeout(
                 total=None, connect=pool if pool_full else connect, sock_connect=connect, sock_read=read
             )
@@ -237,21 +270,38 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:  # a streamed upload: aiohttp sends it chunked
             data = request.stream
             request.headers.pop("transfer-encoding", None)
+        else:
+            if data is not None and len(data) > _LARGE_BODY:
+                # aiohttp warns (ResourceWarning) about large bytes bodies, and sends a file
+                # object in pieces instead: the same bytes, the same Content-Length.
+                data = io.BytesIO(data)
         encoding = request.headers.encoding
+        timeouts = request.extensions.get("timeout") or {}
         pool_full = self._limits.max_connections is not None and self._active >= self._limits.max_connections
+        # aiohttp's read timer starts once the body is sent, and it has no write timeout:
+        # a server that stops reading an upload would hold the request for ever. A
+        # deadline over the whole exchange up to the reply's head (the sum of httpx's four
+        # timeouts) bounds it; the others fire first whenever they apply, so when this one
+        # does, the upload is what stalled: httpx's WriteTimeout.
+        deadline = _backstop(timeouts) if data is not None else None
         self._active += 1
         try:
-            response = await session.request(
-                request.method,
-                self._url(request.url),
-                # The raw pairs, decoded as `multi_items()` does (without its property per item).
-                headers=[(name.decode(encoding), value.decode(encoding)) for name, value in request.headers.raw],
-                data=data,
-                allow_redirects=False,
-                timeout=self._timeout(request.extensions.get("timeout") or {}, pool_full),
-            )
+            async with asyncio.timeout(deadline) as backstop:
+                response = await session.request(
+                    request.method,
+                    self._url(request.url),
+                    # The raw pairs, decoded as `multi_items()` does (without its property per item).
+                    headers=[(name.decode(encoding), value.decode(encoding)) for name, value in request.headers.raw],
+                    data=data,
+                    allow_redirects=False,
+                    timeout=self._timeout(timeouts, pool_full),
+                )
         except (aiohttp.ClientError, OSError) as exc:
             self._active -= 1
+            if backstop.expired():
+                raise httpx.WriteTimeout(
+                    f"the request body was not taken within {deadline:g}s", request=request
+                ) from exc
             _raise(exc, request, pool_full)
         except BaseException:
             self._active -= 1
@@ -273,17 +323,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-
-    def __del__(self) -> None:
-        # Dropped without `aclose()` (a client never closed): close its sockets now, and
-        # quietly. aiohttp would log "Unclosed client session" as an asyncio error (and
-        # keep the sockets until they are collected); httpx's own pool says nothing.
-        session = getattr(self, "_session", None)
-        if session is not None and not session.closed:
-            with contextlib.suppress(Exception):  # a finalizer: nobody to tell
-                connector = session.connector
-                assert isinstance(connector, _Connector)
-                connector.close_now()
 
 
 def aiohttp_http_client(limits: httpx.Limits) -> httpx.AsyncClient:
