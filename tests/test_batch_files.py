@@ -13,7 +13,8 @@ import pytest
 from _helpers import MODEL
 
 import wandb_inference as wi
-from wandb_inference._batch._files import ResultFiles, iter_requests, read_done, scan_input
+from wandb_inference._batch._files import ResultFiles, read_done
+from wandb_inference._batch._input import iter_requests, scan_input
 
 CHAT = "/v1/chat/completions"
 

@@ -118,7 +118,10 @@ async def test_the_processor_takes_columns_of_json_text_without_ray() -> None:
     with LocalServer(api_key=KEY) as server:
         processor = wi.RayBatchProcessor(api_key=KEY, base_url=server.base_url, max_concurrency=2)
         body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "cid=j"}]})
-        table = await processor({"custom_id": np.array(["j", "k"]), "body": np.array([body, '{"model": "m"}'])})
+        try:
+            table = await processor({"custom_id": np.array(["j", "k"]), "body": np.array([body, '{"model": "m"}'])})
+        finally:
+            await processor.aclose()
     out = table.to_pydict()
     assert out["custom_id"] == ["j", "k"] and out["status_code"][0] == 200 and out["text"][0]
     assert out["error"][0] is None and out["error_code"][1] == "invalid_request"

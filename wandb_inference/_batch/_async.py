@@ -22,7 +22,7 @@ from wandb_inference._exceptions import WandbInferenceError
 from wandb_inference._policy._observe import RETRY_OBSERVER
 
 from ._dispatch import Dispatcher
-from ._files import iter_requests
+from ._input import iter_requests
 from ._job import BatchCheck, BatchControl, check_files, open_job, summarise, to_request
 from ._progress import NoProgress, Progress, ProgressMode, make_progress
 from ._request import BatchRequest, call_arguments

@@ -12,7 +12,8 @@ import attrs
 
 from wandb_inference._exceptions import BatchFileError, InvalidRequestError
 
-from ._files import InputScan, ResultFiles, read_done, scan_input
+from ._files import ResultFiles, read_done
+from ._input import InputScan, scan_input
 from ._request import BatchRequest, call_arguments
 from ._result import BatchResult
 from ._summary import BatchStats

@@ -170,6 +170,13 @@ class RayBatchProcessor:
             self._client = wandb_inference.AsyncClient(**self._options)  # on the actor's loop
         return self._client
 
+    async def aclose(self) -> None:
+        """Close the client (its connections). Ray ends actors with their process; call this
+        when you use the processor yourself."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()  # type: ignore[attr-defined]
+
     async def __call__(self, batch: Any) -> Any:
         """Send a batch's rows; return the output columns (a `pyarrow.Table` with a fixed
         schema when pyarrow is installed, as it is with Ray: every block then has the same
