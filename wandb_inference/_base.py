@@ -20,6 +20,7 @@ from ._exceptions import (
     CapabilityError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitError,
     StreamEventError,
     redact_request,
 )
@@ -33,6 +34,7 @@ from ._request import (
 if TYPE_CHECKING:
     from ._catalog import ModelInfo
     from ._completion import ChatCompletion
+    from ._concurrency import _Limits
     from ._embeddings import EmbeddingResponse
     from ._exceptions import APIError
     from ._model_list import ModelList
@@ -202,6 +204,22 @@ def build_request(
         timeout=request_timeout,
     )
     return RequestSpec(request=request, endpoint=endpoint, model=model, stream=stream)
+
+
+def gate_paces_retry(error: APIStatusError, limiter: _Limits | None, model: str | None) -> bool:
+    """Whether the retry of `error` skips its backoff: the gate will pace it instead.
+
+    A concurrency 429 without `Retry-After` is retried at once when the adaptive gate
+    will hold the retry anyway (the limit was just lowered to what is in flight, or a
+    pause began): it waits there for a slot, the pacing the backoff would have given,
+    without sleeping past the moment one frees up.
+    """
+    return (
+        limiter is not None
+        and error.retry_after is None
+        and isinstance(error, RateLimitError)
+        and limiter.is_full(model)
+    )
 
 
 def gave_up(error: APIStatusError, decision: RetryDecision) -> APIStatusError:
