@@ -1,8 +1,7 @@
-"""Client-side concurrency control: the AIMD policy and both gates."""
+"""Client-side concurrency control: both gates (the policy: test_adaptive_concurrency.py)."""
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 
@@ -13,45 +12,6 @@ import pytest
 from _helpers import API_KEY, BASE_URL, MESSAGES, MODEL, completion_body, error_body, json_response
 
 import wandb_inference as wi
-from wandb_inference import AIMDLimit
-
-
-def test_aimd_halves_on_429_and_grows_back() -> None:
-    limit = AIMDLimit(ceiling=8)
-    limit.in_flight = 8
-    limit.on_rate_limited()
-    assert limit.limit == 4
-    limit.on_rate_limited()
-    assert limit.limit == 2
-    for _ in range(2):
-        limit.on_success()
-    assert limit.limit == 3
-    for _ in range(100):
-        limit.on_success()
-    assert limit.limit == 8  # never above the ceiling
-
-
-def test_aimd_unlimited_starts_from_in_flight_and_recovers() -> None:
-    limit = AIMDLimit()
-    assert math.isinf(limit.limit)
-    limit.in_flight = 16
-    limit.on_rate_limited()
-    assert limit.limit == 8
-    limit.in_flight = 0
-    limit.on_rate_limited()
-    assert limit.limit == 1  # never below one
-    for _ in range(100_000):
-        limit.on_success()
-        if math.isinf(limit.limit):
-            break
-    assert math.isinf(limit.limit)
-
-
-def test_aimd_not_adaptive_keeps_limit() -> None:
-    limit = AIMDLimit(ceiling=4, adaptive=False)
-    limit.in_flight = 4
-    limit.on_rate_limited()
-    assert limit.limit == 4
 
 
 class OneAtATime:

@@ -3,6 +3,7 @@ the service's errors, validated against the OpenAPI document's schemas."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -746,6 +747,32 @@ async def test_concurrency_limit_answers_the_services_429() -> None:
             assert other_model.status_code == 200  # the limit is per model
             again = await client.post("/chat/completions", json={**body, "stream": False})
             assert again.status_code == 200  # the slot was released
+
+
+async def test_concurrency_limit_changes_while_serving_and_service_time_holds_the_slot() -> None:
+    with LocalServer(models=MODELS, concurrency_limits={TEXT: 1}, service_time=0.3) as srv:
+        async with httpx.AsyncClient(base_url=srv.base_url) as client:
+            body = {"model": TEXT, "messages": ASK, "max_tokens": 2}
+            started = time.monotonic()
+            first = asyncio.ensure_future(client.post("/chat/completions", json=body))
+            for _ in range(2000):  # until the server holds it (polled: another thread's state)
+                if srv.in_flight(TEXT):
+                    break
+                await asyncio.sleep(0.005)
+            assert (await client.post("/chat/completions", json=body)).status_code == 429
+            srv.set_concurrency_limit(TEXT, 2)  # raised while the first is in flight
+            second = await client.post("/chat/completions", json=body)
+            assert second.status_code == 200
+            assert (await first).status_code == 200
+            assert time.monotonic() - started >= 0.3  # each held its slot the service time
+            assert srv.in_flight(TEXT) == 0
+            srv.set_concurrency_limit(TEXT, None)  # unlimited
+            replies = await asyncio.gather(*(client.post("/chat/completions", json=body) for _ in range(3)))
+            assert [r.status_code for r in replies] == [200] * 3
+    with pytest.raises(ValueError, match="concurrency limit"):
+        srv.set_concurrency_limit(TEXT, 0)
+    with pytest.raises(ValueError, match="service_time"):
+        LocalServer(service_time=-1)
 
 
 def test_projects_option(openapi: Callable[[str, Any], None]) -> None:

@@ -326,13 +326,14 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
         spec.retry = state = RetryState(self._options.retry)
         limiter = self._limiter
         request = spec.request
+        refused = False  # the last attempt was a refused probe of the concurrency gate
         while True:
             attempt = state.retries + 1
             capped = spec.start_attempt(state)
             slot: Slot | None = None
             if limiter is not None:
                 wait = _replies.slot_wait(capped, spec)
-                slot = await limiter.acquire(spec.model, wait)
+                slot = await limiter.acquire(spec.model, wait, first=refused)
                 if slot is None:
                     raise _replies.slot_timeout(limiter.describe(spec.model), wait, spec, state)
             try:
@@ -368,11 +369,14 @@ class AsyncClient(ClientOptionsMixin, AsyncConstructors):
             finally:
                 if slot is not None:
                     slot.finish(ok=False, rate_limited=rate_limited)
-            decision = state.decide(error)
+            refused = slot is not None and slot.probe_refused
+            paced = _replies.gate_paces_retry(error, limiter, spec.model)
+            decision = state.decide(error, free=refused or paced)
             _replies.log_attempt(spec, attempt, str(response.status_code), decision, error)
             if not decision.retry:
                 raise _replies.gave_up(error, decision)
-            await self._sleep(decision.delay)
+            if not paced:
+                await self._sleep(decision.delay)
 
     async def _request(self, spec: RequestSpec) -> tuple[object, httpx.Response]:
         """Send (retried, within the concurrency limit), read and decode a JSON reply."""

@@ -284,13 +284,14 @@ class Client(ClientOptionsMixin, SyncConstructors):
         spec.retry = state = RetryState(self._options.retry)
         limiter = self._limiter
         request = spec.request
+        refused = False  # the last attempt was a refused probe of the concurrency gate
         while True:
             attempt = state.retries + 1
             capped = spec.start_attempt(state)
             slot: Slot | None = None
             if limiter is not None:
                 wait = _replies.slot_wait(capped, spec)
-                slot = limiter.acquire(spec.model, wait)
+                slot = limiter.acquire(spec.model, wait, first=refused)
                 if slot is None:
                     raise _replies.slot_timeout(limiter.describe(spec.model), wait, spec, state)
             try:
@@ -326,11 +327,14 @@ class Client(ClientOptionsMixin, SyncConstructors):
             finally:
                 if slot is not None:
                     slot.finish(ok=False, rate_limited=rate_limited)
-            decision = state.decide(error)
+            refused = slot is not None and slot.probe_refused
+            paced = _replies.gate_paces_retry(error, limiter, spec.model)
+            decision = state.decide(error, free=refused or paced)
             _replies.log_attempt(spec, attempt, str(response.status_code), decision, error)
             if not decision.retry:
                 raise _replies.gave_up(error, decision)
-            self._sleep(decision.delay)
+            if not paced:
+                self._sleep(decision.delay)
 
     def _request(self, spec: RequestSpec) -> tuple[object, httpx.Response]:
         """Send (retried, within the concurrency limit), read and decode a JSON reply."""

@@ -21,6 +21,7 @@ from ._exceptions import (
     APIResponseValidationError,
     APIStatusError,
     NotFoundError,
+    RateLimitError,
     StreamEventError,
     redact_request,
 )
@@ -28,6 +29,7 @@ from ._policy._errors_map import error_payload_message, make_status_error
 
 if TYPE_CHECKING:
     from ._exceptions import APIError
+    from ._policy._concurrency import _Limits
     from ._policy._retry import RetryDecision, RetryState
     from ._prepare import RequestSpec
     from ._tracing._operation import Operation
@@ -113,6 +115,22 @@ def attempt_error(exc: Exception, spec: RequestSpec, state: RetryState, base_url
     return APIConnectionError(
         f"The request to {request.url} failed in httpx ({type(exc).__name__}: {exc}).",
         request=request,
+    )
+
+
+def gate_paces_retry(error: APIStatusError, limiter: _Limits | None, model: str | None) -> bool:
+    """Whether the retry of `error` skips its backoff: the gate will pace it instead.
+
+    A concurrency 429 without `Retry-After` is retried at once when the adaptive gate
+    will hold the retry anyway (the limit was just lowered to what is in flight, or a
+    pause began): it waits there for a slot, the pacing the backoff would have given,
+    without sleeping past the moment one frees up.
+    """
+    return (
+        limiter is not None
+        and error.retry_after is None
+        and isinstance(error, RateLimitError)
+        and limiter.is_full(model)
     )
 
 

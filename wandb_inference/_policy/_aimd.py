@@ -1,61 +1,259 @@
 """`AIMDLimit`: the pure policy behind the concurrency gates (`_concurrency.py`).
 
-Additive increase, multiplicative decrease: a concurrency 429 halves the limit on
-requests in flight, successes raise it back one at a time (slowly near the level that
-was refused). Loaded with the first request that takes a slot.
+W&B Inference refuses a request at once (a concurrency 429, no `Retry-After`) when the
+project already has its limit L of requests in flight for that model; nothing is
+queued. The policy keeps the number of requests in flight at L without knowing it. What
+it learns from each answer, and what it does:
+
+- **A refusal is a measurement, not only a signal.** When a request is refused, the
+  others of ours still in flight were accepted: for a lone client that count *is* L.
+  So the limit becomes that count, not half of it. A burst of refusals from one
+  overload (the first batch, a lowered limit) is one *episode*: refusals of requests
+  sent before the cut only lower the limit to what is still in flight, never cut twice
+  (the old rule halved on every 429: 64 workers against L = 32 collapsed to 1 and took
+  30 round trips to climb back).
+- **Probing, rarely.** After a hold of `_HOLD` rounds (a round: `limit` successes, about
+  one service time) the limit allows one more request. If the service takes it, the
+  limit keeps rising in doubling steps (one per answered probe), so a raised limit is
+  found in a few round trips; if not, the level is confirmed and the next hold is twice
+  as long (up to `_HOLD * _HOLD_CAP` rounds): a lone client meets about one 429 per 16
+  calls at L = 1, one per 130 at L = 8. A refused probe is the gate's own doing: its
+  retry goes first in line and is not counted against `max_retries`.
+- **Sharing the limit.** A refusal while no more of ours were in flight than the level
+  the last cut confirmed (less a margin for answers still on their way) means someone
+  else took that capacity: another process of the project, or the service lowered the
+  limit. The client *yields* (cuts to `_YIELD` of
+  what it has in flight and waits `_VICTIM_HOLD` rounds) and is *contended* for
+  `_CONTENDED_ROUNDS` rounds (so is a client whose probe goes through above a level a
+  refused probe had confirmed: room appeared). Contended, it probes every
+  `_CONTENDED_HOLD` rounds, a refused probe cuts to `_PROBE_YIELD`, and growth stays
+  additive until `_ACCEL_AFTER` probes in a row went through. Among clients doing the
+  same this is AIMD (equal additive increase, multiplicative decrease), which moves
+  shares toward equal (Chiu and Jain); the big yield goes to whoever probes into it. A
+  client alone never sees such a refusal after the first episode, so it never pays the
+  sawtooth (except for `_CONTENDED_ROUNDS` rounds after the service lowers its limit).
+- **Shut out.** Refused with nothing of ours in flight: others hold the whole limit.
+  New requests wait about one round (jittered) before one goes out, instead of a
+  burst of them meeting the same full service.
+
+Other designs considered. Latency-gradient limiters (Netflix's
+Gradient2, Envoy's adaptive concurrency filter) need latency to grow as the service
+fills up; this service keeps each request's time and refuses the one above L, so
+latency says nothing until the 429, and a gradient rule settles below L by design
+(throughput an oracle does not lose). The AWS SDKs' adaptive retry mode runs CUBIC on a
+request *rate* for throttling errors; here the limit is on requests in flight, which
+the gate controls directly, and the refusal count gives the level exactly, so no rate
+needs estimating. Plain AIMD (Netflix's AIMDLimit) is what the contended mode is; used
+alone it costs a lone client the sawtooth (halving: 25% of the throughput).
+
+Everything here is pure: time comes in as `now` (the gates pass `time.monotonic()`),
+jitter from `rng`; no I/O, no locks (the gates serialise calls).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import random
+from collections.abc import Callable
 
-__all__ = ["AIMDLimit"]
+__all__ = ["AIMDLimit", "Ticket"]
 
-
+# Rounds at a level before probing one request above it (doubled after each refused
+# probe, up to `_HOLD * _HOLD_CAP` rounds).
+_HOLD = 2
+_HOLD_CAP = 8
+# A refusal the client's own probing does not explain: cut to this fraction of what is
+# in flight, and wait this many rounds before probing again.
+_YIELD = 0.6
+_VICTIM_HOLD = 2
+# While contended (that many rounds after such a refusal, after being shut out, or after
+# a probe went through above a level a refused probe had confirmed):
+# probe every `_CONTENDED_HOLD` rounds; a refused probe cuts to `_PROBE_YIELD`; growth
+# doubles only after `_ACCEL_AFTER` probes in a row went through.
+_CONTENDED_ROUNDS = 32
+_CONTENDED_HOLD = 2
+_PROBE_YIELD = 0.8
+_ACCEL_AFTER = 3
+# Shut out (refused with nothing in flight): pause about one round, within these bounds
+# (seconds); before any success the round is taken to be `_DEFAULT_ROUND`.
+_PAUSE_MIN = 0.005
+_PAUSE_MAX = 2.0
+_DEFAULT_ROUND = 0.1
 # Without a ceiling, a limit grown back to this many in flight is dropped altogether.
 _RECOVERED = 256
-_PROBE_SLOWDOWN = 8
+# Our count of requests in flight runs ahead of the service's by those whose answers
+# are on their way: about `in flight * network round trip / service time` (the round
+# trip measured by refusals, which the service answers at once). A refusal within this
+# fraction of that of the confirmed level is taken as our own excess, not contention.
+_NOISE = 0.25
+
+
+def _cut(fraction: float, level: int) -> int:
+    """`fraction` of `level`, rounded half up: small levels are not cut by a whole slot."""
+    return math.floor(fraction * level + 0.5)
+
+
+class Ticket:
+    """What a limit remembers about one request in flight (from `take` to `release`)."""
+
+    __slots__ = ("epoch", "level", "probe", "started")
+
+    def __init__(self, epoch: int, level: int, probe: bool, started: float) -> None:
+        self.epoch = epoch  # the episode it was sent in
+        self.level = level  # requests of ours already in flight when it was sent
+        self.probe = probe  # sent above the level the service last accepted
+        self.started = started
 
 
 @dataclasses.dataclass(slots=True)
 class AIMDLimit:
-    """Additive-increase / multiplicative-decrease limit on requests in flight."""
+    """A limit on requests in flight, adapted to the service's concurrency 429s.
+
+    Attributes:
+        ceiling: never more in flight than this (`max_concurrency`; inf: none).
+        adaptive: adapt to 429s; when false the limit stays at `ceiling`.
+        rng: jitter source, in `[0, 1)`.
+        limit: how many may be in flight now (inf: unlimited).
+        in_flight: how many are (kept by the gate through `take` and `release`).
+        known: the level the service last accepted (inf: not known yet); requests
+            sent above it are probes.
+        resume_at: no request starts before this time (after being shut out).
+        round_time: the smoothed duration of successful requests (seconds).
+    """
 
     ceiling: float = math.inf
     adaptive: bool = True
+    rng: Callable[[], float] = dataclasses.field(default=random.random, repr=False, compare=False)
     limit: float = dataclasses.field(init=False)
-    successes: int = dataclasses.field(init=False, default=0)
     in_flight: int = dataclasses.field(init=False, default=0)
-    last_bad: float = dataclasses.field(init=False, default=math.inf)
+    known: float = dataclasses.field(init=False, default=math.inf)
+    resume_at: float = dataclasses.field(init=False, default=0.0)
+    round_time: float = dataclasses.field(init=False, default=0.0)
+    _epoch: int = dataclasses.field(init=False, default=0, repr=False)
+    _successes: int = dataclasses.field(init=False, default=0, repr=False)  # in this round
+    _rounds: int = dataclasses.field(init=False, default=0, repr=False)  # held at this level
+    _hold: int = dataclasses.field(init=False, default=1, repr=False)  # hold multiplier
+    _step: int = dataclasses.field(init=False, default=1, repr=False)  # next raise
+    _streak: int = dataclasses.field(init=False, default=0, repr=False)  # probes in a row taken
+    _contended: int = dataclasses.field(init=False, default=0, repr=False)  # rounds left
+    _confirmed: float = dataclasses.field(init=False, default=math.inf, repr=False)
+    _refusal_time: float = dataclasses.field(init=False, default=0.0, repr=False)
 
     def __post_init__(self) -> None:
         self.limit = self.ceiling
 
-    def has_room(self) -> bool:
-        """Whether one more request may start now."""
-        return self.in_flight < self.limit
+    @property
+    def contended(self) -> bool:
+        """Whether the service recently showed others using the same limit."""
+        return self._contended > 0
 
-    def on_rate_limited(self) -> None:
-        """A concurrency 429: halve the limit (from what was in flight if unlimited)."""
+    def has_room(self, now: float) -> bool:
+        """Whether one more request may start at `now`."""
+        return self.in_flight < self.limit and now >= self.resume_at
+
+    def take(self, now: float) -> Ticket | None:
+        """Count one more request in flight; its ticket goes back to `release`."""
+        level = self.in_flight
+        self.in_flight = level + 1
         if not self.adaptive:
-            return
-        current = min(self.limit, float(self.in_flight))
-        self.last_bad = max(1.0, current)
-        self.limit = max(1.0, float(int(current) // 2))
-        self.successes = 0
+            return None
+        return Ticket(self._epoch, level, level >= self.known, now)
 
-    def on_success(self) -> None:
-        """A success: after `limit` successes in a row, allow one more in flight."""
-        if not self.adaptive or self.limit >= self.ceiling:
+    def release(self, ticket: Ticket | None, now: float, *, ok: bool, rate_limited: bool) -> bool:
+        """A request ended (`ok`: it succeeded; `rate_limited`: a concurrency 429).
+
+        Returns:
+            True when it was refused because this limit was probing above the level the
+            service accepted: the gate's doing, not the call's.
+        """
+        probing = False
+        if ticket is not None:
+            if rate_limited:
+                probing = self._refused(ticket, now)
+            elif ok:
+                self._succeeded(ticket, now)
+        self.in_flight -= 1
+        return probing
+
+    def _refused(self, ticket: Ticket, now: float) -> bool:
+        # Our probing explains the refusal when more of ours were in flight than the
+        # service last accepted (whichever of them it refused); otherwise someone else
+        # took capacity we had, or the service lowered its limit.
+        took = now - ticket.started
+        self._refusal_time = took if not self._refusal_time else self._refusal_time + 0.1 * (took - self._refusal_time)
+        probing = self.in_flight > self._confirmed - self._noise()
+        level = self.in_flight - 1  # the others of ours, still in flight: accepted
+        if level <= 0:
+            self._contended = _CONTENDED_ROUNDS
+            pause = (0.5 + self.rng()) * (self.round_time or _DEFAULT_ROUND)
+            self.resume_at = max(self.resume_at, now + min(_PAUSE_MAX, max(_PAUSE_MIN, pause)))
+        if ticket.epoch != self._epoch:
+            # Sent before the last cut: the same episode; what is left in flight is the level.
+            self._set(min(self.limit, level))
+        elif math.isinf(self.known):
+            self._set(min(self.limit, level))  # the first episode measures the level
+        elif probing:
+            self._set(min(self.limit, _cut(_PROBE_YIELD, level) if self._contended else level))
+            if not self._contended:
+                self._hold = min(self._hold * 2, _HOLD_CAP)
+        else:
+            self._set(_cut(_YIELD, level))
+            self._contended = _CONTENDED_ROUNDS
+            self._hold = 1
+            self._rounds = -_VICTIM_HOLD
+        if ticket.epoch == self._epoch:
+            self._epoch += 1
+        return probing
+
+    def _noise(self) -> float:
+        """How many more of ours the count may show than the service holds: those whose
+        answers are on their way (about a network round trip's worth)."""
+        if not self.round_time or math.isinf(self._confirmed):
+            return 0.0
+        return float(math.floor(_NOISE * self._confirmed * min(1.0, self._refusal_time / self.round_time)))
+
+    def _set(self, limit: float) -> None:
+        """Cut to `limit` (at least 1): the new level the service is taken to accept."""
+        self.limit = self.known = self._confirmed = max(1.0, float(limit))
+        self._successes = self._streak = 0
+        self._rounds = min(self._rounds, 0)
+        self._step = 1
+
+    def _succeeded(self, ticket: Ticket, now: float) -> None:
+        took = now - ticket.started
+        self.round_time = took if not self.round_time else self.round_time + 0.1 * (took - self.round_time)
+        self.resume_at = 0.0
+        limit = self.limit
+        if limit >= self.ceiling or math.isinf(limit):
             return
-        self.successes += 1
-        # Probe slowly where the service refused before: 8x the successes per step.
-        needed = self.limit * (_PROBE_SLOWDOWN if self.limit + 1 >= self.last_bad else 1)
-        if self.successes >= needed:
-            self.successes = 0
-            self.limit += 1
-            if self.limit > self.last_bad:
-                self.last_bad = math.inf  # grew past the refused level: probe at full speed
-            if self.limit >= _RECOVERED and math.isinf(self.ceiling):
-                self.limit = math.inf  # recovered: back to unlimited
+        if ticket.probe and ticket.epoch == self._epoch:
+            # The service took one more than it had: raise again, faster while it holds.
+            if self._hold > 1 and not self._contended and ticket.level >= self._confirmed + self._noise():
+                # Room appeared above a level a refused probe had confirmed: the limit
+                # rose, or another client yielded or left. Grow as a sharer does.
+                self._contended = _CONTENDED_ROUNDS
+            self.known = max(self.known, float(ticket.level + 1))
+            if self.known >= limit:
+                self._streak += 1
+                if not self._contended or self._streak >= _ACCEL_AFTER:
+                    self._step *= 2
+                self._raise(self.known + self._step)
+            return
+        if limit > self.known:
+            return  # probing: wait for the probes' answers
+        self._successes += 1
+        if self._successes < limit:
+            return
+        self._successes = 0  # a round at this level
+        if self._contended:
+            self._contended -= 1
+        self._rounds += 1
+        if self._rounds >= (_CONTENDED_HOLD if self._contended else _HOLD * self._hold):
+            self._rounds = 0
+            self._raise(limit + 1)
+
+    def _raise(self, limit: float) -> None:
+        self.limit = min(self.ceiling, limit)
+        if self.limit >= _RECOVERED and math.isinf(self.ceiling):
+            self.limit = self.known = math.inf  # grown past any plausible limit: unlimited

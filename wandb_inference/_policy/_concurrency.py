@@ -6,10 +6,13 @@ The remedy is to send less at once. Each client keeps a gate per model (and one 
 whole client when `max_concurrency` is set):
 
 - `max_concurrency=N`: at most N requests in flight per model and N in the client.
-- adaptive (on by default): a concurrency 429 halves the model's limit (down to 1; from
-  the number in flight when no limit was set); every `limit` successes in a row raise it
-  by one (8x slower near the level that was refused), up to `max_concurrency` (or back
-  to unlimited past 256). Requests wait for a slot instead of burning their retries.
+- adaptive (on by default): each model's limit follows the service's (`AIMDLimit`,
+  `_aimd.py`, explains how): a burst of 429s sets it to what the service accepted, it
+  probes one request higher now and then, and yields when another client of the project
+  takes capacity. Requests wait for a slot instead of burning their retries: a request
+  refused while the gate is full is retried without a backoff (it waits here for a slot,
+  first in line when the refusal was the gate's own probe), and a refusal with nothing
+  of the client's in flight pauses the model's gate for about one round.
 
 Liveness rules (each guarded by a test that misuses the SDK):
 
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
     from wandb_inference._options import ClientOptions
 
     from . import _aimd
-    from ._aimd import AIMDLimit
+    from ._aimd import AIMDLimit, Ticket
 else:
     _aimd = lazy_module("wandb_inference._policy._aimd")
 
@@ -83,18 +86,23 @@ if hasattr(os, "register_at_fork"):
 class Slot:
     """The right to have one request in flight; released exactly once."""
 
-    __slots__ = ("limits", "on_release", "owner", "released")
+    __slots__ = ("limits", "on_release", "owner", "probe_refused", "released", "tickets")
 
     def __init__(
         self,
         limits: tuple[AIMDLimit, ...],
+        tickets: tuple[Ticket | None, ...],
         on_release: Callable[[Slot, bool, bool], None],
         owner: Hashable,
     ) -> None:
         self.limits = limits
+        self.tickets = tickets
         self.on_release = on_release
         self.owner = owner
         self.released = False
+        # Set when the request was a probe above the level the service accepted, and
+        # was refused: its retry is not counted against `max_retries`.
+        self.probe_refused = False
 
     def finish(self, *, ok: bool = True, rate_limited: bool = False) -> None:
         """Give the slot back, telling the limits how the request went (idempotent)."""
@@ -166,33 +174,50 @@ class _Limits:
         shown = "unlimited" if math.isinf(limit.limit) else f"{limit.limit:g}"
         return f"limit {shown}, {limit.in_flight} in flight"
 
-    def _has_room(self, limits: tuple[AIMDLimit, ...], owner: Hashable) -> bool:
+    def _wait_time(self, limits: tuple[AIMDLimit, ...], owner: Hashable) -> float:
+        """0 when a request may start now; else how long until a pause ends (inf: until a
+        slot is released)."""
         mine = self._held.get(owner)
+        pause = 0.0
         for limit in limits:
             in_flight = limit.in_flight
             if mine:
                 in_flight -= mine.get(id(limit), 0)
             if in_flight >= limit.limit:
-                return False
-        return True
+                return math.inf
+            if limit.resume_at:
+                pause = max(pause, limit.resume_at - time.monotonic())
+        return pause
 
-    def _take(self, limits: tuple[AIMDLimit, ...], owner: Hashable) -> None:
+    def _has_room(self, limits: tuple[AIMDLimit, ...], owner: Hashable) -> bool:
+        return self._wait_time(limits, owner) <= 0
+
+    def _owner(self) -> Hashable:
+        raise NotImplementedError
+
+    def is_full(self, model: str | None) -> bool:
+        """Whether a request for `model` from the caller would wait for a slot to be
+        released (not merely for a pause to end)."""
+        return math.isinf(self._wait_time(self._limits(model), self._owner()))
+
+    def _take(self, limits: tuple[AIMDLimit, ...], owner: Hashable) -> tuple[Ticket | None, ...]:
         mine = self._held.get(owner)
         if mine is None:
             mine = self._held[owner] = {}
+        now = time.monotonic()
         for limit in limits:
-            limit.in_flight += 1
             key = id(limit)
             mine[key] = mine.get(key, 0) + 1
+        if len(limits) == 1:
+            return (limits[0].take(now),)
+        return tuple([limit.take(now) for limit in limits])
 
     def _account(self, slot: Slot, ok: bool, rate_limited: bool) -> None:
         mine = self._held.get(slot.owner)
-        for limit in slot.limits:
-            if rate_limited:
-                limit.on_rate_limited()  # before the decrement: this request was in flight too
-            elif ok:
-                limit.on_success()
-            limit.in_flight -= 1
+        now = time.monotonic()
+        for limit, ticket in zip(slot.limits, slot.tickets, strict=False):  # same length
+            if limit.release(ticket, now, ok=ok, rate_limited=rate_limited):
+                slot.probe_refused = True
             if mine is not None:
                 key = id(limit)
                 left = mine.get(key, 0) - 1
@@ -226,51 +251,103 @@ def _current_task() -> Hashable:
 
 
 class AsyncLimiter(_Limits):
-    """The async gate: waiters park on events woken when a slot frees up."""
+    """The async gate: waiters park in line on events, set for as many as there is room
+    for when a slot frees up; a pause ends by their own timers."""
 
     def __init__(self, ceiling: float, adaptive: bool, client_wide: bool) -> None:
         super().__init__(ceiling, adaptive, client_wide)
-        self._waiters: deque[anyio.Event] = deque()
+        self._waiters: dict[int, deque[anyio.Event]] = {}
+        self._waiting_on: dict[int, AIMDLimit] = {}
 
     def _after_fork_in_child(self) -> None:
         super()._after_fork_in_child()
-        self._waiters = deque()
+        self._waiters = {}
+        self._waiting_on = {}
 
-    async def acquire(self, model: str | None, timeout: float | None) -> Slot | None:  # noqa: ASYNC109
+    def _owner(self) -> Hashable:
+        return _current_task()
+
+    async def acquire(self, model: str | None, timeout: float | None, *, first: bool = False) -> Slot | None:  # noqa: ASYNC109
         """Wait for a slot, at most `timeout` seconds (None: no bound).
 
         A bound given as a number, not a cancel scope: the caller needs to tell a slot
         timeout (a typed error naming the limit) from its own cancellation.
+
+        Args:
+            model: the model the request is for.
+            timeout: the longest wait (seconds).
+            first: wait at the head of the line (a retry after a concurrency 429: it
+                had its turn already).
 
         Returns:
             The slot, or None when `timeout` passed first.
         """
         limits = self._limits(model)
         owner = _current_task()
-        if not self._has_room(limits, owner):
+        wait = self._wait_time(limits, owner)
+        if wait > 0:
             import anyio
 
             deadline = None if timeout is None else time.monotonic() + timeout
-            while not self._has_room(limits, owner):
+            key = id(limits[-1])
+            woken = first
+            while wait > 0:
                 left = math.inf if deadline is None else deadline - time.monotonic()
                 if left <= 0:
                     return None
                 event = anyio.Event()
-                self._waiters.append(event)
+                queue = self._waiters.setdefault(key, deque())
+                self._waiting_on[key] = limits[-1]
+                if woken:
+                    queue.appendleft(event)  # had its turn (woken, or refused): first in line
+                else:
+                    queue.append(event)
+                waited = False
                 try:
-                    with anyio.move_on_after(left):
+                    with anyio.move_on_after(min(left, wait)):
                         await event.wait()
+                    waited = True
                 finally:
-                    if event in self._waiters:
-                        self._waiters.remove(event)
-        self._take(limits, owner)
-        return Slot(limits, self._release, owner)
+                    if not event.is_set():
+                        queue.remove(event)
+                    elif not waited:
+                        self._wake(limits)  # cancelled once woken: pass the wake-up on
+                woken = event.is_set()
+                wait = self._wait_time(limits, owner)
+        return Slot(limits, self._take(limits, owner), self._release, owner)
+
+    def _wake(self, limits: tuple[AIMDLimit, ...]) -> None:
+        """Wake as many waiters as there is room for, first come first served."""
+        if not self._waiters:
+            return
+        if self._global is None:
+            self._wake_queue(limits[-1], math.inf)
+            return
+        # A client-wide slot serves any model: each model's line gets what its own limit
+        # and the client-wide one leave room for.
+        room = self._global.limit - self._global.in_flight
+        for key in list(self._waiters):
+            if room <= 0:
+                break
+            room -= self._wake_queue(self._waiting_on[key], room)
+
+    def _wake_queue(self, limit: AIMDLimit, most: float) -> int:
+        key = id(limit)
+        queue = self._waiters.get(key)
+        woken = 0
+        if queue:
+            room = min(most, limit.limit - limit.in_flight)
+            while queue and woken < room:
+                queue.popleft().set()
+                woken += 1
+        if not queue:
+            self._waiters.pop(key, None)
+            self._waiting_on.pop(key, None)
+        return woken
 
     def _release(self, slot: Slot, ok: bool, rate_limited: bool) -> None:
         self._account(slot, ok, rate_limited)
-        # Wake everyone: each re-checks its own model's room (cheap; waiters are few).
-        while self._waiters:
-            self._waiters.popleft().set()
+        self._wake(slot.limits)
 
 
 class SyncLimiter(_Limits):
@@ -284,8 +361,20 @@ class SyncLimiter(_Limits):
         super()._after_fork_in_child()
         self._cond = threading.Condition()  # another thread may have held the old one
 
-    def acquire(self, model: str | None, timeout: float | None) -> Slot | None:
+    def _owner(self) -> Hashable:
+        return threading.current_thread()
+
+    def is_full(self, model: str | None) -> bool:
+        with self._cond:
+            return super().is_full(model)
+
+    def acquire(self, model: str | None, timeout: float | None, *, first: bool = False) -> Slot | None:
         """Block until a slot is free, at most `timeout` seconds (None: no bound).
+
+        Args:
+            model: the model the request is for.
+            timeout: the longest wait (seconds).
+            first: ignored (threads wake in no set order); for parity with the async gate.
 
         Returns:
             The slot, or None when `timeout` passed first.
@@ -295,10 +384,18 @@ class SyncLimiter(_Limits):
         owner = threading.current_thread()
         with self._cond:
             limits = self._limits(model)
-            if not self._cond.wait_for(lambda: self._has_room(limits, owner), timeout):
-                return None
-            self._take(limits, owner)
-        return Slot(limits, self._release, owner)
+            wait = self._wait_time(limits, owner)
+            if wait > 0:
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while wait > 0:
+                    left = math.inf if deadline is None else deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    bound = min(left, wait)
+                    self._cond.wait(None if math.isinf(bound) else bound)
+                    wait = self._wait_time(limits, owner)
+            tickets = self._take(limits, owner)
+        return Slot(limits, tickets, self._release, owner)
 
     def _release(self, slot: Slot, ok: bool, rate_limited: bool) -> None:
         with self._cond:

@@ -48,6 +48,9 @@ __all__ = [
 ]
 
 _RETRYABLE_STATUSES = frozenset({500, 502, 503, 504, 529})
+# Retries of concurrency 429s the adaptive gate absorbs (`RetryState.decide(free=...)`),
+# per call, on top of `max_retries`.
+MAX_FREE_RETRIES = 8
 # Transport failures that prove the server did not receive the whole request (so cannot
 # have processed it): safe to retry for any method.
 _NOT_SENT = (
@@ -157,7 +160,7 @@ def may_have_been_processed(error: BaseException) -> bool:
 class RetryState:
     """The retry bookkeeping of one logical request (one per call, never shared)."""
 
-    __slots__ = ("clock", "deadline", "policy", "retries", "rng", "started")
+    __slots__ = ("clock", "deadline", "free_retries", "policy", "retries", "rng", "started")
 
     def __init__(
         self,
@@ -170,6 +173,7 @@ class RetryState:
         self.clock = clock
         self.rng = rng
         self.retries = retries
+        self.free_retries = 0
         self.started = clock()
         total = policy.total_timeout
         self.deadline = None if total is None else self.started + total
@@ -221,24 +225,33 @@ class RetryState:
         error.may_have_been_processed = processed
         return error
 
-    def decide(self, error: BaseException, *, idempotent: bool = False) -> RetryDecision:
+    def decide(self, error: BaseException, *, idempotent: bool = False, free: bool = False) -> RetryDecision:
         """Decide whether to retry after `error` (an APIStatusError or httpx error).
+
+        Args:
+            error: what the attempt ended with.
+            idempotent: the request may safely be processed twice.
+            free: a concurrency 429 the adaptive gate absorbs: its own probe of the
+                service's limit was refused, or the gate is full and the retry waits
+                there for one of the client's own requests to finish. Retried without
+                counting against `max_retries`, at most `MAX_FREE_RETRIES` times a call.
 
         The context's `_observe.RETRY_OBSERVER`, if any, is told about the attempt and the
         decision.
         """
-        decision = self._decide(error, idempotent)
+        decision = self._decide(error, idempotent, free)
         observer = _observe.RETRY_OBSERVER.get()
         if observer is not None:
             observer.on_failed_attempt(error, decision.retry)
         return decision
 
-    def _decide(self, error: BaseException, idempotent: bool) -> RetryDecision:
+    def _decide(self, error: BaseException, idempotent: bool, free: bool) -> RetryDecision:
         if not is_retryable_error(error, idempotent=idempotent):
             if not isinstance(error, _exceptions.APIStatusError) and may_have_been_processed(error):
                 return RetryDecision(False, reason="the request may have been processed")
             return RetryDecision(False, reason="not retryable")
-        if self.retries >= self.policy.max_retries:
+        counted = not (free and self.free_retries < MAX_FREE_RETRIES)
+        if counted and self.retries >= self.policy.max_retries:
             return RetryDecision(False, reason=f"max_retries={self.policy.max_retries} reached")
         hint = error.retry_after if isinstance(error, _exceptions.APIStatusError) else None
         if hint is not None:
@@ -252,5 +265,8 @@ class RetryState:
             delay = self.policy.backoff(self.retries + 1, self.rng)
         if self.deadline is not None and self.clock() + delay >= self.deadline:
             return RetryDecision(False, reason=f"total_timeout={self.policy.total_timeout:g}s would be exceeded")
+        if not counted:
+            self.free_retries += 1
+            return RetryDecision(True, delay=max(0.0, delay), reason="absorbed by the concurrency gate")
         self.retries += 1
         return RetryDecision(True, delay=max(0.0, delay), reason="retryable")

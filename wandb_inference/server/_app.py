@@ -3,7 +3,8 @@
 Every request, on any path, first passes the gateway (`_gateway`: record, fault, key,
 project). Then the route's handler validates the body against the OpenAPI schemas (422),
 finds the model (404), checks what the model can do (400), takes a concurrency slot
-(429) and answers.
+(429: more than the model's limit in flight, as the service does), holds it for the
+service time and answers.
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ class _Backend:
         for model in self._options.models:
             model_id, info = as_info(model)
             self._served[model_id] = info
-        self._limits = dict(self._options.concurrency_limits)
-        self._in_flight: dict[str, int] = {}
+        # Live: `LocalServer.set_concurrency_limit` changes them while serving.
+        self._limits = state.limits
+        self._in_flight = state.in_flight
 
     # ------------------------------------------------------------------ helpers
     async def _valid_body(self, call: Call, schema: str) -> dict[str, Any] | None:
@@ -128,7 +130,10 @@ class _Backend:
             await call.exchange.error(429, spec.message.replace("{model}", model), spec.type, spec.code)
             return
         try:
-            await work()
+            # The slot is held for the service time, then for the reply itself.
+            service_time = self._options.service_time
+            if not service_time or await call.exchange.sleep(service_time):
+                await work()
         finally:
             self._release(model)
 

@@ -78,6 +78,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _check_limit(model: str, limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"concurrency limit for {model!r} must be an int >= 1, got {limit!r}")
+
+
 def _url_host(host: str) -> str:
     """The host a client should dial: wildcard addresses mean loopback."""
     try:
@@ -104,11 +109,15 @@ class LocalServer:
         port: the port; 0 picks a free one.
         pace: seconds between streamed tokens (a non-streamed reply waits as long as its
             stream would take).
+        service_time: seconds every admitted chat or embeddings request holds its
+            concurrency slot before its reply starts (on top of `pace`): a fixed service
+            time for load tests.
         seed: mixed into every reply's PRNG: another seed, other words.
         models: more model ids to serve, beside the catalog's: a plain id is a chat
             model; a `ModelInfo` brings its capabilities (and replaces a catalog row).
         concurrency_limits: at most this many requests in flight per model; more get
-            the service's 429 `rate_limit_exceeded`.
+            the service's 429 `rate_limit_exceeded` at once (`set_concurrency_limit`
+            changes them while serving).
         reasoning_field: `reasoning`, or the pre-April-2026 name `reasoning_content`.
         projects: when set, the `OpenAI-Project` header must name one of these (a wrong
             one gives 401, none gives the personal-account 429).
@@ -124,6 +133,7 @@ class LocalServer:
         host: str = "127.0.0.1",
         port: int = 0,
         pace: float = 0.0,
+        service_time: float = 0.0,
         seed: int = 0,
         models: Iterable[str | ModelInfo] | None = None,
         concurrency_limits: Mapping[str, int] | None = None,
@@ -135,17 +145,19 @@ class LocalServer:
     ) -> None:
         if pace < 0:
             raise ValueError(f"pace must be >= 0, got {pace}")
+        if not service_time >= 0:
+            raise ValueError(f"service_time must be >= 0, got {service_time}")
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, got {port}")
         limits = dict(concurrency_limits or {})
         for model, limit in limits.items():
-            if limit < 1:
-                raise ValueError(f"concurrency limit for {model!r} must be >= 1, got {limit}")
+            _check_limit(model, limit)
         if reasoning_field not in ("reasoning", "reasoning_content"):
             raise ValueError(f"reasoning_field must be 'reasoning' or 'reasoning_content', got {reasoning_field!r}")
         options = ServerOptions(
             api_key=api_key,
             pace=pace,
+            service_time=service_time,
             seed=seed,
             models=tuple(models or ()),
             concurrency_limits=tuple(limits.items()),
@@ -176,6 +188,25 @@ class LocalServer:
     def requests(self) -> RequestLog:
         """Every request received, with its headers, body, fault and status."""
         return self._state.requests
+
+    def set_concurrency_limit(self, model: str, limit: int | None) -> None:
+        """Change a model's concurrency limit while serving (None: unlimited).
+
+        Requests already in flight go on; new ones are refused while the model has
+        `limit` or more in flight. Safe to call from any thread.
+
+        Raises:
+            ValueError: `limit` is below 1.
+        """
+        if limit is None:
+            self._state.limits.pop(model, None)
+        else:
+            _check_limit(model, limit)
+            self._state.limits[model] = limit
+
+    def in_flight(self, model: str) -> int:
+        """How many requests for `model` hold a concurrency slot now."""
+        return self._state.in_flight.get(model, 0)
 
     @property
     def app(self) -> ASGIApp:

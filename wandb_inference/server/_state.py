@@ -25,6 +25,7 @@ class ServerOptions:
 
     api_key: str | None = None
     pace: float = 0.0
+    service_time: float = 0.0
     seed: int = 0
     models: tuple[str | ModelInfo, ...] = ()
     concurrency_limits: tuple[tuple[str, int], ...] = ()
@@ -42,9 +43,18 @@ class ServerState:
         faults: the faults to inject.
         requests: every request received.
         connections: open connections' transports (for dropping them).
+        limits: the live per-model concurrency limits (from `options`, changeable while
+            serving).
+        in_flight: requests holding a concurrency slot, per model.
     """
 
     options: ServerOptions
     faults: FaultQueue = attrs.field(factory=FaultQueue)
     requests: RequestLog = attrs.field(factory=RequestLog)
     connections: Connections = attrs.field(factory=Connections)
+    limits: dict[str, int] = attrs.field(init=False)
+    in_flight: dict[str, int] = attrs.field(factory=dict)
+
+    @limits.default
+    def _limits(self) -> dict[str, int]:
+        return dict(self.options.concurrency_limits)

@@ -1,0 +1,407 @@
+"""The adaptive concurrency limit: the pure policy in simulated time, the policy with the
+SDK's retry decisions against a simulated service (`_simservice`), the gate's retry
+pacing through `httpx.MockTransport`, and one run against the local server.
+
+The simulated runs compare the defaults with an oracle told the exact limit, as
+`benchmarks/concurrency.py` does against the local server; they are deterministic (fixed
+seeds) and take milliseconds each.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import threading
+import time
+
+import anyio
+import httpx
+import pytest
+from _helpers import API_KEY, BASE_URL, MESSAGES, MODEL, completion_body, error_body, json_response
+from _simservice import simulate
+
+import wandb_inference as wi
+from wandb_inference import AIMDLimit
+from wandb_inference._policy._aimd import _HOLD, _HOLD_CAP, _YIELD, Ticket, _cut
+from wandb_inference.server import LocalServer
+
+# ------------------------------------------------------------------ the policy alone
+
+
+class Driver:
+    """Drives one `AIMDLimit` by hand, in simulated time."""
+
+    def __init__(self, limit: AIMDLimit | None = None) -> None:
+        self.limit = limit if limit is not None else AIMDLimit(rng=lambda: 0.5)
+        self.now = 0.0
+        self.flying: list[Ticket | None] = []
+
+    def send(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.flying.append(self.limit.take(self.now))
+
+    def succeed(self, n: int = 1, took: float = 0.05) -> None:
+        self.now += took
+        for _ in range(n):
+            self.limit.release(self.flying.pop(0), self.now, ok=True, rate_limited=False)
+
+    def refuse(self, n: int = 1, newest: bool = True) -> list[bool]:
+        return [
+            self.limit.release(self.flying.pop(-1 if newest else 0), self.now, ok=False, rate_limited=True)
+            for _ in range(n)
+        ]
+
+    def fill(self) -> None:
+        """Send until the limit has no room."""
+        while self.limit.has_room(self.now):
+            self.send()
+
+    def run_until_probe(self, max_successes: int = 10_000) -> int:
+        """Complete requests one by one, replacing each, until the limit allows one more
+        than it had; returns how many successes that took."""
+        level = self.limit.limit
+        for count in range(1, max_successes + 1):
+            self.succeed()
+            self.fill()
+            if self.limit.limit > level:
+                return count
+        raise AssertionError("never probed")
+
+
+def test_a_burst_of_refusals_sets_the_limit_to_what_the_service_accepted() -> None:
+    """64 sent at once, the service holds 32: the limit is 32, not halved (the old rule
+    halved on every 429 and ended at 1)."""
+    d = Driver()
+    d.send(64)
+    assert not any(d.refuse(32))  # discovering the level is not probing
+    assert d.limit.limit == 32 and d.limit.known == 32
+    assert not d.limit.contended
+
+
+def test_refusals_of_one_episode_cut_once() -> None:
+    d = Driver()
+    d.send(40)
+    d.refuse(8)  # level 32 learned
+    d.succeed(32)
+    d.fill()
+    assert d.limit.in_flight == 32
+    # Another client takes 4 slots: four of ours, all sent before the cut, are refused.
+    d.refuse(1)
+    first_cut = d.limit.limit
+    assert first_cut == _cut(_YIELD, 31) < 31
+    d.refuse(3)
+    assert d.limit.limit == first_cut  # the same episode: not cut again
+    d.refuse(24)
+    assert d.limit.limit == 4  # ... but never above what is still in flight
+
+
+def test_a_lone_client_probes_rarely_and_finds_the_same_level() -> None:
+    d = Driver()
+    d.send(12)
+    d.refuse(8)
+    assert d.limit.limit == 4
+    waits = []
+    for _ in range(6):
+        waits.append(d.run_until_probe())
+        d.fill()
+        assert d.limit.in_flight == 5
+        assert d.refuse(1) == [True]  # the probe, refused: the gate's doing
+        assert d.limit.limit == 4  # the level stands, not cut
+    rounds = [w // 4 for w in waits]
+    assert rounds == [_HOLD * 2**i for i in range(4)] + [_HOLD * _HOLD_CAP] * 2
+    assert not d.limit.contended
+
+
+def test_a_probe_the_service_takes_raises_in_doubling_steps() -> None:
+    d = Driver()
+    d.send(8)
+    d.refuse(4)  # level 4
+    d.run_until_probe()
+    d.fill()
+    levels = [d.limit.limit]
+    for _ in range(4):
+        # Every request answered, probes included: the service took them all.
+        d.succeed(d.limit.in_flight)
+        d.fill()
+        levels.append(d.limit.limit)
+    assert levels == [5, 7, 11, 19, 35]
+
+
+def test_capacity_taken_by_someone_else_makes_the_client_yield() -> None:
+    d = Driver()
+    d.send(24)
+    d.refuse(8)  # level 16
+    d.succeed(16)
+    d.fill()
+    assert d.refuse(1) == [False]  # not ours to explain: someone took a slot
+    assert d.limit.limit == _cut(_YIELD, 15) < 15
+    assert d.limit.contended
+
+
+def test_shut_out_the_gate_pauses_about_one_round() -> None:
+    d = Driver()
+    d.send(3)
+    d.refuse(2)
+    d.succeed(took=0.2)  # round time 0.2 s
+    d.send(1)
+    d.refuse(1)  # nothing else of ours in flight: others hold the whole limit
+    assert d.limit.contended
+    assert not d.limit.has_room(d.now)
+    assert d.limit.resume_at == pytest.approx(d.now + 0.2)  # (0.5 + rng 0.5) rounds
+    assert d.limit.has_room(d.limit.resume_at)
+
+
+def test_ceiling_and_fixed_limits() -> None:
+    d = Driver(AIMDLimit(ceiling=8, rng=lambda: 0.5))
+    d.fill()
+    assert d.limit.in_flight == 8
+    for _ in range(200):
+        d.succeed()
+        d.fill()
+    assert d.limit.limit == 8  # never above max_concurrency
+    fixed = Driver(AIMDLimit(ceiling=4, adaptive=False))
+    fixed.fill()
+    fixed.refuse(3)
+    assert fixed.limit.limit == 4
+
+
+def test_a_limit_grown_past_256_is_dropped() -> None:
+    d = Driver()
+    d.send(3)
+    d.refuse(1)
+    d.run_until_probe()
+    for _ in range(12):
+        if math.isinf(d.limit.limit):
+            break
+        d.fill()
+        d.succeed(d.limit.in_flight)
+    assert math.isinf(d.limit.limit)
+
+
+# ------------------------------------------------------------------ against a simulated service
+
+
+@pytest.mark.parametrize("limit", [1, 4, 8, 32, 128])
+@pytest.mark.parametrize("workers", [16, 64, 256])
+def test_one_client_holds_the_limit_like_the_oracle(limit: int, workers: int) -> None:
+    calls = max(1200, 40 * limit)
+    oracle = simulate(limit, workers, calls, oracle=True)
+    ours = simulate(limit, workers, calls)
+    assert ours.failed == 0
+    assert oracle.elapsed / ours.elapsed >= 0.95
+    assert ours.rate429(after=1.0) <= 0.07  # steady state: about one probe in 16 calls at L = 1
+
+
+SEEDS = range(1, 7)
+
+
+@pytest.mark.parametrize(("clients", "limit"), [(2, 8), (2, 32), (4, 16), (4, 64)])
+def test_clients_sharing_a_limit_get_fair_shares(clients: int, limit: int) -> None:
+    """64 workers each, started together: the ratio to the oracle in every run, the
+    fairness (slowest over fastest client) in the typical run and the worst."""
+    calls = max(1200, 40 * limit)
+    ratios, fairness = [], []
+    for seed in SEEDS:
+        oracle = simulate(limit, 64, calls, clients=clients, oracle=True, seed=seed)
+        ours = simulate(limit, 64, calls, clients=clients, seed=seed)
+        assert ours.failed == 0
+        ratios.append(oracle.elapsed / ours.elapsed)
+        fairness.append(ours.fairness)
+    assert min(ratios) >= 0.85, ratios
+    assert statistics.median(fairness) >= 0.7 and min(fairness) >= 0.5, fairness
+
+
+def test_a_late_client_gets_its_share() -> None:
+    """The second client starts when the first holds the whole limit (4 round trips)."""
+    fairness = []
+    for seed in SEEDS:
+        ours = simulate(32, 64, 2400, clients=2, stagger=0.2, seed=seed)
+        assert ours.failed == 0
+        fairness.append(ours.fairness)
+    assert statistics.median(fairness) >= 0.7 and min(fairness) >= 0.5, fairness
+
+
+def test_a_changing_limit_is_followed_both_ways() -> None:
+    def limit(t: float) -> int:
+        return 8 if 2.0 <= t < 4.0 else 32
+
+    result = simulate(limit, 64, 4000, sample_every=0.01)
+    assert result.failed == 0
+    samples = result.samples
+    down = next(t for t, _, (lim,) in samples if t >= 2.0 and lim <= 8)
+    assert down - 2.0 <= 0.15  # within a few round trips
+    up = next(t for t, inflight, _ in samples if t >= 4.0 and inflight >= 0.9 * 32)
+    assert up - 4.0 <= 1.0
+
+    def busy(start: float, end: float) -> float:
+        window = [inflight for t, inflight, _ in samples if start <= t <= end]
+        return sum(window) / len(window) / 32
+
+    # The drop made it wary (contended) for a while: a sawtooth, then the full limit.
+    assert busy(up, up + 1.0) >= 0.8
+    assert busy(up + 2.0, up + 3.0) >= 0.95
+
+
+def test_streams_mixed_with_short_calls() -> None:
+    """Every 4th request holds its slot 10 times as long (a stream)."""
+    oracle = simulate(16, 64, 1200, oracle=True, long_every=4)
+    ours = simulate(16, 64, 1200, long_every=4)
+    assert ours.failed == 0
+    assert oracle.elapsed / ours.elapsed >= 0.9
+
+
+# ------------------------------------------------------------------ the gate and the retries
+
+
+class Capacity:
+    """A mock service holding `capacity` requests in flight (async handler)."""
+
+    def __init__(self, capacity: int, delay: float) -> None:
+        self.capacity = capacity
+        self.delay = delay
+        self.active = 0
+        self.statuses: list[int] = []
+
+    async def handler(self, request: httpx.Request) -> httpx.Response:
+        if self.active >= self.capacity:
+            self.statuses.append(429)
+            return json_response(429, error_body("Concurrency limit reached for requests", "rate_limit_exceeded"))
+        self.active += 1
+        try:
+            await anyio.sleep(self.delay)
+        finally:
+            self.active -= 1
+        self.statuses.append(200)
+        return json_response(200, completion_body())
+
+
+async def test_a_refused_probe_is_retried_at_once_and_not_counted() -> None:
+    """The gate allows one more than the service took before; the service refuses it.
+    With max_retries=0 the call still succeeds, and nothing sleeps."""
+    service = Capacity(1, 0.05)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(service.handler))
+    async with wi.AsyncClient(API_KEY, base_url=BASE_URL, http_client=http, sleep=sleep, max_retries=0) as client:
+        assert client._limiter is not None
+        state = client._limiter._limits(MODEL)[-1]
+        state.limit, state.known = 2.0, 1.0  # learned 1, probing 2
+        texts: list[str] = []
+
+        async def one() -> None:
+            texts.append((await client.chat.create(model=MODEL, messages=MESSAGES)).text)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(one)
+                tg.start_soon(one)
+        assert texts == ["Hello there"] * 2
+        assert service.statuses.count(429) == 1
+        assert slept == []  # the gate, full, paced the retry
+        assert state.limit == 1  # the probe was refused: the level stands
+    await http.aclose()
+
+
+def test_a_concurrency_429_with_nothing_else_in_flight_sleeps_the_backoff() -> None:
+    """Shut out: the retry is not paced by the gate (nothing of ours will free a slot)."""
+    calls = iter([429, 429, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if next(calls) == 429:
+            return json_response(429, error_body("Concurrency limit reached for requests", "rate_limit_exceeded"))
+        return json_response(200, completion_body())
+
+    slept: list[float] = []
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    with wi.Client(API_KEY, base_url=BASE_URL, http_client=http, sleep=slept.append) as client:
+        assert client.chat.create(model=MODEL, messages=MESSAGES).text == "Hello there"
+    http.close()
+    assert len(slept) == 2 and all(0 <= s <= 1.0 for s in slept)
+
+
+def test_sync_threads_hold_the_limit() -> None:
+    """Threads through the thread-safe gate: the learned limit, all calls done."""
+    lock = threading.Lock()
+    active = [0]
+    statuses: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        with lock:
+            if active[0] >= 3:
+                statuses.append(429)
+                return json_response(429, error_body("Concurrency limit reached for requests", "rate_limit_exceeded"))
+            active[0] += 1
+        time.sleep(0.01)
+        with lock:
+            active[0] -= 1
+            statuses.append(200)
+        return json_response(200, completion_body())
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    done: list[str] = []
+    errors: list[BaseException] = []
+    with wi.Client(API_KEY, base_url=BASE_URL, http_client=http) as client:
+
+        def worker() -> None:
+            for _ in range(10):
+                try:
+                    done.append(client.chat.create(model=MODEL, messages=MESSAGES).text)
+                except Exception as exc:
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert client._limiter is not None
+        assert client._limiter.limit_for(MODEL) in (3, 4)
+    http.close()
+    assert errors == [] and len(done) == 80
+    assert statuses.count(429) <= 5 + 80 // 8  # the first burst, then rare probes
+
+
+# ------------------------------------------------------------------ the local server
+
+
+@pytest.mark.slow
+async def test_against_the_local_server() -> None:
+    """L = 4, 100 ms per request, 16 workers: the first burst sets the limit to 4 (not
+    halved for each of its 12 refusals), every call succeeds, and later probes are rare."""
+    with LocalServer(concurrency_limits={MODEL: 4}, service_time=0.1) as server:
+        async with wi.AsyncClient("k", base_url=server.base_url) as client:
+            done = 0
+            after_burst: list[float] = []
+
+            async def worker() -> None:
+                nonlocal done
+                for _ in range(4):
+                    await client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=1)
+                    done += 1
+
+            async def watch() -> None:
+                assert client._limiter is not None
+                while True:
+                    state = client._limiter._models.get(MODEL)
+                    if state is not None and state.limit <= 4:
+                        after_burst.append(state.limit)
+                        return
+                    await anyio.sleep(0.002)
+
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(watch)
+                    for _ in range(16):
+                        tg.start_soon(worker)
+            assert client._limiter is not None
+            learned = client._limiter.limit_for(MODEL)
+        statuses = [r.status for r in server.requests]
+    assert done == 64
+    assert after_burst == [4]
+    # At the limit, or above it when the loaded server is slow to answer (requests in
+    # its socket count as in flight here).
+    assert 4 <= learned <= 8
+    assert statuses.count(429) <= 12 + 64 // 8, statuses
