@@ -264,3 +264,36 @@ def test_cli_trace_weave_flag_and_variable(receiver: Receiver, server: LocalServ
     _run(code, WF_TRACE_SERVER_URL=receiver.url, WANDB_INFERENCE_TRACE_WEAVE="cli/env")
     assert [export.headers["project_id"] for export in receiver.exports] == ["cli/proj", "cli/env"]
     assert [name for name, _ in receiver.spans()] == [f"chat {MODEL}", "embeddings BAAI/bge-m3"]
+
+
+def test_cli_batch_trace_weave(receiver: Receiver, server: LocalServer, tmp_path: Path) -> None:
+    """`wandb-inference batch --trace-weave`: a span per line's call reaches the receiver."""
+    lines = [
+        {
+            "custom_id": f"r{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": MODEL, "messages": [{"role": "user", "content": f"hi {i}"}], "max_tokens": 3},
+        }
+        for i in range(2)
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    argv = [
+        "wandb-inference",
+        "batch",
+        str(source),
+        "-o",
+        str(tmp_path / "out.jsonl"),
+        "--quiet",
+        "--api-key",
+        KEY,
+        "--base-url",
+        server.base_url,
+        "--trace-weave",
+        "cli/batch",
+    ]
+    code = f"import sys, runpy\nsys.argv = {argv!r}\nrunpy.run_module('wandb_inference', run_name='__main__')\n"
+    _run(code, WF_TRACE_SERVER_URL=receiver.url)
+    assert {export.headers["project_id"] for export in receiver.exports} == {"cli/batch"}
+    assert sorted(name for name, _ in receiver.spans()) == [f"chat {MODEL}"] * 2

@@ -12,7 +12,7 @@ import asyncio
 import shlex
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -36,12 +36,12 @@ BATCH_EXIT_CODES: Final = {
 }
 
 
-def add_batch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+def add_batch_parser(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     """The `batch` subcommand's arguments."""
     epilog = "exit codes:\n" + "\n".join(f"  {code:<4} {what}" for code, what in BATCH_EXIT_CODES.items())
     p = sub.add_parser(
         "batch",
-        parents=[common],
+        parents=list(parents),
         help="run an OpenAI Batch JSONL file (resumable: run it again to continue)",
         description=(
             "Send every line of an OpenAI Batch input file and append the results to OUTPUT as "

@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="*", help="texts to embed (default: one per stdin line)")
     p.add_argument("--dimensions", type=int, help="truncate vectors to this size")
 
-    add_batch_parser(sub, common)
+    add_batch_parser(sub, traced)
 
     p = sub.add_parser("serve", help="run the local OpenAI-compatible server (needs the [server] extra)")
     p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
@@ -166,13 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- helpers
 
 
-def _client(args: argparse.Namespace) -> Any:
-    from wandb_inference._client import Client
-
+def _setup_tracing(args: argparse.Namespace) -> None:
+    """`--trace-weave TEAM/PROJECT`: spans of this command's calls go to W&B Weave."""
     if getattr(args, "trace_weave", None):
         from wandb_inference._tracing._weave import to_weave
 
         _providers.append(to_weave(args.trace_weave, api_key=args.api_key))
+
+
+def _traced_batch(args: argparse.Namespace) -> int:
+    _setup_tracing(args)
+    return cmd_batch(args, _exit_code)
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from wandb_inference._client import Client
+
+    _setup_tracing(args)
 
     return Client(
         api_key=args.api_key,
@@ -331,7 +341,7 @@ _COMMANDS = {
     "models": _cmd_models,
     "chat": _cmd_chat,
     "embed": _cmd_embed,
-    "batch": lambda args: cmd_batch(args, _exit_code),
+    "batch": lambda args: _traced_batch(args),
     "serve": _cmd_serve,
     "demo": _cmd_demo,
 }
