@@ -101,14 +101,19 @@ async def _close(peer: str, owner: Any, held: list[Any]) -> None:
 
 
 async def _measure(peer: str, url: str, n: int, top: int) -> dict[str, Any]:
-    opener = {
-        "httpx": lambda: _raw(url, n, False),
-        "httpx-aiohttp": lambda: _raw(url, n, True),
-        "wandb_inference": lambda: _sdk(url, n, "httpx"),
-        "wandb_inference-aiohttp": lambda: _sdk(url, n, "aiohttp"),
-    }[peer]
-    # Warm up: one stream opened and closed, so imports and caches are not counted.
-    owner, held = await (_sdk(url, 1, peer.partition("-")[2] or "httpx") if peer.startswith("w") else opener())
+    openers = {
+        "httpx": lambda k: _raw(url, k, False),
+        "httpx-aiohttp": lambda k: _raw(url, k, True),
+        "wandb_inference": lambda k: _sdk(url, k, "httpx"),
+        "wandb_inference-aiohttp": lambda k: _sdk(url, k, "aiohttp"),
+    }
+
+    def opener() -> Any:
+        return openers[peer](n)
+
+    # Warm up: one stream opened and closed, so imports and caches are not counted (and
+    # every client starts its measured batch from the same state).
+    owner, held = await openers[peer](1)
     await _close(peer, owner, held)
     # RSS, without tracemalloc (which costs memory per allocation): the first batch of
     # live streams. (A second batch is no better: a client whose first batch gave its

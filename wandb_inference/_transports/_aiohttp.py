@@ -191,7 +191,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._verify = verify
         self._trust_env = trust_env
         self._session: aiohttp.ClientSession | None = None
-        self._closed = False
         self._active = 0  # requests holding a connection (sent, or body not yet closed)
         self._urls: dict[str, URL] = {}
         self._timeouts: dict[tuple[float | bool | None, ...], aiohttp.ClientTimeout] = {}
@@ -319,7 +318,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         """Close the pool (idempotent)."""
-        self._closed = True
         session, self._session = self._session, None
         if session is not None:
             await session.close()

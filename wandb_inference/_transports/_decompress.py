@@ -32,10 +32,9 @@ PIECE = 64 * 1024
 class _Inflate:
     """One gzip or deflate layer, inflated incrementally with bounded output."""
 
-    __slots__ = ("_gzip", "_started", "_zlib")
+    __slots__ = ("_started", "_zlib")
 
     def __init__(self, gzip: bool) -> None:
-        self._gzip = gzip
         # deflate: RFC 9110 means zlib-wrapped, some servers send it raw (httpx accepts both).
         self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip else zlib.MAX_WBITS)
         self._started = gzip
@@ -118,6 +117,10 @@ def decoder_for(response: httpx.Response) -> BodyDecoder | None:
     codings = response.headers.get_list("content-encoding", split_commas=True)
     if not codings:
         return None
+    try:
+        request: httpx.Request | None = response.request
+    except RuntimeError:  # a response built by hand, without one
+        request = None
     layers: list[_Inflate] = []
     for coding in reversed(codings):
         name = coding.strip().lower()
@@ -129,9 +132,9 @@ def decoder_for(response: httpx.Response) -> BodyDecoder | None:
             raise httpx.DecodingError(
                 f"the body is in Content-Encoding {coding.strip()!r}, which the SDK did not ask "
                 f"for and cannot inflate under its size limits (it asks for {ACCEPT_ENCODING!r})",
-                request=response.request,
+                request=request,
             )
-    return BodyDecoder(layers, response.request) if layers else None
+    return BodyDecoder(layers, request) if layers else None
 
 
 async def _adecoded(raw: AsyncIterator[bytes], decoder: BodyDecoder) -> AsyncIterator[bytes]:
