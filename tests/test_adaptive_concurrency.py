@@ -22,7 +22,7 @@ from _simservice import simulate
 
 import wandb_inference as wi
 from wandb_inference import AIMDLimit
-from wandb_inference._policy._aimd import _HOLD, _HOLD_CAP, _YIELD, Ticket, _cut
+from wandb_inference._policy._aimd import _HOLD, _HOLD_CAP, _INITIAL, _QUEUED, _YIELD, Ticket, _cut
 from wandb_inference.server import LocalServer
 
 # ------------------------------------------------------------------ the policy alone
@@ -76,6 +76,40 @@ def test_a_burst_of_refusals_sets_the_limit_to_what_the_service_accepted() -> No
     assert not any(d.refuse(32))  # discovering the level is not probing
     assert d.limit.limit == 32 and d.limit.known == 32
     assert not d.limit.contended
+
+
+def test_the_first_requests_double_each_round_until_refused() -> None:
+    d = Driver()
+    d.fill()
+    assert d.limit.in_flight == _INITIAL  # not unlimited: a burst leaves idle connections
+    d.succeed(_INITIAL)
+    assert d.limit.limit == 2 * _INITIAL
+
+
+def test_a_probe_answered_only_after_queueing_is_not_room() -> None:
+    d = Driver()
+    d.send(8)
+    d.refuse(4)  # level 4
+    limit = d.limit
+
+    def one_round(took: float, probe_took: float) -> None:
+        """Every request in flight answered together: `took` after it was sent (a
+        probe, sent last, `probe_took`); then the limit filled again."""
+        d.now += took
+        tickets, d.flying = d.flying, []
+        for ticket in tickets:
+            late = probe_took - took if ticket is not None and ticket.probe else 0.0
+            limit.release(ticket, d.now + late, ok=True, rate_limited=False)
+        d.fill()
+
+    for _ in range(_HOLD):
+        one_round(0.05, 0.05)
+    assert limit.limit == 5 and limit.in_flight == 5  # probing one more
+    one_round(0.05, _QUEUED * 0.05 * 1.5)  # the service took it, but late
+    assert limit.limit == 4  # the level stands
+    for _ in range(2 * _HOLD + 1):  # the hold doubled, then the probe's own round
+        one_round(0.05, 0.05)
+    assert limit.limit > 5  # taken at once: room
 
 
 def test_refusals_of_one_episode_cut_once() -> None:

@@ -9,16 +9,19 @@ it learns from each answer, and what it does:
   others of ours still in flight were accepted: for a lone client that count *is* L.
   So the limit becomes that count, not half of it. A burst of refusals from one
   overload (the first batch, a lowered limit) is one *episode*: refusals of requests
-  sent before the cut only lower the limit to what is still in flight, never cut twice
-  (the old rule halved on every 429: 64 workers against L = 32 collapsed to 1 and took
-  30 round trips to climb back).
+  sent before the cut, or within a round of it, only lower the limit to what is still
+  in flight, never cut twice (the old rule halved on every 429: 64 workers against
+  L = 32 collapsed to 1 and took 30 round trips to climb back). The first requests go
+  out `_INITIAL` at a time, twice as many each round until the first refusal.
 - **Probing, rarely.** After a hold of `_HOLD` rounds (a round: `limit` successes, about
   one service time) the limit allows one more request. If the service takes it, the
   limit keeps rising in doubling steps (one per answered probe), so a raised limit is
   found in a few round trips; if not, the level is confirmed and the next hold is twice
   as long (up to `_HOLD * _HOLD_CAP` rounds): a lone client meets about one 429 per 16
   calls at L = 1, one per 130 at L = 8. A refused probe is the gate's own doing: its
-  retry goes first in line and is not counted against `max_retries`.
+  retry goes first in line and is not counted against `max_retries`. A probe answered
+  much slower than requests at the known level (`_QUEUED`) waited in a loaded server's
+  queue: that is not room, and the level stands.
 - **Sharing the limit.** A refusal while no more of ours were in flight than the level
   the last cut confirmed (less a margin for answers still on their way) means someone
   else took that capacity: another process of the project, or the service lowered the
@@ -80,13 +83,21 @@ _ACCEL_AFTER = 3
 _PAUSE_MIN = 0.005
 _PAUSE_MAX = 2.0
 _DEFAULT_ROUND = 0.1
-# Without a ceiling, a limit grown back to this many in flight is dropped altogether.
+# Without `max_concurrency`, the first requests go out this many at a time, and one more
+# for each that succeeds (twice as many each round) until the first refusal. Not
+# unlimited: every connection a burst opens stays in httpx's pool (up to 30 s), and each
+# later request pays for scanning it (httpcore's pool is linear in its connections).
+_INITIAL = 64
+# Without a ceiling, a limit grown to this many in flight is dropped altogether.
 _RECOVERED = 256
 # Our count of requests in flight runs ahead of the service's by those whose answers
 # are on their way: about `in flight * network round trip / service time` (the round
 # trip measured by refusals, which the service answers at once). A refusal within this
 # fraction of that of the confirmed level is taken as our own excess, not contention.
 _NOISE = 0.25
+# A probe answered this many times slower than requests at the known level waited in a
+# queue (a loaded server admits late): it does not show room.
+_QUEUED = 1.5
 
 
 def _cut(fraction: float, level: int) -> int:
@@ -139,9 +150,11 @@ class AIMDLimit:
     _contended: int = dataclasses.field(init=False, default=0, repr=False)  # rounds left
     _confirmed: float = dataclasses.field(init=False, default=math.inf, repr=False)
     _refusal_time: float = dataclasses.field(init=False, default=0.0, repr=False)
+    _base_time: float = dataclasses.field(init=False, default=0.0, repr=False)
+    _cut_at: float = dataclasses.field(init=False, default=-math.inf, repr=False)
 
     def __post_init__(self) -> None:
-        self.limit = self.ceiling
+        self.limit = _INITIAL if self.adaptive and math.isinf(self.ceiling) else self.ceiling
 
     @property
     def contended(self) -> bool:
@@ -188,8 +201,10 @@ class AIMDLimit:
             self._contended = _CONTENDED_ROUNDS
             pause = (0.5 + self.rng()) * (self.round_time or _DEFAULT_ROUND)
             self.resume_at = max(self.resume_at, now + min(_PAUSE_MAX, max(_PAUSE_MIN, pause)))
-        if ticket.epoch != self._epoch:
-            # Sent before the last cut: the same episode; what is left in flight is the level.
+        if ticket.epoch != self._epoch or now - self._cut_at < (self.round_time or _DEFAULT_ROUND):
+            # Sent before the last cut, or refused within a round of it: the same
+            # episode (answers of the old level were still coming in); what is left in
+            # flight is the level.
             self._set(min(self.limit, level))
         elif math.isinf(self.known):
             self._set(min(self.limit, level))  # the first episode measures the level
@@ -204,6 +219,7 @@ class AIMDLimit:
             self._rounds = -_VICTIM_HOLD
         if ticket.epoch == self._epoch:
             self._epoch += 1
+        self._cut_at = now
         return probing
 
     def _noise(self) -> float:
@@ -227,7 +243,22 @@ class AIMDLimit:
         limit = self.limit
         if limit >= self.ceiling or math.isinf(limit):
             return
-        if ticket.probe and ticket.epoch == self._epoch:
+        if math.isinf(self.known):
+            self._raise(limit + 1)  # no refusal yet: twice as many each round
+            return
+        if not ticket.probe:
+            # The time a request takes at the known level: quick to fall, slow to rise.
+            base = self._base_time
+            self._base_time = took if not base else base + (0.1 if took < base else 0.002) * (took - base)
+        elif ticket.epoch == self._epoch:
+            if self._base_time and took > _QUEUED * self._base_time:
+                # Taken, but only after waiting (a loaded server admits late): that is
+                # queueing, not room. The level stands; probe less often.
+                self._hold = min(self._hold * 2, _HOLD_CAP)
+                self._streak = self._rounds = self._successes = 0
+                self._step = 1
+                self.limit = self.known
+                return
             # The service took one more than it had: raise again, faster while it holds.
             if self._hold > 1 and not self._contended and ticket.level >= self._confirmed + self._noise():
                 # Room appeared above a level a refused probe had confirmed: the limit
