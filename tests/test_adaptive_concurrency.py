@@ -22,7 +22,7 @@ from _simservice import simulate
 
 import wandb_inference as wi
 from wandb_inference import AIMDLimit
-from wandb_inference._policy._aimd import _HOLD, _HOLD_CAP, _INITIAL, _QUEUED, _YIELD, Ticket, _cut
+from wandb_inference._policy._aimd import _HOLD, _HOLD_CAP, _INITIAL, _YIELD, Ticket, _cut
 from wandb_inference.server import LocalServer
 
 # ------------------------------------------------------------------ the policy alone
@@ -41,9 +41,11 @@ class Driver:
             self.flying.append(self.limit.take(self.now))
 
     def succeed(self, n: int = 1, took: float = 0.05) -> None:
-        self.now += took
+        """The `n` oldest requests answered, each `took` seconds after it was sent."""
         for _ in range(n):
-            self.limit.release(self.flying.pop(0), self.now, ok=True, rate_limited=False)
+            ticket = self.flying.pop(0)
+            self.now = max(self.now, (ticket.started if ticket is not None else self.now) + took)
+            self.limit.release(ticket, self.now, ok=True, rate_limited=False)
 
     def refuse(self, n: int = 1, newest: bool = True) -> list[bool]:
         return [
@@ -52,8 +54,10 @@ class Driver:
         ]
 
     def fill(self) -> None:
-        """Send until the limit has no room."""
-        while self.limit.has_room(self.now):
+        """Send until the limit has no room (at most 1,000 at a time)."""
+        for _ in range(1000):
+            if not self.limit.has_room(self.now):
+                return
             self.send()
 
     def run_until_probe(self, max_successes: int = 10_000) -> int:
@@ -86,30 +90,36 @@ def test_the_first_requests_double_each_round_until_refused() -> None:
     assert d.limit.limit == 2 * _INITIAL
 
 
-def test_a_probe_answered_only_after_queueing_is_not_room() -> None:
+def test_no_growth_while_a_queue_builds_up() -> None:
+    """A loaded server admits late: requests take longer and longer and a probe is
+    answered without a 429. That is queueing, not room: the limit does not grow."""
     d = Driver()
     d.send(8)
     d.refuse(4)  # level 4
     limit = d.limit
 
-    def one_round(took: float, probe_took: float) -> None:
-        """Every request in flight answered together: `took` after it was sent (a
-        probe, sent last, `probe_took`); then the limit filled again."""
+    def one_round(took: float) -> None:
         d.now += took
         tickets, d.flying = d.flying, []
         for ticket in tickets:
-            late = probe_took - took if ticket is not None and ticket.probe else 0.0
-            limit.release(ticket, d.now + late, ok=True, rate_limited=False)
+            limit.release(ticket, d.now, ok=True, rate_limited=False)
         d.fill()
 
     for _ in range(_HOLD):
-        one_round(0.05, 0.05)
-    assert limit.limit == 5 and limit.in_flight == 5  # probing one more
-    one_round(0.05, _QUEUED * 0.05 * 1.5)  # the service took it, but late
-    assert limit.limit == 4  # the level stands
-    for _ in range(2 * _HOLD + 1):  # the hold doubled, then the probe's own round
-        one_round(0.05, 0.05)
-    assert limit.limit > 5  # taken at once: room
+        one_round(0.05)
+    assert limit.limit == 5
+    assert d.refuse(1) == [True]  # the first probe refused: 4 confirmed
+    levels = []
+    for i in range(20):
+        one_round(0.05 * (1.25 ** (i + 1)))  # each round 25% slower than the last
+        levels.append(limit.limit)
+    assert max(levels) <= 5  # probing one more at most, never raised
+    assert limit.known == 4
+    for _ in range(200):  # the queue drains, times settle: growth resumes
+        one_round(0.05)
+        if limit.limit > 5:
+            break
+    assert limit.limit > 5
 
 
 def test_refusals_of_one_episode_cut_once() -> None:

@@ -45,8 +45,10 @@ NETRC_MACHINE = "api.wandb.ai"
 
 # Reasoning models can think for minutes before the first byte: a long read timeout.
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0)
-# The connection pool of a client the SDK creates.
-DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
+# The connection pool of a client the SDK creates. Idle connections are dropped after 4 s:
+# servers commonly close them after 5 s (uvicorn, Node), and a request sent on a
+# connection the server is closing fails after it was sent, which a POST cannot retry.
+DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=4)
 
 # Sets rather than regular expressions: nothing to compile at import, and as fast.
 # Control characters that could split a header (tab is allowed, as in HTTP).

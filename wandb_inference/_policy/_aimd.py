@@ -19,9 +19,9 @@ it learns from each answer, and what it does:
   found in a few round trips; if not, the level is confirmed and the next hold is twice
   as long (up to `_HOLD * _HOLD_CAP` rounds): a lone client meets about one 429 per 16
   calls at L = 1, one per 130 at L = 8. A refused probe is the gate's own doing: its
-  retry goes first in line and is not counted against `max_retries`. A probe answered
-  much slower than requests at the known level (`_QUEUED`) waited in a loaded server's
-  queue: that is not room, and the level stands.
+  retry goes first in line and is not counted against `max_retries`. While requests
+  take much longer than they used to (`_QUEUED`: a loaded server admitting late, a
+  queue building up) the limit does not grow: room that comes with queueing is not room.
 - **Sharing the limit.** A refusal while no more of ours were in flight than the level
   the last cut confirmed (less a margin for answers still on their way) means someone
   else took that capacity: another process of the project, or the service lowered the
@@ -94,9 +94,9 @@ _RECOVERED = 256
 # are on their way: about `in flight * network round trip / service time` (the round
 # trip measured by refusals, which the service answers at once). A refusal within this
 # fraction of that of the confirmed level is taken as our own excess, not contention.
-_NOISE = 0.25
-# A probe answered this many times slower than requests at the known level waited in a
-# queue (a loaded server admits late): it does not show room.
+_NOISE = 0.5
+# Requests lately (`round_time`, a quick average) taking this many times as long as they
+# used to (a slow average): a queue is building up, so no growth.
 _QUEUED = 1.5
 
 
@@ -150,7 +150,7 @@ class AIMDLimit:
     _contended: int = dataclasses.field(init=False, default=0, repr=False)  # rounds left
     _confirmed: float = dataclasses.field(init=False, default=math.inf, repr=False)
     _refusal_time: float = dataclasses.field(init=False, default=0.0, repr=False)
-    _base_time: float = dataclasses.field(init=False, default=0.0, repr=False)
+    _slow_time: float = dataclasses.field(init=False, default=0.0, repr=False)
     _cut_at: float = dataclasses.field(init=False, default=-math.inf, repr=False)
 
     def __post_init__(self) -> None:
@@ -239,21 +239,25 @@ class AIMDLimit:
     def _succeeded(self, ticket: Ticket, now: float) -> None:
         took = now - ticket.started
         self.round_time = took if not self.round_time else self.round_time + 0.1 * (took - self.round_time)
+        slow = self._slow_time
+        self._slow_time = took if not slow else slow + 0.01 * (took - slow)
         self.resume_at = 0.0
         limit = self.limit
         if limit >= self.ceiling or math.isinf(limit):
             return
+        # Requests lately taking much longer than they used to: a queue is building up
+        # (a loaded server admits late), and more in flight would only lengthen it.
+        queueing = self.round_time > _QUEUED * self._slow_time
         if math.isinf(self.known):
-            self._raise(limit + 1)  # no refusal yet: twice as many each round
+            if queueing:
+                self._set(min(limit, float(self.in_flight)))  # stop here: the level
+            else:
+                self._raise(limit + 1)  # no refusal yet: twice as many each round
             return
-        if not ticket.probe:
-            # The time a request takes at the known level: quick to fall, slow to rise.
-            base = self._base_time
-            self._base_time = took if not base else base + (0.1 if took < base else 0.002) * (took - base)
-        elif ticket.epoch == self._epoch:
-            if self._base_time and took > _QUEUED * self._base_time:
-                # Taken, but only after waiting (a loaded server admits late): that is
-                # queueing, not room. The level stands; probe less often.
+        if ticket.probe and ticket.epoch == self._epoch:
+            if queueing:
+                # Taken, but while a queue builds up: not room. The level stands; probe
+                # less often.
                 self._hold = min(self._hold * 2, _HOLD_CAP)
                 self._streak = self._rounds = self._successes = 0
                 self._step = 1
