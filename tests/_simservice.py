@@ -111,6 +111,7 @@ class Client:
     rng: random.Random
     start: float = 0.0
     delay: float = 0.0005
+    send_cost: float = 0.0  # client CPU per request sent: a burst leaves one at a time
     oracle_limit: int | None = None  # a fixed limit, no adaptation: the oracle
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     limit: AIMDLimit = field(init=False)
@@ -123,6 +124,7 @@ class Client:
     _next: int = 0
     _line: deque[_Call] = field(default_factory=deque)
     _timer_at: float = -1.0
+    _cpu_free: float = 0.0
 
     def __post_init__(self) -> None:
         if self.oracle_limit is None:
@@ -160,6 +162,9 @@ class Client:
         ticket = self.limit.take(self.loop.now)
         self.attempts += 1
         there = self.delay * (0.5 + self.rng.random())
+        if self.send_cost:
+            self._cpu_free = max(self._cpu_free, self.loop.now) + self.send_cost
+            there += self._cpu_free - self.loop.now
         self.loop.after(there, self.service.arrive, lambda ok: self._answer(call, ticket, ok))
 
     def _answer(self, call: _Call, ticket: Ticket | None, ok: bool) -> None:
@@ -178,8 +183,9 @@ class Client:
             return
         self.refused += 1
         self._wake()
-        full = self.limit.in_flight >= self.limit.limit  # the gate paces the retry
-        decision = call.state.decide(_concurrency_429(), free=probe_refused or full)
+        # The gate paces the retry when it holds it: full, or paused (shut out).
+        full = self.limit.in_flight >= self.limit.limit or self.limit.resume_at > now
+        decision = call.state.decide(_concurrency_429(), free=probe_refused or full, free_window=60.0)
         if not decision.retry:
             self.failed += 1
             self._finish_one()
@@ -238,6 +244,8 @@ def simulate(
     service: float = 0.05,
     jitter: float = 0.2,
     delay: float = 0.0005,
+    send_cost: float = 0.0,
+    start_jitter: float = 0.0,
     seed: int = 1,
     long_every: int = 0,
     sample_every: float = 0.0,
@@ -255,7 +263,16 @@ def simulate(
         group = [Client(loop, svc, workers * clients, calls, random.Random(seed + 1), delay=delay, oracle_limit=limit)]
     else:
         group = [
-            Client(loop, svc, workers, calls // clients, random.Random(seed * 100 + i), start=i * stagger, delay=delay)
+            Client(
+                loop,
+                svc,
+                workers,
+                calls // clients,
+                random.Random(seed * 100 + i),
+                start=i * stagger + start_jitter * random.Random(seed * 1000 + i).random(),
+                delay=delay,
+                send_cost=send_cost,
+            )
             for i in range(clients)
         ]
     samples: list[tuple[float, int, list[float]]] = []

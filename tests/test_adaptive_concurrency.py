@@ -22,7 +22,19 @@ from _simservice import simulate
 
 import wandb_inference as wi
 from wandb_inference import AIMDLimit
-from wandb_inference._policy._aimd import _HOLD, _HOLD_CAP, _INITIAL, _YIELD, Ticket, _cut
+from wandb_inference._policy._aimd import (
+    _CONTENDED_PROBE,
+    _GROWTH,
+    _HOLD,
+    _HOLD_CAP,
+    _INITIAL,
+    _PROBE_EVERY,
+    _PROBE_YIELD,
+    _VICTIM_HOLD,
+    _YIELD,
+    Ticket,
+    _cut,
+)
 from wandb_inference.server import LocalServer
 
 # ------------------------------------------------------------------ the policy alone
@@ -73,21 +85,24 @@ class Driver:
 
 
 def test_a_burst_of_refusals_sets_the_limit_to_what_the_service_accepted() -> None:
-    """64 sent at once, the service holds 32: the limit is 32, not halved (the old rule
-    halved on every 429 and ended at 1)."""
+    """128 in flight after the first round, the service holds 32: the limit is 32, not
+    halved (the old rule halved on every 429 and ended at 1)."""
     d = Driver()
-    d.send(64)
-    assert not any(d.refuse(32))  # discovering the level is not probing
+    d.fill()
+    d.succeed(_INITIAL)
+    d.fill()
+    assert d.limit.in_flight == _INITIAL * (1 + _GROWTH) == 128
+    assert not any(d.refuse(96))  # discovering the level is not probing
     assert d.limit.limit == 32 and d.limit.known == 32
     assert not d.limit.contended
 
 
-def test_the_first_requests_double_each_round_until_refused() -> None:
+def test_the_first_requests_grow_8x_each_round_until_refused() -> None:
     d = Driver()
     d.fill()
     assert d.limit.in_flight == _INITIAL  # not unlimited: a burst leaves idle connections
     d.succeed(_INITIAL)
-    assert d.limit.limit == 2 * _INITIAL
+    assert d.limit.limit == _INITIAL * (1 + _GROWTH)
 
 
 def test_no_growth_while_a_queue_builds_up() -> None:
@@ -122,21 +137,41 @@ def test_no_growth_while_a_queue_builds_up() -> None:
     assert limit.limit > 5
 
 
-def test_refusals_of_one_episode_cut_once() -> None:
+def level(n: int) -> Driver:
+    """A lone client that learned the level `n` (< 128) and has `n` in flight."""
     d = Driver()
-    d.send(40)
-    d.refuse(8)  # level 32 learned
+    d.fill()
+    d.succeed(_INITIAL)
+    d.fill()
+    d.refuse(d.limit.in_flight - n)
+    assert d.limit.limit == n and d.limit.in_flight == n
+    return d
+
+
+def test_refusals_of_one_episode_cut_once() -> None:
+    d = level(32)
     d.succeed(32)
     d.fill()
-    assert d.limit.in_flight == 32
-    # Another client takes 4 slots: four of ours, all sent before the cut, are refused.
-    d.refuse(1)
+    # Another client takes a slot: ours is refused; we give that slot up and share.
+    assert d.refuse(1) == [False]
+    assert d.limit.limit == _cut(_YIELD, 31) == 31 and d.limit.contended
+    # Contended, the client probes within a round; the service, full, refuses the probe:
+    # one multiplicative cut for the episode ...
+    d.succeed(d.limit.in_flight)
+    d.fill()
+    d.run_until_probe()
+    d.fill()
+    probing = d.limit.in_flight
+    assert d.refuse(1) == [True]
     first_cut = d.limit.limit
-    assert first_cut == _cut(_YIELD, 31) < 31
+    assert first_cut == _cut(_PROBE_YIELD, probing - 1) < probing - 1
+    # ... not one per refusal: more of ours refused now (sent before the cut) do not
+    # cut again,
     d.refuse(3)
-    assert d.limit.limit == first_cut  # the same episode: not cut again
-    d.refuse(24)
-    assert d.limit.limit == 4  # ... but never above what is still in flight
+    assert d.limit.limit == first_cut
+    # but the limit is never above what is still in flight.
+    d.refuse(d.limit.in_flight - 4)
+    assert d.limit.limit == 4
 
 
 def test_a_lone_client_probes_rarely_and_finds_the_same_level() -> None:
@@ -152,8 +187,24 @@ def test_a_lone_client_probes_rarely_and_finds_the_same_level() -> None:
         assert d.refuse(1) == [True]  # the probe, refused: the gate's doing
         assert d.limit.limit == 4  # the level stands, not cut
     rounds = [w // 4 for w in waits]
-    assert rounds == [_HOLD * 2**i for i in range(4)] + [_HOLD * _HOLD_CAP] * 2
+    # Twice as long each time, up to one probe in `_PROBE_EVERY` successes (8 rounds of 4).
+    cap = min(_HOLD * _HOLD_CAP, max(_HOLD, math.ceil(_PROBE_EVERY / 4)))
+    assert rounds == [min(_HOLD * 2**i, cap) for i in range(6)] == [2, 4, 8, 8, 8, 8]
     assert not d.limit.contended
+
+
+def test_at_one_in_flight_a_lone_client_probes_once_in_16_calls() -> None:
+    d = Driver()
+    d.send(3)
+    d.refuse(2)
+    assert d.limit.limit == 1
+    waits = []
+    for _ in range(6):
+        waits.append(d.run_until_probe())
+        d.fill()
+        assert d.refuse(1) == [True]
+        assert d.limit.limit == 1
+    assert waits == [2, 4, 8, 16, 16, 16]
 
 
 def test_a_probe_the_service_takes_raises_in_doubling_steps() -> None:
@@ -178,8 +229,17 @@ def test_capacity_taken_by_someone_else_makes_the_client_yield() -> None:
     d.succeed(16)
     d.fill()
     assert d.refuse(1) == [False]  # not ours to explain: someone took a slot
-    assert d.limit.limit == _cut(_YIELD, 15) < 15
+    assert d.limit.limit == _cut(_YIELD, 15) == 15  # that slot is given up
     assert d.limit.contended
+    # Holds `_VICTIM_HOLD` rounds, then probes every half round: more often than alone.
+    waits = []
+    for _ in range(3):
+        waits.append(d.run_until_probe())
+        d.fill()
+        assert d.refuse(1) == [True]  # refused: the service is full
+    assert _VICTIM_HOLD * 15 < waits[0] <= _VICTIM_HOLD * 15 + math.ceil(_CONTENDED_PROBE * 15)
+    assert d.limit.limit < 15  # each refused probe cut the level (AIMD)
+    assert waits[1] == math.ceil(_CONTENDED_PROBE * _cut(_PROBE_YIELD, 15))
 
 
 def test_shut_out_the_gate_pauses_about_one_round() -> None:
@@ -332,7 +392,8 @@ async def test_a_refused_probe_is_retried_at_once_and_not_counted() -> None:
     async with wi.AsyncClient(API_KEY, base_url=BASE_URL, http_client=http, sleep=sleep, max_retries=0) as client:
         assert client._limiter is not None
         state = client._limiter._limits(MODEL)[-1]
-        state.limit, state.known = 2.0, 1.0  # learned 1, probing 2
+        state.limit = 2.0  # learned 1 (a refused probe confirmed it), probing 2
+        state.known = state._confirmed = 1.0
         texts: list[str] = []
 
         async def one() -> None:
@@ -349,8 +410,10 @@ async def test_a_refused_probe_is_retried_at_once_and_not_counted() -> None:
     await http.aclose()
 
 
-def test_a_concurrency_429_with_nothing_else_in_flight_sleeps_the_backoff() -> None:
-    """Shut out: the retry is not paced by the gate (nothing of ours will free a slot)."""
+def test_a_shut_out_retry_waits_in_the_gate_and_is_not_counted() -> None:
+    """Refused with nothing of ours in flight (others hold the whole limit): the gate
+    pauses about a round and the retry waits there, not in a backoff sleep, and does not
+    use `max_retries` (0 here)."""
     calls = iter([429, 429, 200])
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -360,10 +423,22 @@ def test_a_concurrency_429_with_nothing_else_in_flight_sleeps_the_backoff() -> N
 
     slept: list[float] = []
     http = httpx.Client(transport=httpx.MockTransport(handler))
-    with wi.Client(API_KEY, base_url=BASE_URL, http_client=http, sleep=slept.append) as client:
+    with wi.Client(API_KEY, base_url=BASE_URL, http_client=http, sleep=slept.append, max_retries=0) as client:
+        started = time.monotonic()
         assert client.chat.create(model=MODEL, messages=MESSAGES).text == "Hello there"
+        took = time.monotonic() - started
     http.close()
-    assert len(slept) == 2 and all(0 <= s <= 1.0 for s in slept)
+    assert slept == []
+    assert 0.05 <= took <= 2.0  # two pauses of (0.5 to 1.5) x 0.1 s before any success
+
+
+def test_shared_tiny_limits_fail_no_call() -> None:
+    """Clients sharing one or a few slots are shut out again and again: no call fails
+    under the default retries (the gate's refusals are absorbed; they failed before)."""
+    for clients, limit in ((2, 1), (4, 1), (4, 4)):
+        for seed in range(1, 4):
+            ours = simulate(limit, 16, 400, clients=clients, seed=seed)
+            assert ours.failed == 0, (clients, limit, seed)
 
 
 def test_sync_threads_hold_the_limit() -> None:

@@ -96,6 +96,36 @@ def test_max_retries_bound() -> None:
     assert not decision.retry and "max_retries" in decision.reason
 
 
+def test_absorbed_concurrency_429s_are_free_for_the_window_then_counted() -> None:
+    """The gate's absorbed 429s do not use `max_retries` for `free_window` seconds after
+    the first one (a wait for capacity, as for a slot); then they count as any retry."""
+    clock = FakeClock()
+    state = RetryState(RetryPolicy(max_retries=1), clock=clock, rng=lambda: 0.5)
+    refused = _error(429, "Concurrency limit reached for requests")
+    for step in range(50):
+        clock.now = step * 0.1
+        decision = state.decide(refused, free=True, free_window=10.0)
+        assert decision.retry and decision.reason == "absorbed by the concurrency gate"
+    assert state.retries == 0 and state.free_retries == 50
+    clock.now = 10.5  # the window has passed: counted now
+    assert state.decide(refused, free=True, free_window=10.0).reason == "retryable"
+    decision = state.decide(refused, free=True, free_window=10.0)
+    assert not decision.retry and "max_retries=1" in decision.reason
+
+
+def test_absorbed_429s_are_capped_per_call() -> None:
+    from wandb_inference._policy._retry import MAX_FREE_RETRIES
+
+    state = RetryState(RetryPolicy(max_retries=0), clock=FakeClock(), rng=lambda: 0.5)
+    refused = _error(429, "Concurrency limit reached for requests")
+    for _ in range(MAX_FREE_RETRIES):
+        assert state.decide(refused, free=True).retry
+    assert not state.decide(refused, free=True).retry
+    # A status that is not retryable is never absorbed.
+    fresh = RetryState(RetryPolicy(max_retries=3), clock=FakeClock())
+    assert not fresh.decide(_error(400), free=True).retry
+
+
 def test_total_timeout_bound() -> None:
     clock = FakeClock()
     state = RetryState(RetryPolicy(max_retries=50, total_timeout=10), clock=clock, rng=lambda: 1.0)

@@ -329,7 +329,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
                     slot.finish(ok=False, rate_limited=rate_limited)
             refused = slot is not None and slot.probe_refused
             paced = _replies.gate_paces_retry(error, limiter, spec.model)
-            decision = state.decide(error, free=refused or paced)
+            decision = state.decide(error, free=refused or paced, free_window=_replies.free_window(spec))
             _replies.log_attempt(spec, attempt, str(response.status_code), decision, error)
             if not decision.retry:
                 raise _replies.gave_up(error, decision)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from ._exceptions import (
     redact_request,
 )
 from ._policy._errors_map import error_payload_message, make_status_error
+from ._policy._retry import FREE_RETRY_WINDOW
 
 if TYPE_CHECKING:
     from ._exceptions import APIError
@@ -66,6 +68,15 @@ def slot_wait(capped: Mapping[str, float | None] | None, spec: RequestSpec) -> f
     time left of `total_timeout`)."""
     timeouts = capped if capped is not None else spec.timeouts
     return None if not timeouts else timeouts.get("pool")
+
+
+def free_window(spec: RequestSpec) -> float:
+    """How long a call's concurrency 429s the gate absorbs stay free of `max_retries`: the
+    request's pool timeout (the bound of a wait for a slot; none set: no bound but
+    `total_timeout`)."""
+    timeouts = spec.timeouts
+    pool = timeouts.get("pool", FREE_RETRY_WINDOW) if timeouts else FREE_RETRY_WINDOW
+    return math.inf if pool is None else pool
 
 
 def slot_timeout(describe: str, waited: float | None, spec: RequestSpec, state: RetryState) -> APIError:
@@ -123,14 +134,12 @@ def gate_paces_retry(error: APIStatusError, limiter: _Limits | None, model: str 
 
     A concurrency 429 without `Retry-After` is retried at once when the adaptive gate
     will hold the retry anyway (the limit was just lowered to what is in flight, or a
-    pause began): it waits there for a slot, the pacing the backoff would have given,
-    without sleeping past the moment one frees up.
+    pause began because others hold the whole limit): it waits there for a slot or for
+    the pause to end, the pacing the backoff would have given, without sleeping past the
+    moment one frees up. Such a retry is absorbed (`RetryState.decide(free=True)`).
     """
     return (
-        limiter is not None
-        and error.retry_after is None
-        and isinstance(error, RateLimitError)
-        and limiter.is_full(model)
+        limiter is not None and error.retry_after is None and isinstance(error, RateLimitError) and limiter.holds(model)
     )
 
 

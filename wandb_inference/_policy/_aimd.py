@@ -63,31 +63,41 @@ from collections.abc import Callable
 __all__ = ["AIMDLimit", "Ticket"]
 
 # Rounds at a level before probing one request above it (doubled after each refused
-# probe, up to `_HOLD * _HOLD_CAP` rounds).
+# probe, up to `_HOLD * _HOLD_CAP` rounds), but at least one probe in `_PROBE_EVERY`
+# successes: a lone client meets about one 429 in 16 to 32 calls at small limits and
+# still finds room that others left within a few rounds at large ones.
 _HOLD = 2
 _HOLD_CAP = 8
-# A refusal the client's own probing does not explain: cut to this fraction of what is
-# in flight, and wait this many rounds before probing again.
-_YIELD = 0.6
+_PROBE_EVERY = 32
+# A refusal the client's own probing does not explain (someone took the slot): give that
+# slot up (cut to this fraction of what is still in flight), and hold this many rounds.
+_YIELD = 1.0
 _VICTIM_HOLD = 2
 # While contended (that many rounds after such a refusal, after being shut out, or after
-# a probe went through above a level a refused probe had confirmed):
-# probe every `_CONTENDED_HOLD` rounds; a refused probe cuts to `_PROBE_YIELD`; growth
-# doubles only after `_ACCEL_AFTER` probes in a row went through.
+# a probe went through above a level a refused probe had confirmed): probe every
+# `_CONTENDED_PROBE` of a round (at least one success apart); a refused probe cuts to
+# `_PROBE_YIELD` of the level; growth doubles only after `_ACCEL_AFTER` probes in a row
+# went through.
 _CONTENDED_ROUNDS = 32
-_CONTENDED_HOLD = 2
-_PROBE_YIELD = 0.8
-_ACCEL_AFTER = 3
+_CONTENDED_PROBE = 0.5
+_PROBE_YIELD = 0.7
+_ACCEL_AFTER = 2
 # Shut out (refused with nothing in flight): pause about one round, within these bounds
-# (seconds); before any success the round is taken to be `_DEFAULT_ROUND`.
+# (seconds), twice as long after each refusal in a row past `_SHUT_OUT_PATIENCE`; before
+# any success the round is taken to be `_DEFAULT_ROUND`.
 _PAUSE_MIN = 0.005
 _PAUSE_MAX = 2.0
 _DEFAULT_ROUND = 0.1
-# Without `max_concurrency`, the first requests go out this many at a time, and one more
-# for each that succeeds (twice as many each round) until the first refusal. Not
-# unlimited: every connection a burst opens stays in httpx's pool (up to 30 s), and each
-# later request pays for scanning it (httpcore's pool is linear in its connections).
-_INITIAL = 64
+_SHUT_OUT_PATIENCE = 4
+# Without `max_concurrency`, the first requests go out `_INITIAL` at a time, and
+# `_GROWTH` more for each that succeeds (8x each round) until the first refusal: a lone
+# client is at 128 in flight after two rounds, and clients of one project started
+# together reach the limit from equal, small counts, so the first refusals split it
+# about evenly (a first burst of 64 each hands it to whichever burst arrives first, and
+# shares that start uneven take long to even out). Not unlimited: every connection a
+# burst opens stays in httpx's pool, and each later request pays for scanning it.
+_INITIAL = 16
+_GROWTH = 7
 # Without a ceiling, a limit grown to this many in flight is dropped altogether.
 _RECOVERED = 256
 # Our count of requests in flight runs ahead of the service's by those whose answers
@@ -152,6 +162,8 @@ class AIMDLimit:
     _refusal_time: float = dataclasses.field(init=False, default=0.0, repr=False)
     _slow_time: float = dataclasses.field(init=False, default=0.0, repr=False)
     _cut_at: float = dataclasses.field(init=False, default=-math.inf, repr=False)
+    _shut_out: int = dataclasses.field(init=False, default=0, repr=False)  # refusals in a row
+    _since_probe: int = dataclasses.field(init=False, default=0, repr=False)
 
     def __post_init__(self) -> None:
         self.limit = _INITIAL if self.adaptive and math.isinf(self.ceiling) else self.ceiling
@@ -198,8 +210,12 @@ class AIMDLimit:
         probing = self.in_flight > self._confirmed - self._noise()
         level = self.in_flight - 1  # the others of ours, still in flight: accepted
         if level <= 0:
+            # Shut out: wait about a round; after `_SHUT_OUT_PATIENCE` refusals in a row,
+            # twice as long after each (up to `_PAUSE_MAX`).
             self._contended = _CONTENDED_ROUNDS
-            pause = (0.5 + self.rng()) * (self.round_time or _DEFAULT_ROUND)
+            backoff = 2.0 ** min(8, max(0, self._shut_out - _SHUT_OUT_PATIENCE))
+            pause = (0.5 + self.rng()) * (self.round_time or _DEFAULT_ROUND) * backoff
+            self._shut_out += 1
             self.resume_at = max(self.resume_at, now + min(_PAUSE_MAX, max(_PAUSE_MIN, pause)))
         if ticket.epoch != self._epoch or now - self._cut_at < (self.round_time or _DEFAULT_ROUND):
             # Sent before the last cut, or refused within a round of it: the same
@@ -232,7 +248,7 @@ class AIMDLimit:
     def _set(self, limit: float) -> None:
         """Cut to `limit` (at least 1): the new level the service is taken to accept."""
         self.limit = self.known = self._confirmed = max(1.0, float(limit))
-        self._successes = self._streak = 0
+        self._successes = self._streak = self._since_probe = 0
         self._rounds = min(self._rounds, 0)
         self._step = 1
 
@@ -242,6 +258,7 @@ class AIMDLimit:
         slow = self._slow_time
         self._slow_time = took if not slow else slow + 0.01 * (took - slow)
         self.resume_at = 0.0
+        self._shut_out = 0
         limit = self.limit
         if limit >= self.ceiling or math.isinf(limit):
             return
@@ -252,7 +269,7 @@ class AIMDLimit:
             if queueing:
                 self._set(min(limit, float(self.in_flight)))  # stop here: the level
             else:
-                self._raise(limit + 1)  # no refusal yet: twice as many each round
+                self._raise(limit + _GROWTH)  # no refusal yet: 8x each round
             return
         if ticket.probe and ticket.epoch == self._epoch:
             if queueing:
@@ -275,18 +292,32 @@ class AIMDLimit:
                     self._step *= 2
                 self._raise(self.known + self._step)
             return
+        self._successes += 1
+        if self._successes >= limit:
+            self._successes = 0  # a round at this level
+            self._rounds += 1
+            if self._contended:
+                self._contended -= 1
+        elif not self._contended:
+            return
         if limit > self.known:
             return  # probing: wait for the probes' answers
-        self._successes += 1
-        if self._successes < limit:
-            return
-        self._successes = 0  # a round at this level
         if self._contended:
-            self._contended -= 1
-        self._rounds += 1
-        if self._rounds >= (_CONTENDED_HOLD if self._contended else _HOLD * self._hold):
+            # Probing often: whoever the service refuses cuts (AIMD), and a probe that
+            # lands in a slot another client is about to reuse moves that slot to us.
+            if self._rounds >= 0:
+                self._since_probe += 1
+                if self._since_probe >= max(1, math.ceil(_CONTENDED_PROBE * limit)):
+                    self._since_probe = 0
+                    self._raise(limit + 1)
+            return
+        if self._rounds >= self._hold_rounds(limit):
             self._rounds = 0
             self._raise(limit + 1)
+
+    def _hold_rounds(self, limit: float) -> int:
+        """Rounds at a confirmed level before the next probe."""
+        return min(_HOLD * self._hold, max(_HOLD, math.ceil(_PROBE_EVERY / limit)))
 
     def _raise(self, limit: float) -> None:
         self.limit = min(self.ceiling, limit)

@@ -195,10 +195,10 @@ class _Limits:
     def _owner(self) -> Hashable:
         raise NotImplementedError
 
-    def is_full(self, model: str | None) -> bool:
-        """Whether a request for `model` from the caller would wait for a slot to be
-        released (not merely for a pause to end)."""
-        return math.isinf(self._wait_time(self._limits(model), self._owner()))
+    def holds(self, model: str | None) -> bool:
+        """Whether a request for `model` from the caller would wait in the gate: for a
+        slot to be released, or for a pause to end (the gate was shut out)."""
+        return self._wait_time(self._limits(model), self._owner()) > 0
 
     def _take(self, limits: tuple[AIMDLimit, ...], owner: Hashable) -> tuple[Ticket | None, ...]:
         mine = self._held.get(owner)
@@ -364,9 +364,9 @@ class SyncLimiter(_Limits):
     def _owner(self) -> Hashable:
         return threading.current_thread()
 
-    def is_full(self, model: str | None) -> bool:
+    def holds(self, model: str | None) -> bool:
         with self._cond:
-            return super().is_full(model)
+            return super().holds(model)
 
     def acquire(self, model: str | None, timeout: float | None, *, first: bool = False) -> Slot | None:
         """Block until a slot is free, at most `timeout` seconds (None: no bound).

@@ -48,9 +48,13 @@ __all__ = [
 ]
 
 _RETRYABLE_STATUSES = frozenset({500, 502, 503, 504, 529})
-# Retries of concurrency 429s the adaptive gate absorbs (`RetryState.decide(free=...)`),
-# per call, on top of `max_retries`.
-MAX_FREE_RETRIES = 8
+# Retries of concurrency 429s the adaptive gate absorbs (`RetryState.decide(free=...)`)
+# are not counted against `max_retries` for this long after the call's first one (the
+# call is waiting for the service's capacity, as it would for one of the gate's slots),
+# and at most this many times a call (the gate paces them: at most one per request of
+# ours that ends, or per pause when others hold the whole limit).
+FREE_RETRY_WINDOW = 60.0
+MAX_FREE_RETRIES = 1000
 # Transport failures that prove the server did not receive the whole request (so cannot
 # have processed it): safe to retry for any method.
 _NOT_SENT = (
@@ -160,7 +164,7 @@ def may_have_been_processed(error: BaseException) -> bool:
 class RetryState:
     """The retry bookkeeping of one logical request (one per call, never shared)."""
 
-    __slots__ = ("clock", "deadline", "free_retries", "policy", "retries", "rng", "started")
+    __slots__ = ("clock", "deadline", "free_retries", "free_until", "policy", "retries", "rng", "started")
 
     def __init__(
         self,
@@ -174,6 +178,7 @@ class RetryState:
         self.rng = rng
         self.retries = retries
         self.free_retries = 0
+        self.free_until: float | None = None
         self.started = clock()
         total = policy.total_timeout
         self.deadline = None if total is None else self.started + total
@@ -225,32 +230,52 @@ class RetryState:
         error.may_have_been_processed = processed
         return error
 
-    def decide(self, error: BaseException, *, idempotent: bool = False, free: bool = False) -> RetryDecision:
+    def decide(
+        self,
+        error: BaseException,
+        *,
+        idempotent: bool = False,
+        free: bool = False,
+        free_window: float | None = None,
+    ) -> RetryDecision:
         """Decide whether to retry after `error` (an APIStatusError or httpx error).
 
         Args:
             error: what the attempt ended with.
             idempotent: the request may safely be processed twice.
             free: a concurrency 429 the adaptive gate absorbs: its own probe of the
-                service's limit was refused, or the gate is full and the retry waits
-                there for one of the client's own requests to finish. Retried without
-                counting against `max_retries`, at most `MAX_FREE_RETRIES` times a call.
+                service's limit was refused, or the gate holds the retry (until one of
+                the client's own requests finishes, or until a pause ends when others
+                hold the whole limit). Retried without counting against `max_retries`
+                for `free_window` seconds after the call's first absorbed 429 (at most
+                `MAX_FREE_RETRIES` times), then counted as any other retry.
+            free_window: that window (None: `FREE_RETRY_WINDOW`); the clients pass the
+                request's pool timeout, the bound of a wait for a slot.
 
         The context's `_observe.RETRY_OBSERVER`, if any, is told about the attempt and the
         decision.
         """
+        if free:
+            free = self._free(free_window)
         decision = self._decide(error, idempotent, free)
         observer = _observe.RETRY_OBSERVER.get()
         if observer is not None:
             observer.on_failed_attempt(error, decision.retry)
         return decision
 
+    def _free(self, window: float | None) -> bool:
+        """Whether an absorbed 429 is still free (within the window, under the cap)."""
+        now = self.clock()
+        if self.free_until is None:
+            self.free_until = now + (FREE_RETRY_WINDOW if window is None else window)
+        return now < self.free_until and self.free_retries < MAX_FREE_RETRIES
+
     def _decide(self, error: BaseException, idempotent: bool, free: bool) -> RetryDecision:
         if not is_retryable_error(error, idempotent=idempotent):
             if not isinstance(error, _exceptions.APIStatusError) and may_have_been_processed(error):
                 return RetryDecision(False, reason="the request may have been processed")
             return RetryDecision(False, reason="not retryable")
-        counted = not (free and self.free_retries < MAX_FREE_RETRIES)
+        counted = not free
         if counted and self.retries >= self.policy.max_retries:
             return RetryDecision(False, reason=f"max_retries={self.policy.max_retries} reached")
         hint = error.retry_after if isinstance(error, _exceptions.APIStatusError) else None
