@@ -8,36 +8,55 @@ it learns from each answer, and what it does:
 - **A refusal is a measurement, not only a signal.** When a request is refused, the
   others of ours still in flight were accepted: for a lone client that count *is* L.
   So the limit becomes that count, not half of it. A burst of refusals from one
-  overload (the first batch, a lowered limit) is one *episode*: refusals of requests
+  overload (the first rounds, a lowered limit) is one *episode*: refusals of requests
   sent before the cut, or within a round of it, only lower the limit to what is still
   in flight, never cut twice (the old rule halved on every 429: 64 workers against
-  L = 32 collapsed to 1 and took 30 round trips to climb back). The first requests go
-  out `_INITIAL` at a time, twice as many each round until the first refusal.
-- **Probing, rarely.** After a hold of `_HOLD` rounds (a round: `limit` successes, about
-  one service time) the limit allows one more request. If the service takes it, the
-  limit keeps rising in doubling steps (one per answered probe), so a raised limit is
-  found in a few round trips; if not, the level is confirmed and the next hold is twice
-  as long (up to `_HOLD * _HOLD_CAP` rounds): a lone client meets about one 429 per 16
-  calls at L = 1, one per 130 at L = 8. A refused probe is the gate's own doing: its
+  L = 32 collapsed to 1 and took 30 round trips to climb back).
+- **A fair start.** The first requests go out `_INITIAL` (16) at a time, 4x as many
+  each round until the first refusal: a lone client sends 64 in its second round and
+  256 in its third, and clients of one project started together reach L from equal,
+  small counts, so the first refusals split it about evenly. (A first burst of 64 each
+  handed L to whichever burst arrived first, and in the measured runs shares that
+  started uneven stayed so. 8x a round was measured too: its second-round burst of 128
+  new connections overloaded the local server, which then queued instead of refusing.)
+- **Probing, rarely, alone.** After a hold of `_HOLD` rounds (a round: `limit`
+  successes, about one service time) the limit allows one more request. If the service
+  takes it, the limit keeps rising in doubling steps (one per answered probe), so a
+  raised limit is found in a few round trips; if not, the level is confirmed and the
+  next hold is twice as long (up to `_HOLD * _HOLD_CAP` rounds, and at most
+  `_PROBE_EVERY` successes): a lone client meets about one 429 in 16 calls at L = 1,
+  one in 32 at L = 4 to 16, fewer above. A refused probe is the gate's own doing: its
   retry goes first in line and is not counted against `max_retries`. While requests
   take much longer than they used to (`_QUEUED`: a loaded server admitting late, a
   queue building up) the limit does not grow: room that comes with queueing is not room.
 - **Sharing the limit.** A refusal while no more of ours were in flight than the level
   the last cut confirmed (less a margin for answers still on their way) means someone
-  else took that capacity: another process of the project, or the service lowered the
-  limit. The client *yields* (cuts to `_YIELD` of
-  what it has in flight and waits `_VICTIM_HOLD` rounds) and is *contended* for
-  `_CONTENDED_ROUNDS` rounds (so is a client whose probe goes through above a level a
-  refused probe had confirmed: room appeared). Contended, it probes every
-  `_CONTENDED_HOLD` rounds, a refused probe cuts to `_PROBE_YIELD`, and growth stays
-  additive until `_ACCEL_AFTER` probes in a row went through. Among clients doing the
-  same this is AIMD (equal additive increase, multiplicative decrease), which moves
-  shares toward equal (Chiu and Jain); the big yield goes to whoever probes into it. A
-  client alone never sees such a refusal after the first episode, so it never pays the
-  sawtooth (except for `_CONTENDED_ROUNDS` rounds after the service lowers its limit).
+  else took that slot: another process of the project, or the service lowered the
+  limit. The client gives that slot up (`_YIELD`: the limit becomes what is still in
+  flight), holds `_VICTIM_HOLD` rounds, and is *contended* for `_CONTENDED_ROUNDS`
+  rounds (so is a client shut out, or whose probe goes through above a level a refused
+  probe had confirmed: room appeared). Contended, it probes every half round; a refused
+  probe cuts its level to `_PROBE_YIELD` (70%); growth stays additive until
+  `_ACCEL_AFTER` probes in a row went through. When the limit is full, every
+  contended client's probes are refused about as often, so each cuts in proportion to
+  its share while all grow by the same steps: AIMD, which moves shares toward equal
+  (Chiu and Jain); and a probe that lands in the moment a slot of another client is
+  free moves that slot to the prober, the bigger client being the likelier to lose one.
+  A client alone never sees such a refusal after the first episode, so it never pays
+  the sawtooth (except for `_CONTENDED_ROUNDS` rounds after the service lowers its
+  limit). The price of sharing is refusals: 5-30% of requests at steady state with 2
+  to 4 clients (most at small shares), each answered at once and retried at once.
 - **Shut out.** Refused with nothing of ours in flight: others hold the whole limit.
-  New requests wait about one round (jittered) before one goes out, instead of a
-  burst of them meeting the same full service.
+  New requests wait about one round (jittered; twice as long after each further
+  refusal in a row past `_SHUT_OUT_PATIENCE`) before one goes out, instead of a burst
+  of them meeting the same full service. These retries are absorbed too (the call is
+  waiting for capacity: free of `max_retries` for its pool timeout, `_retry.py`).
+
+What it cannot do: a client sees only its own answers, so fair shares among processes
+come from the statistics above, over many rounds, not from any agreement; a run of a
+few dozen rounds can end with one client well ahead (measured in
+`benchmarks/report/concurrency.md`), and a limit of one or a few slots shared by
+several clients is held by one of them at a time.
 
 Other designs considered. Latency-gradient limiters (Netflix's
 Gradient2, Envoy's adaptive concurrency filter) need latency to grow as the service
@@ -48,6 +67,10 @@ request *rate* for throttling errors; here the limit is on requests in flight, w
 the gate controls directly, and the refusal count gives the level exactly, so no rate
 needs estimating. Plain AIMD (Netflix's AIMDLimit) is what the contended mode is; used
 alone it costs a lone client the sawtooth (halving: 25% of the throughput).
+Parameters were chosen with a simulated service (`tests/_simservice.py`: network delay,
+a client's CPU per request sent, start skew) over 2 and 4 clients at L = 8 to 64 and
+one client at L = 1 to 128, then checked against the local server
+(`benchmarks/concurrency.py`).
 
 Everything here is pure: time comes in as `now` (the gates pass `time.monotonic()`),
 jitter from `rng`; no I/O, no locks (the gates serialise calls).
@@ -90,14 +113,14 @@ _PAUSE_MAX = 2.0
 _DEFAULT_ROUND = 0.1
 _SHUT_OUT_PATIENCE = 4
 # Without `max_concurrency`, the first requests go out `_INITIAL` at a time, and
-# `_GROWTH` more for each that succeeds (8x each round) until the first refusal: a lone
-# client is at 128 in flight after two rounds, and clients of one project started
-# together reach the limit from equal, small counts, so the first refusals split it
-# about evenly (a first burst of 64 each hands it to whichever burst arrives first, and
-# shares that start uneven take long to even out). Not unlimited: every connection a
-# burst opens stays in httpx's pool, and each later request pays for scanning it.
+# `_GROWTH` more for each that succeeds (4x each round) until the first refusal: clients
+# of one project started together reach the limit from equal, small counts, so the
+# first refusals split it about evenly (a first burst of 64 each hands it to whichever
+# burst arrives first, and shares that start uneven take long to even out). Not faster:
+# every connection a burst opens stays in httpx's pool, each later request pays for
+# scanning it, and a server flooded with new connections queues instead of refusing.
 _INITIAL = 16
-_GROWTH = 7
+_GROWTH = 3
 # Without a ceiling, a limit grown to this many in flight is dropped altogether.
 _RECOVERED = 256
 # Our count of requests in flight runs ahead of the service's by those whose answers
@@ -269,7 +292,7 @@ class AIMDLimit:
             if queueing:
                 self._set(min(limit, float(self.in_flight)))  # stop here: the level
             else:
-                self._raise(limit + _GROWTH)  # no refusal yet: 8x each round
+                self._raise(limit + _GROWTH)  # no refusal yet: 4x each round
             return
         if ticket.probe and ticket.epoch == self._epoch:
             if queueing:
