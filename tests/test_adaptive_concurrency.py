@@ -98,7 +98,7 @@ def test_a_burst_of_refusals_sets_the_limit_to_what_the_service_accepted() -> No
     assert not d.limit.contended
 
 
-def test_the_first_requests_grow_4x_each_round_until_refused() -> None:
+def test_the_first_requests_grow_8x_each_round_until_refused() -> None:
     d = Driver()
     d.fill()
     assert d.limit.in_flight == _INITIAL  # not unlimited: a burst leaves idle connections
@@ -224,9 +224,7 @@ def test_a_probe_the_service_takes_raises_in_doubling_steps() -> None:
 
 
 def test_capacity_taken_by_someone_else_makes_the_client_yield() -> None:
-    d = Driver()
-    d.send(24)
-    d.refuse(8)  # level 16
+    d = level(16)
     d.succeed(16)
     d.fill()
     assert d.refuse(1) == [False]  # not ours to explain: someone took a slot
@@ -324,7 +322,8 @@ REALISTIC: dict[str, Any] = {"delay": 0.0015, "send_cost": 0.0003, "start_jitter
 
 def test_processes_started_with_skew_share_fairly() -> None:
     """1,200 calls in all, 64 workers each, service time as the benchmark's: the ratio to
-    the oracle in every run, the fairness in the typical run of each case and overall."""
+    the oracle in the typical run and the worst, the fairness in the typical run of each
+    case and overall."""
     medians = []
     for clients, limit in ((2, 8), (2, 32), (4, 8), (4, 32), (4, 64)):
         service = max(0.05, limit / 150)
@@ -335,10 +334,10 @@ def test_processes_started_with_skew_share_fairly() -> None:
             assert ours.failed == 0
             ratios.append(oracle.elapsed / ours.elapsed)
             fairness.append(ours.fairness)
-        assert min(ratios) >= 0.85, (clients, limit, ratios)
+        assert statistics.median(ratios) >= 0.85 and min(ratios) >= 0.8, (clients, limit, ratios)
         medians.append(statistics.median(fairness))
-        assert medians[-1] >= 0.6, (clients, limit, fairness)
-    assert statistics.mean(medians) >= 0.75, medians
+        assert medians[-1] >= 0.65, (clients, limit, fairness)
+    assert statistics.mean(medians) >= 0.8, medians
 
 
 def test_a_late_client_gets_its_share() -> None:
@@ -551,3 +550,34 @@ async def test_against_the_local_server() -> None:
     # its socket count as in flight here).
     assert 4 <= learned <= 8
     assert statuses.count(429) <= 12 + 64 // 8, statuses
+
+
+@pytest.mark.slow
+async def test_two_clients_share_one_slot_of_the_local_server() -> None:
+    """Two clients (as two processes would) against a model that serves one request at a
+    time, 8 workers each, the default retries: every call succeeds (the gate absorbs the
+    refusals of a shut-out client; they used to exhaust `max_retries`), and both get
+    turns."""
+    with LocalServer(concurrency_limits={MODEL: 1}, service_time=0.02) as server:
+        done = [0, 0]
+
+        async def run(index: int) -> None:
+            async with wi.AsyncClient("k", base_url=server.base_url) as client:
+
+                async def worker() -> None:
+                    for _ in range(5):
+                        await client.chat.create(model=MODEL, messages=MESSAGES, max_tokens=1)
+                        done[index] += 1
+
+                async with anyio.create_task_group() as tg:
+                    for _ in range(8):
+                        tg.start_soon(worker)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run, 0)
+                tg.start_soon(run, 1)
+        statuses = [r.status for r in server.requests if r.path.endswith("/chat/completions")]
+    assert done == [40, 40]
+    assert statuses.count(200) == 80
+    assert set(statuses) <= {200, 429}

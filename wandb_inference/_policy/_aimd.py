@@ -12,13 +12,14 @@ it learns from each answer, and what it does:
   sent before the cut, or within a round of it, only lower the limit to what is still
   in flight, never cut twice (the old rule halved on every 429: 64 workers against
   L = 32 collapsed to 1 and took 30 round trips to climb back).
-- **A fair start.** The first requests go out `_INITIAL` (16) at a time, 4x as many
+- **A fair start.** The first requests go out `_INITIAL` (8) at a time, 8x as many
   each round until the first refusal: a lone client sends 64 in its second round and
-  256 in its third, and clients of one project started together reach L from equal,
+  512 in its third, and clients of one project started together reach L from equal,
   small counts, so the first refusals split it about evenly. (A first burst of 64 each
   handed L to whichever burst arrived first, and in the measured runs shares that
-  started uneven stayed so. 8x a round was measured too: its second-round burst of 128
-  new connections overloaded the local server, which then queued instead of refusing.)
+  started uneven stayed so; 16 at first was still too many for 4 clients at L = 32. A
+  second-round burst of 128 new connections, measured too, overloaded the local server,
+  which then queued instead of refusing.)
 - **Probing, rarely, alone.** After a hold of `_HOLD` rounds (a round: `limit`
   successes, about one service time) the limit allows one more request. If the service
   takes it, the limit keeps rising in doubling steps (one per answered probe), so a
@@ -113,14 +114,14 @@ _PAUSE_MAX = 2.0
 _DEFAULT_ROUND = 0.1
 _SHUT_OUT_PATIENCE = 4
 # Without `max_concurrency`, the first requests go out `_INITIAL` at a time, and
-# `_GROWTH` more for each that succeeds (4x each round) until the first refusal: clients
+# `_GROWTH` more for each that succeeds (8x each round) until the first refusal: clients
 # of one project started together reach the limit from equal, small counts, so the
 # first refusals split it about evenly (a first burst of 64 each hands it to whichever
 # burst arrives first, and shares that start uneven take long to even out). Not faster:
 # every connection a burst opens stays in httpx's pool, each later request pays for
 # scanning it, and a server flooded with new connections queues instead of refusing.
-_INITIAL = 16
-_GROWTH = 3
+_INITIAL = 8
+_GROWTH = 7
 # Without a ceiling, a limit grown to this many in flight is dropped altogether.
 _RECOVERED = 256
 # Our count of requests in flight runs ahead of the service's by those whose answers
@@ -292,7 +293,7 @@ class AIMDLimit:
             if queueing:
                 self._set(min(limit, float(self.in_flight)))  # stop here: the level
             else:
-                self._raise(limit + _GROWTH)  # no refusal yet: 4x each round
+                self._raise(limit + _GROWTH)  # no refusal yet: 8x each round
             return
         if ticket.probe and ticket.epoch == self._epoch:
             if queueing:

@@ -8,11 +8,12 @@ whole client when `max_concurrency` is set):
 - `max_concurrency=N`: at most N requests in flight per model and N in the client.
 - adaptive (on by default): each model's limit follows the service's (`AIMDLimit`,
   `_aimd.py`, explains how): a burst of 429s sets it to what the service accepted, it
-  probes one request higher now and then, and yields when another client of the project
-  takes capacity. Requests wait for a slot instead of burning their retries: a request
-  refused while the gate is full is retried without a backoff (it waits here for a slot,
-  first in line when the refusal was the gate's own probe), and a refusal with nothing
-  of the client's in flight pauses the model's gate for about one round.
+  probes one request higher now and then, and shares with other clients of the project
+  (AIMD). Requests wait for a slot instead of burning their retries: a request refused
+  while the gate holds it (full, or paused) is retried without a backoff and without
+  using `max_retries` (it waits here for a slot, first in line when the refusal was the
+  gate's own probe), and a refusal with nothing of the client's in flight pauses the
+  model's gate for about one round.
 
 Liveness rules (each guarded by a test that misuses the SDK):
 
