@@ -233,11 +233,12 @@ def run_clients(jobs: list[Job]) -> list[Outcome]:
 # --------------------------------------------------------------------------- scenarios
 
 
-def _rates(statuses: list[tuple[int, float]]) -> tuple[float, float]:
-    """(429 share of all requests, of those after the first second)."""
+def _rates(statuses: list[tuple[int, float]], service: float) -> tuple[float, float]:
+    """(429 share of all requests, of those after the start: the first second or three
+    service times, whichever is longer)."""
     start = min((t for _, t in statuses), default=0.0)
     refused = sum(1 for s, _ in statuses if s == 429)
-    later = [s for s, t in statuses if t >= start + 1.0]
+    later = [s for s, t in statuses if t >= start + max(1.0, 3 * service)]
     return refused / max(1, len(statuses)), sum(1 for s in later if s == 429) / max(1, len(later))
 
 
@@ -252,7 +253,14 @@ class Run:
 
 
 def measure(
-    server: Server, limit: int, workers: int, calls: int, clients: int = 1, oracle: bool = False, **extra: Any
+    server: Server,
+    limit: int,
+    workers: int,
+    calls: int,
+    clients: int = 1,
+    oracle: bool = False,
+    service: float = 0.0,
+    **extra: Any,
 ) -> Run:
     """One batch: `clients` processes share `calls` (and `workers` each). The oracle's
     clients are each told their share of the limit (`max_concurrency`, adaptation off)."""
@@ -266,7 +274,7 @@ def measure(
     outcomes = run_clients(jobs)
     statuses = server.call("stats")
     began = min(o.started for o in outcomes)
-    rate, steady = _rates(statuses)
+    rate, steady = _rates(statuses, service)
     return Run(
         wall=max(o.ended for o in outcomes) - began,
         failed=sum(o.failed for o in outcomes),
@@ -285,8 +293,8 @@ def compare(limit: int, workers: int, calls: int, clients: int, repeats: int, **
         oracle: list[Run] = []
         ours: list[Run] = []
         for _ in range(repeats):
-            oracle.append(measure(server, limit, workers, calls, clients, oracle=True, **extra))
-            ours.append(measure(server, limit, workers, calls, clients, **extra))
+            oracle.append(measure(server, limit, workers, calls, clients, oracle=True, service=service, **extra))
+            ours.append(measure(server, limit, workers, calls, clients, service=service, **extra))
     finally:
         server.close()
     ratios = [o.wall / a.wall for o, a in zip(oracle, ours, strict=True)]
@@ -482,7 +490,7 @@ def main() -> int:
         "`python benchmarks/concurrency.py` reproduces it. The oracle is the same SDK told the exact limit "
         "(`max_concurrency=L, adaptive_concurrency=False`); `vs oracle` is the oracle's wall time over the "
         "defaults' (1.00: as fast). 429 rates: refused share of all requests the server received "
-        "(steady: after the first second). Calls per run: one client min(1200, max(200, 40 L)); "
+        "(steady: after the first second or three service times, whichever is longer). Calls per run: one client min(1200, max(200, 40 L)); "
         "clients sharing a limit 1,200 in all, split evenly.",
         "",
         "## One client",
