@@ -183,6 +183,7 @@ class AIMDLimit:
     _streak: int = dataclasses.field(init=False, default=0, repr=False)  # probes in a row taken
     _contended: int = dataclasses.field(init=False, default=0, repr=False)  # rounds left
     _confirmed: float = dataclasses.field(init=False, default=math.inf, repr=False)
+    _top: float = dataclasses.field(init=False, default=math.inf, repr=False)  # last refused probe's level
     _refusal_time: float = dataclasses.field(init=False, default=0.0, repr=False)
     _slow_time: float = dataclasses.field(init=False, default=0.0, repr=False)
     _cut_at: float = dataclasses.field(init=False, default=-math.inf, repr=False)
@@ -249,6 +250,7 @@ class AIMDLimit:
         elif math.isinf(self.known):
             self._set(min(self.limit, level))  # the first episode measures the level
         elif probing:
+            self._top = level  # what the service held when it refused one more
             self._set(min(self.limit, _cut(_PROBE_YIELD, level) if self._contended else level))
             if not self._contended:
                 self._hold = min(self._hold * 2, _HOLD_CAP)
@@ -272,7 +274,9 @@ class AIMDLimit:
     def _set(self, limit: float) -> None:
         """Cut to `limit` (at least 1): the new level the service is taken to accept."""
         self.limit = self.known = self._confirmed = max(1.0, float(limit))
-        self._successes = self._streak = self._since_probe = 0
+        # (`_successes` runs on: the round in progress still counts, so frequent cuts
+        # do not stall the rounds that end contention.)
+        self._streak = self._since_probe = 0
         self._rounds = min(self._rounds, 0)
         self._step = 1
 
@@ -305,7 +309,7 @@ class AIMDLimit:
                 self.limit = self.known
                 return
             # The service took one more than it had: raise again, faster while it holds.
-            if self._hold > 1 and not self._contended and ticket.level >= self._confirmed + self._noise():
+            if self._hold > 1 and not self._contended and ticket.level >= self._top + self._noise():
                 # Room appeared above a level a refused probe had confirmed: the limit
                 # rose, or another client yielded or left. Grow as a sharer does.
                 self._contended = _CONTENDED_ROUNDS
