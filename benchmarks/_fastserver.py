@@ -43,9 +43,9 @@ import time
 from typing import Any
 
 MODEL = "meta-llama/Llama-3.3-70B-Instruct"
-WORDS = (
-    "That harbor describes each curious benchmarks with the idea, but the benchmarks holds a patient team."
-).split()
+# The words of the local server's reply to the benchmark's prompt.
+WORDS = ["That", "harbor", "describes", "each", "curious", "benchmarks", "with", "the", "idea,", "but"]
+WORDS += ["the", "benchmarks", "holds", "a", "patient", "team."]
 _ids = itertools.count()
 _MODE = re.compile(rb"^/(?:([a-z0-9-]+)/)?v1/")
 _COMPLETION = json.dumps(

@@ -33,7 +33,7 @@ and other values replaced.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, cast, final
 
 from wandb_inference._types._base import usage_fields
@@ -52,6 +52,9 @@ _DELTA_KEYS: Final = frozenset(
 )
 # A delta with only these keys is handled inline by `add` (the per-token common case).
 _CONTENT_ONLY: Final = frozenset({"content"})
+_SCALARS: Final = (str, int, float, bool, type(None))
+# The delta fields whose pieces `text_adder` appends (each a list of pieces on `_Choice`).
+_TEXT_FIELDS: Final = frozenset({"content", "reasoning", "reasoning_content"})
 
 
 class _Pieces(list[str]):
@@ -275,6 +278,63 @@ class ChatCompletionAccumulator:
         return ChatCompletion.from_dict(self.to_dict())
 
     # ------------------------------------------------------------------ writing
+
+    def text_adder(self, chunk: Mapping[str, Any]) -> Callable[[str], None] | None:
+        """What `add` does for a chunk that is `chunk` with another text, as a function of
+        that text (None when `chunk` is not such a chunk). Call it once `chunk` itself has
+        been added.
+
+        For the per-token shape (`text_chunk_maker` in `_types/_chunk.py`: one choice, a
+        delta of one text field, `content`, `reasoning` or `reasoning_content`, no finish
+        reason or usage, every other value a JSON scalar), once `chunk` itself has been
+        added, adding it again with another text only counts it and appends the text:
+        the first-seen values (id, model, created, fingerprint, unknown chunk keys) are
+        all taken, and the choice's unknown keys are set again (the last non-null value
+        wins: a chunk of another shape may have changed them meanwhile).
+        """
+        if self._need_meta or chunk.__class__ is not dict:
+            return None
+        choices = chunk.get("choices")
+        if choices.__class__ is not list or len(choices) != 1 or choices[0].__class__ is not dict:
+            return None
+        choice = choices[0]
+        index, delta = choice.get("index", 0), choice.get("delta")
+        if index is None:
+            index = 0
+        state = self._choices.get(index) if index.__class__ is int else None
+        if (
+            state is None
+            or delta.__class__ is not dict
+            or len(delta) != 1
+            or choice.get("finish_reason") is not None
+            or chunk.get("usage") is not None
+        ):
+            return None
+        ((field, text),) = delta.items()
+        pieces = getattr(state, field) if field in _TEXT_FIELDS else None
+        if pieces is None or text.__class__ is not str:
+            return None
+        if not all(value.__class__ in _SCALARS for key, value in chunk.items() if key != "choices"):
+            return None
+        if not all(value.__class__ in _SCALARS for key, value in choice.items() if key != "delta"):
+            return None
+        again = {k: v for k, v in choice.items() if v is not None and k not in _CHOICE_KEYS}
+        # The same lists for the rest of the stream (`add` sets one only when it was None;
+        # `_join` replaces its items in place); the extras' dict likewise, set by `add`.
+        texts: list[str] = pieces
+        extra = state.choice_extra
+        if extra is None:
+            if again:  # pragma: no cover - `add` set it for these keys
+                return None
+            extra = {}
+
+        def add_text(text: str) -> None:
+            self._chunks += 1
+            texts.append(text)
+            if again:
+                extra.update(again)
+
+        return add_text
 
     def add(self, chunk: Mapping[str, Any]) -> None:
         """Merge one chunk.

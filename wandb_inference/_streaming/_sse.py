@@ -237,11 +237,7 @@ class SSEDecoder:
         # X is empty (an empty `data:` dispatches nothing). Line ends and "data: " are
         # ASCII, so the decoded text splits the same way.
         lines = buffer.count(0x0A)
-        if (
-            buffer[:6] != b"data: "
-            or buffer.count(b"\n\ndata: ") * 2 + 2 != lines
-            or b"data: \n\n" in buffer
-        ):
+        if buffer[:6] != b"data: " or buffer.count(b"\n\ndata: ") * 2 + 2 != lines or b"data: \n\n" in buffer:
             return None
         texts = buffer[6:-2].decode("utf-8", "replace").split("\n\ndata: ")
         if end - 8 >= self._max and max(map(len, texts)) >= self._max:
