@@ -222,11 +222,14 @@ class SSEDecoder:
         """
         if not self._fresh or not self._started or self._skip_lf or 0x0D in chunk:
             return None
+        # The partial line parked before holds no line end: an event can only end in `chunk`
+        # (and a line that never ends is never joined here, or copied).
+        cut = chunk.rfind(b"\n\n")
+        if cut < 0:
+            return None
         pending = self._pending
         buffer = b"".join((*pending, chunk)) if pending else chunk
-        end = buffer.rfind(b"\n\n") + 2
-        if end == 1:  # no event ends here
-            return None
+        end = len(buffer) - len(chunk) + cut + 2
         tail = buffer[end:]
         if tail:
             if 0x0A in tail or len(tail) > self._max:  # a line of the next event is complete
