@@ -11,7 +11,8 @@ answers
 - `POST .../chat/completions`: a canned completion (the local server's shape and size),
   or with `"stream": true` a `text/event-stream` (chunked) of `max_tokens` chunks of the
   local server's shape: a role chunk, the tokens, a finish chunk, `data: [DONE]`;
-- `POST .../embeddings`: one vector of 1024 floats per input.
+- `POST .../embeddings`: one vector of 1024 floats per input (base64 when asked, as the
+  SDK and openai do by default).
 
 How the events are written is chosen by the path before `/v1`, so every client, whatever
 it lets one configure, is steered by its base URL alone (`http://host:port/e4-p60/v1`):
@@ -34,11 +35,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import itertools
 import json
 import os
 import random
 import re
+import struct
 import time
 from typing import Any
 
@@ -69,19 +72,26 @@ _COMPLETION = json.dumps(
 ).encode()
 
 
-def _vector(seed: int) -> bytes:
+def _vector(seed: int) -> list[float]:
     rng = random.Random(seed)
     values = [rng.gauss(0, 1) for _ in range(1024)]
     norm = sum(v * v for v in values) ** 0.5
-    return json.dumps([v / norm for v in values]).replace(" ", "").encode()
+    return [v / norm for v in values]
 
 
-_VECTORS = [_vector(i) for i in range(16)]
+_FLOATS = [_vector(i) for i in range(16)]
+# Each vector as a JSON list, and as `encoding_format: base64` sends it (the little-endian
+# float32 bytes in base64, a JSON string), as the local server does.
+_VECTORS = {
+    False: [json.dumps(v).replace(" ", "").encode() for v in _FLOATS],
+    True: [b'"%s"' % base64.b64encode(struct.pack(f"<{len(v)}f", *v)) for v in _FLOATS],
+}
 
 
-def _embeddings(count: int) -> bytes:
+def _embeddings(count: int, as_base64: bool) -> bytes:
+    vectors = _VECTORS[as_base64]
     items = b",".join(
-        b'{"object":"embedding","index":%d,"embedding":%s}' % (i, _VECTORS[i % len(_VECTORS)]) for i in range(count)
+        b'{"object":"embedding","index":%d,"embedding":%s}' % (i, vectors[i % len(vectors)]) for i in range(count)
     )
     usage = b'"usage":{"prompt_tokens":%d,"total_tokens":%d}' % (count * 8, count * 8)
     return b'{"object":"list","data":[%s],"model":"BAAI/bge-m3",%s}' % (items, usage)
@@ -190,7 +200,8 @@ class _Connection(asyncio.Protocol):
                 transport.write(_head(200, b"application/json", len(_COMPLETION)) + _COMPLETION)
             elif path.endswith(b"/embeddings"):
                 inputs = request.get("input")
-                reply = _embeddings(len(inputs) if isinstance(inputs, list) else 1)
+                as_base64 = request.get("encoding_format") == "base64"
+                reply = _embeddings(len(inputs) if isinstance(inputs, list) else 1, as_base64)
                 transport.write(_head(200, b"application/json", len(reply)) + reply)
             else:
                 reply = b'{"error":{"message":"not found"}}'
