@@ -87,7 +87,14 @@ async def _raw(url: str, n: int, aiohttp_transport: bool) -> tuple[Any, list[Any
 async def _sdk(url: str, n: int, transport: str) -> tuple[Any, list[Any]]:
     import wandb_inference
 
-    client = wandb_inference.AsyncClient(api_key=KEY, base_url=url, transport=transport)  # type: ignore[arg-type]
+    # Without the adaptive gate: it would hold the streams beyond its starting limit back
+    # (all stall, none frees its slot), and what is measured is a live stream's memory.
+    client = wandb_inference.AsyncClient(
+        api_key=KEY,
+        base_url=url,
+        transport=transport,  # type: ignore[arg-type]
+        adaptive_concurrency=False,
+    )
 
     async def one() -> Any:
         stream = await client.chat.create(
