@@ -465,7 +465,7 @@ def chart(rat: dict[str, dict[str, float | None]], out: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 5 minutes)")
     parser.add_argument("--out", type=Path, default=HERE / "report", help="output directory")
     parser.add_argument("--only", default=None, help="comma-separated scenarios (for a partial look; budgets need all)")
     args = parser.parse_args()
