@@ -194,3 +194,43 @@ def test_an_error_after_template_chunks_keeps_their_text() -> None:
     _, _, error = _run([b"".join(events)], templates=True)
     assert isinstance(error, wi.StreamEventError)
     assert error.text == "".join(WORDS[:3])
+
+
+def _chunk_with(**changes: Any) -> dict[str, Any]:
+    choice = {**BASE["choices"][0], "delta": {"content": "x"}, **changes.pop("choice", {})}
+    return {**BASE, "choices": [choice], **changes}
+
+
+@pytest.mark.parametrize(
+    ("chunk", "makes", "adds"),
+    [
+        (_chunk_with(), True, True),
+        (_chunk_with(choice={"stop_reason": None, "x": 1}, x_vendor="v"), True, True),
+        (_chunk_with(choice={"delta": {"reasoning": "r"}}), True, True),
+        (_chunk_with(choice={"index": "0"}), True, False),  # the accumulator skips such a choice
+        (_chunk_with(choice={"index": None}), True, True),
+        ({**_chunk_with(), "id": None}, True, False),  # the accumulator still looks for an id
+        ({k: v for k, v in _chunk_with().items() if k != "id"}, False, False),
+        ({**_chunk_with(), "choices": [BASE["choices"][0]] * 2}, False, False),
+        ({**_chunk_with(), "choices": ["x"]}, False, False),
+        ({**_chunk_with(), "choices": [{"delta": {"content": "x"}}]}, False, True),  # no index
+        (_chunk_with(choice={"delta": {"content": "x", "role": "assistant"}}), False, False),
+        (_chunk_with(choice={"delta": {"refusal": "no"}}), False, False),
+        (_chunk_with(choice={"delta": {"content": 1}}), False, False),
+        (_chunk_with(choice={"finish_reason": "stop"}), False, False),
+        (_chunk_with(choice={"logprobs": {"content": []}}), False, False),
+        (_chunk_with(usage={"prompt_tokens": 1, "total_tokens": 2}), False, False),
+        (_chunk_with(x_vendor=[1]), False, False),
+        (_chunk_with(choice={"x": {"a": 1}}), False, False),
+    ],
+)
+def test_what_a_template_is_made_of(chunk: dict[str, Any], makes: bool, adds: bool) -> None:
+    from wandb_inference._streaming._accumulate import ChatCompletionAccumulator
+    from wandb_inference._types._chunk import text_chunk_maker
+
+    accumulator = ChatCompletionAccumulator()
+    accumulator.add(chunk)
+    assert (text_chunk_maker(chunk) is not None) is makes
+    assert (accumulator.text_adder(chunk) is not None) is adds
+    assert text_chunk_maker([chunk]) is None  # type: ignore[arg-type]
+    assert ChatCompletionAccumulator().text_adder(chunk) is None  # nothing added yet
