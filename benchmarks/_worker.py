@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import resource
 import sys
 import time
@@ -593,6 +594,9 @@ def _run_retry(peer: str, url: str, header: dict[str, str]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
     peer, scenario, url, n = argv[1], argv[2], argv[3], int(argv[4])
+    cpus = os.environ.get("BENCH_CPUS")
+    if cpus and hasattr(os, "sched_setaffinity"):  # off the fast server's core (run.py)
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     if scenario == "import":
         start = time.perf_counter()
         exec(IMPORTS[peer], {})

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from run import _start_server
+from run import PYTHONPATH, _start_local_server
 
 HERE = Path(__file__).resolve().parent
 CODE = """
@@ -40,13 +41,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
-    server, url = _start_server()
+    server, url = _start_local_server()
     try:
         for peer in ("httpx", "wandb_inference"):
             firsts, seconds = [], []
             for _ in range(runs):
                 code = CODE.format(here=str(HERE), peer=peer, url=url)
-                out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                out = subprocess.run(
+                    [sys.executable, "-c", code],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env={**os.environ, "PYTHONPATH": PYTHONPATH},  # this checkout's code
+                )
                 first, second = json.loads(out.stdout)
                 firsts.append(first)
                 seconds.append(second)

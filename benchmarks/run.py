@@ -1,13 +1,19 @@
 """The benchmark suite: wandb_inference against raw httpx, aiohttp and the openai SDK, one run.
 
-    python benchmarks/run.py [--quick] [--out benchmarks/report]
+    python benchmarks/run.py [--quick] [--out benchmarks/report] [--only stream,concurrent]
 
-Starts the local server in its own process, then measures every peer through the same
-scenarios, each measurement in a fresh process (so imports, caches and RSS do not leak
-between peers), repeated, and reports medians, spreads and ratios to raw httpx
-measured in the same run (machines here are shared and noisy: only ratios compare).
-Writes `report.md`, `results.json` and `chart.png` (with matplotlib) to --out, and
-exits 1 when a budget is missed.
+Starts a fast fake server (`_fastserver.py`: raw asyncio, canned replies) in its own
+process, pinned to a core of its own, so the scenarios measure the clients and not the
+server; then measures every peer through the same scenarios, each measurement in a fresh
+process (so imports, caches and RSS do not leak between peers) pinned to the other
+cores, repeated, and reports medians, spreads and ratios to raw httpx measured in the
+same run (machines here are shared and noisy: only ratios compare). The retry scenario
+needs the local server's injectable faults: it runs against the local server, started
+for it at the end. Writes `report.md`, `results.json` and `chart.png` (with matplotlib)
+to --out, and exits 1 when a budget is missed.
+
+The workers import this checkout's `wandb_inference` (and `generated/`), whatever the
+virtualenv's editable install points at.
 """
 
 from __future__ import annotations
@@ -26,7 +32,18 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 WORKER = HERE / "_worker.py"
+FASTSERVER = HERE / "_fastserver.py"
+# This checkout's code first, for the workers, the local server and `_compile_sdk`.
+PYTHONPATH = os.pathsep.join([str(ROOT), str(ROOT / "generated"), *filter(None, [os.environ.get("PYTHONPATH")])])
+sys.path[:0] = [str(ROOT), str(ROOT / "generated")]
+
+# How the fast server writes a stream, by scenario (the path before `/v1`, see
+# `_fastserver.py`): `stream` and `concurrent` get one event per HTTP chunk, as vLLM and
+# the local server write them, at the server's full speed (a client that falls behind
+# reads many at once); `stream_batched` four events per write.
+STREAM_MODES = {"stream": "e1", "stream_batched": "e4", "concurrent": "e1"}
 
 ASYNC = ["httpx", "httpx-sse", "openai", "wandb_inference"]
 # The aiohttp family: raw aiohttp, raw httpx on httpx-aiohttp's transport, openai with
@@ -58,22 +75,54 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_server() -> tuple[subprocess.Popen[bytes], str]:
+def _cpus() -> tuple[int | None, set[int] | None]:
+    """The server's core and the clients' cores: the last core for the server, the rest
+    for the clients (None, None: one core only, or no affinity on this system)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return cpus[-1], set(cpus[:-1])
+
+
+SERVER_CPU, CLIENT_CPUS = _cpus()
+
+
+def _start(command: list[str], what: str) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wandb_inference", "serve", "--port", str(port)],
+        [*command, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": PYTHONPATH},
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, f"http://127.0.0.1:{port}/v1"
+                return proc, f"http://127.0.0.1:{port}"
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise SystemExit("the local server did not start (is the [server] extra installed?)")
+    raise SystemExit(f"{what} did not start")
+
+
+def _start_fast_server() -> tuple[subprocess.Popen[bytes], str]:
+    pin = [] if SERVER_CPU is None else ["--cpu", str(SERVER_CPU)]
+    return _start([sys.executable, str(FASTSERVER), *pin], "the fast server")
+
+
+def _start_local_server() -> tuple[subprocess.Popen[bytes], str]:
+    proc, url = _start(
+        [sys.executable, "-m", "wandb_inference", "serve"], "the local server (is the [server] extra installed?)"
+    )
+    return proc, url + "/v1"
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
 
 
 def _available(peer: str) -> bool:
@@ -98,7 +147,12 @@ def _worker(peer: str, scenario: str, url: str, n: int, *extra: str) -> dict[str
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        env={
+            **os.environ,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": PYTHONPATH,
+            **({"BENCH_CPUS": ",".join(map(str, sorted(CLIENT_CPUS)))} if CLIENT_CPUS else {}),
+        },
     )
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
@@ -128,7 +182,8 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def measure(url: str, quick: bool) -> dict[str, Any]:
+def measure(base: str, quick: bool, only: set[str] | None = None) -> dict[str, Any]:
+    """Every scenario against the fast server at `base` (the retry one against the local server)."""
     reps = 3 if quick else 7
     sizes = {
         "nonstream": 150 if quick else 1000,
@@ -138,23 +193,31 @@ def measure(url: str, quick: bool) -> dict[str, Any]:
     }
     peers = [p for p in ASYNC + AIOHTTP + SYNC if _available(p)]
     traced = [p for p in TRACED if _available(p)]
-    results: dict[str, Any] = {"peers": peers + traced, "scenarios": {}}
+    results: dict[str, Any] = {"peers": peers + traced, "scenarios": {}, "modes": STREAM_MODES}
     plan: list[tuple[str, str, list[str], int]] = [
         ("import", "seconds", [*peers, *(["litellm"] if _available("litellm") else [])], 0),
         ("nonstream", "cpu_per_call_us", peers + traced, sizes["nonstream"]),
         ("stream", "cpu_per_chunk_us", peers + traced, sizes["stream"]),
+        ("stream_batched", "cpu_per_chunk_us", peers, sizes["stream"]),
         ("concurrent", "wall_s", [p for p in peers if p not in SYNC], sizes["concurrent"]),
         ("embeddings", "cpu_per_call_us", peers, sizes["embeddings"]),
     ]
     for scenario, metric, scenario_peers, n in plan:
+        if only is not None and scenario not in only:
+            continue
+        mode = STREAM_MODES.get(scenario)
+        url = f"{base}/{mode}/v1" if mode else f"{base}/v1"
+        kind = "stream" if scenario == "stream_batched" else scenario
         table: dict[str, Any] = {}
-        r = reps if scenario != "import" else reps * 2
+        # Imports are noisy, and a burst of 500 streams takes well under a second against
+        # the fast server: more repetitions for the median.
+        r = reps * 2 if scenario == "import" else reps * 2 - 1 if scenario == "concurrent" else reps
         for _ in range(r):  # interleave peers across repetitions: drift hits all alike
             for peer in scenario_peers:
                 row = table.setdefault(
                     peer, {"values": [], "errors": 0, "rss": [], "burst": [], "live": [], "notes": []}
                 )
-                res = _worker(peer, scenario, url, n)
+                res = _worker(peer, kind, url, n)
                 if "error" in res:
                     row["notes"].append(res["error"])
                     continue
@@ -171,8 +234,13 @@ def measure(url: str, quick: bool) -> dict[str, Any]:
             row["rss_stats"] = _stats(row["rss"]) if row["rss"] else None
         results["scenarios"][scenario] = {"metric": metric, "n": n, "table": table}
         print(f"  {scenario}: done", flush=True)
-    retry_peers = ("wandb_inference", "wandb_inference-sync", "openai", "openai-sync")
-    results["retry"] = {p: _retry(url, p) for p in retry_peers if _available(p)}
+    if only is None or "retry" in only:
+        retry_peers = ("wandb_inference", "wandb_inference-sync", "openai", "openai-sync")
+        proc, url = _start_local_server()
+        try:
+            results["retry"] = {p: _retry(url, p) for p in retry_peers if _available(p)}
+        finally:
+            _stop(proc)
     return results
 
 
@@ -220,7 +288,7 @@ def budgets(
     rat: dict[str, dict[str, float | None]], results: dict[str, Any]
 ) -> list[tuple[str, str, float | None, float, bool]]:
     checks = []
-    concurrent = results["scenarios"]["concurrent"]["table"]
+    concurrent = results["scenarios"].get("concurrent", {}).get("table", {})
     for scenario, limit in BUDGETS.items():
         for peer in ("wandb_inference", "wandb_inference-sync"):
             value = rat.get(scenario, {}).get(peer)
@@ -250,6 +318,7 @@ def report(results: dict[str, Any], rat: dict[str, Any], checks: list[Any], out:
         "import": ("ms", 1e3),
         "nonstream": ("us", 1),
         "stream": ("us", 1),
+        "stream_batched": ("us", 1),
         "concurrent": ("s", 1),
         "embeddings": ("us", 1),
     }
@@ -257,8 +326,12 @@ def report(results: dict[str, Any], rat: dict[str, Any], checks: list[Any], out:
         "# wandb-inference benchmarks",
         "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, Python "
-        f"{sys.version.split()[0]}, {'quick' if quick else 'full'} mode. Local server in its own process, "
-        "loopback HTTP/1.1. Client CPU time only. Ratios are to raw httpx (async peers) or "
+        f"{sys.version.split()[0]}, {'quick' if quick else 'full'} mode. A fast fake server "
+        f"(`benchmarks/_fastserver.py`: raw asyncio, canned replies) in its own process"
+        f"{f' on core {SERVER_CPU}, the clients on the others' if SERVER_CPU is not None else ''}, "
+        "loopback HTTP/1.1; `stream` and `concurrent`: one event per HTTP chunk at the server's full "
+        "speed, `stream_batched`: four events per write; the retry scenario against the local "
+        "server. Client CPU time only. Ratios are to raw httpx (async peers) or "
         "raw `httpx.Client` (sync peers) measured in the same run: lower is better. "
         "The SDK's bytecode is cached first, as a wheel install does for every peer.",
         "",
@@ -293,7 +366,7 @@ def report(results: dict[str, Any], rat: dict[str, Any], checks: list[Any], out:
             "| scenario | " + " | ".join(family) + " |",
             "|---|" + "---|" * len(family),
         ]
-        for scenario in ("nonstream", "stream", "concurrent", "concurrent_rss", "embeddings"):
+        for scenario in ("nonstream", "stream", "stream_batched", "concurrent", "concurrent_rss", "embeddings"):
             cells = [_fmt(ratio_to(results, scenario, p, "httpx-aiohttp")) for p in family]
             lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
     lines += [
@@ -305,6 +378,12 @@ def report(results: dict[str, Any], rat: dict[str, Any], checks: list[Any], out:
     ]
     for scenario, peer, value, limit, ok in checks:
         lines.append(f"| {scenario} | {peer} | {_fmt(value)} | {limit} | {'pass' if ok else '**MISS**'} |")
+    peer = "wandb_inference-aiohttp"
+    for scenario, base, limit in AIOHTTP_BUDGETS:
+        if scenario == "stream" and "stream_batched" in results["scenarios"]:
+            value = ratio_to(results, "stream_batched", peer, base)
+            mark = "within" if value is not None and value <= limit else "over"
+            lines.append(f"| stream_batched / {base} (not a budget) | {peer} | {_fmt(value)} | {limit} | {mark} |")
     lines += [
         "",
         "## Tracing (an OpenTelemetry SDK provider set, spans to a no-op exporter) / untraced",
@@ -349,7 +428,11 @@ def chart(rat: dict[str, dict[str, float | None]], out: Path) -> None:
     except ImportError:
         print("  (matplotlib not installed: no chart; pip install 'wandb-inference[bench]')")
         return
-    scenarios = [s for s in ("import", "nonstream", "stream", "concurrent", "concurrent_rss", "embeddings") if s in rat]
+    scenarios = [
+        s
+        for s in ("import", "nonstream", "stream", "stream_batched", "concurrent", "concurrent_rss", "embeddings")
+        if s in rat
+    ]
     peers = [
         p
         for p in (
@@ -382,19 +465,20 @@ def chart(rat: dict[str, dict[str, float | None]], out: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 5 minutes)")
     parser.add_argument("--out", type=Path, default=HERE / "report", help="output directory")
+    parser.add_argument("--only", default=None, help="comma-separated scenarios (for a partial look; budgets need all)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    only = set(args.only.split(",")) if args.only else None
     print(_compile_sdk(), flush=True)
-    proc, url = _start_server()
+    proc, url = _start_fast_server()
     started = time.monotonic()
     try:
-        print(f"server at {url}; measuring...", flush=True)
-        results = measure(url, args.quick)
+        print(f"fast server at {url} (core {SERVER_CPU}, clients on {CLIENT_CPUS}); measuring...", flush=True)
+        results = measure(url, args.quick, only)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        _stop(proc)
     rat = ratios(results)
     checks = budgets(rat, results)
     results["ratios"] = rat

@@ -1,9 +1,10 @@
 """Memory per live stream: raw httpx against wandb_inference (both transports), one process each.
 
-    python benchmarks/stream_memory.py [--streams 300] [--top 12]
+    python benchmarks/stream_memory.py [--streams 300] [--after 1] [--top 12]
 
-Opens `--streams` streams at once against the local server, which sends each one chunk
-and then stalls (a fault header), reads that first chunk from every stream, and measures
+Opens `--streams` streams at once against the local server, which sends each `--after`
+chunks and then stalls (a fault header), reads those chunks from every stream (with 3 or
+more, the SDK has a stream's template: `_streaming/_processor.py`), and measures
 what the live streams hold: the growth of resident memory (one batch), and Python
 allocations (tracemalloc, exact and noise-free; another batch), each divided by the number
 of streams. The streams are then closed. With
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -34,7 +36,13 @@ HERE = Path(__file__).resolve().parent
 MODEL = "meta-llama/Llama-3.3-70B-Instruct"
 MESSAGES = [{"role": "user", "content": "Tell me about memory."}]
 KEY = "bench-key"
-STALL = {"X-Wandb-Fault": "stall-stream;after=1;seconds=30"}
+AFTER = [1]  # chunks sent (and read) before the server stalls: `--after`
+
+
+def _stall() -> dict[str, str]:
+    return {"X-Wandb-Fault": f"stall-stream;after={AFTER[0]};seconds=30"}
+
+
 PEERS = ["httpx", "wandb_inference", "httpx-aiohttp", "wandb_inference-aiohttp"]
 
 
@@ -56,17 +64,20 @@ async def _raw(url: str, n: int, aiohttp_transport: bool) -> tuple[Any, list[Any
         http = httpx.AsyncClient(timeout=120, limits=limits)
     stack = contextlib.AsyncExitStack()
     body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 50, "stream": True}
-    headers = {"Authorization": f"Bearer {KEY}", **STALL}
+    headers = {"Authorization": f"Bearer {KEY}", **_stall()}
 
     async def one() -> Any:
         response = await stack.enter_async_context(
             http.stream("POST", url + "/chat/completions", json=body, headers=headers)
         )
         lines = response.aiter_lines()
-        async for line in lines:  # the first event
+        count = 0
+        async for line in lines:  # the events sent before the stall
             if line.startswith("data: "):
                 json.loads(line[6:])
-                break
+                count += 1
+                if count == AFTER[0]:
+                    break
         return lines
 
     held = await asyncio.gather(*(one() for _ in range(n)))
@@ -76,13 +87,21 @@ async def _raw(url: str, n: int, aiohttp_transport: bool) -> tuple[Any, list[Any
 async def _sdk(url: str, n: int, transport: str) -> tuple[Any, list[Any]]:
     import wandb_inference
 
-    client = wandb_inference.AsyncClient(api_key=KEY, base_url=url, transport=transport)  # type: ignore[arg-type]
+    # Without the adaptive gate: it would hold the streams beyond its starting limit back
+    # (all stall, none frees its slot), and what is measured is a live stream's memory.
+    client = wandb_inference.AsyncClient(
+        api_key=KEY,
+        base_url=url,
+        transport=transport,  # type: ignore[arg-type]
+        adaptive_concurrency=False,
+    )
 
     async def one() -> Any:
         stream = await client.chat.create(
-            model=MODEL, messages=MESSAGES, max_tokens=50, stream=True, extra_headers=STALL
+            model=MODEL, messages=MESSAGES, max_tokens=50, stream=True, extra_headers=_stall()
         )
-        await anext(stream)  # the first chunk
+        for _ in range(AFTER[0]):  # the chunks sent before the stall
+            await anext(stream)
         return stream
 
     held = await asyncio.gather(*(one() for _ in range(n)))
@@ -152,20 +171,25 @@ async def _measure(peer: str, url: str, n: int, top: int) -> dict[str, Any]:
     return result
 
 
-def _server() -> tuple[subprocess.Popen[bytes], str]:
-    sys.path.insert(0, str(HERE))
-    from run import _start_server
+sys.path.insert(0, str(HERE))
+from run import PYTHONPATH  # noqa: E402 - run.py is beside this file
 
-    return _start_server()
+
+def _server() -> tuple[subprocess.Popen[bytes], str]:
+    from run import _start_local_server
+
+    return _start_local_server()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=300)
+    parser.add_argument("--after", type=int, default=1, help="chunks each stream reads before the stall")
     parser.add_argument("--top", type=int, default=0, help="list the top allocation sites per stream")
     parser.add_argument("--peer", help=argparse.SUPPRESS)  # one measurement, in this process
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    AFTER[0] = args.after
     if args.peer:
         print(json.dumps(asyncio.run(_measure(args.peer, args.url, args.streams, args.top))))
         return 0
@@ -186,10 +210,13 @@ def main() -> int:
                     str(args.streams),
                     "--top",
                     str(args.top),
+                    "--after",
+                    str(args.after),
                 ],
                 capture_output=True,
                 text=True,
                 timeout=300,
+                env={**os.environ, "PYTHONPATH": PYTHONPATH},  # this checkout's code
             )
             if out.returncode != 0:
                 print(f"{peer}: failed: {out.stderr.strip().splitlines()[-1:]}")
@@ -200,7 +227,7 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    print(f"\n{args.streams} live streams (one chunk read, the server stalling), per stream:\n")
+    print(f"\n{args.streams} live streams ({args.after} chunk(s) read, the server stalling), per stream:\n")
     print("| client | Python allocations | RSS growth |")
     print("|---|---|---|")
     for row in rows:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The benchmark suite: wandb_inference vs raw httpx vs the openai SDK, in one run.
-#   scripts/bench.sh --quick     (under 3 minutes)
+# The benchmark suite: wandb_inference (both transports) vs raw httpx, raw aiohttp,
+# httpx-aiohttp and the openai SDK (both transports), in one run, against a fast fake
+# server on a core of its own (benchmarks/_fastserver.py).
+#   scripts/bench.sh --quick     (about 5 minutes)
 #   scripts/bench.sh             (full)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

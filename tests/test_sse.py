@@ -587,86 +587,107 @@ def test_endless_event_is_refused_with_bounded_buffering(limit: int, line: int) 
     assert (count - 1) * (line + 1) <= limit < count * (line + 1)
 
 
-# --------------------------------------------------------------------------- single_data
+# --------------------------------------------------------------------------- plain_data
 
 
 def feed_fast(parts: Iterable[bytes], decoder: SSEDecoder | None = None) -> list[tuple[str, str]]:
-    """What the stream processor sees: `single_data` first, `feed` when it declines."""
+    """What the stream processor sees: `plain_data` first, `feed` when it declines."""
     decoder = decoder or SSEDecoder()
     out: list[tuple[str, str]] = []
     for part in parts:
-        data = decoder.single_data(part)
-        if data is not None:
-            out.append(("message", data))
+        texts = decoder.plain_data(part)
+        if texts is not None:
+            out.extend(("message", text) for text in texts)
         else:
             out.extend((e.event, e.data) for e in decoder.feed(part))
     out.extend((e.event, e.data) for e in decoder.close())
     return out
 
 
-def test_single_data_takes_one_whole_event_between_events() -> None:
+def test_plain_data_takes_whole_events_between_events() -> None:
     decoder = SSEDecoder()
-    assert decoder.single_data(b'data: {"a": 1}\n\n') is None  # the first read: a BOM may open it
+    assert decoder.plain_data(b'data: {"a": 1}\n\n') is None  # the first read: a BOM may open it
     assert decoder.feed(b"data: first\n\n") == [ev("first")]
-    assert decoder.single_data(b'data: {"a": "\xc3\xa9"}\n\n') == '{"a": "\u00e9"}'
-    assert decoder.single_data(b"data:  two spaces\n\n") == " two spaces"
-    assert decoder.single_data(b"data: \xe2\x82\n\n") == "\ufffd"
+    assert decoder.plain_data(b'data: {"a": "\xc3\xa9"}\n\n') == ['{"a": "\u00e9"}']
+    assert decoder.plain_data(b"data:  two spaces\n\n") == [" two spaces"]
+    assert decoder.plain_data(b"data: \xe2\x82\n\n") == ["\ufffd"]
+    assert decoder.plain_data(b"data: a\n\ndata: b\n\ndata: [DONE]\n\n") == ["a", "b", "[DONE]"]
     # It changed nothing: what follows decodes as after `feed`.
     assert decoder.feed(b"data: next\n\n") == [ev("next")]
+
+
+def test_plain_data_keeps_the_start_of_the_next_event() -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b"data: first\n\n")
+    assert decoder.plain_data(b"data: a\n\ndata: b\n\ndata: c") == ["a", "b"]
+    assert decoder.plain_data(b"d") is None  # no event ends here: `feed` parks it
+    assert decoder.feed(b"d") == []
+    assert decoder.plain_data(b"\n\ndata: e\n\nda") == ["cd", "e"]
+    assert decoder.feed(b"ta: f\n\n") == [ev("f")]
+    assert decoder.plain_data(b"data: g\n\ndata: h") == ["g"]
+    assert decoder.close() == [ev("h")]
 
 
 @pytest.mark.parametrize(
     "read",
     [
-        b"data: a\n\ndata: b\n\n",  # two events
         b"data: a\n",  # no blank line yet
+        b"data: a\n\ndata: b\n",  # the next event's line is complete: left to `feed`
         b"data: a\r\n\r\n",
         b"data: a\r\r",
         b"data:a\n\n",  # no space: left to `feed`
         b"data: \n\n",  # empty data: not an event
+        b"data: a\n\ndata: \n\n",
         b": ping\n\n",
+        b"data: a\n\n: ping\n\n",
         b"event: e\n\n",
+        b"data: a\n\nevent: e\ndata: b\n\n",
         b"data: a\ndata: b\n\n",
+        b"data: a\n\n\n\n",
         b"",
     ],
 )
-def test_single_data_declines_any_other_read(read: bytes) -> None:
+def test_plain_data_declines_any_other_read(read: bytes) -> None:
     decoder = SSEDecoder()
     decoder.feed(b"data: start\n\n")
-    assert decoder.single_data(read) is None
+    assert decoder.plain_data(read) is None
+    assert decoder.feed(b"") == []  # nothing was consumed: a partial line would wait here
+    assert decoder.close() == []
 
 
 @pytest.mark.parametrize(
     "before",
     [
-        b"data: par",  # a partial line is pending
         b"event: e\n",  # an event is under way
         b"retry: 5\n",
         b"data: a\n",
         b"data: a\r",  # a "\n" may still complete the "\r\n"
+        b": pi",  # a partial comment line is pending
     ],
 )
-def test_single_data_declines_in_the_middle_of_an_event(before: bytes) -> None:
+def test_plain_data_declines_in_the_middle_of_an_event(before: bytes) -> None:
     decoder = SSEDecoder()
     decoder.feed(b"data: start\n\n")
     decoder.feed(before)
-    assert decoder.single_data(b"data: x\n\n") is None
+    assert decoder.plain_data(b"data: x\n\n") is None
 
 
-def test_single_data_leaves_oversized_events_to_feed() -> None:
+def test_plain_data_leaves_oversized_events_to_feed() -> None:
     decoder = SSEDecoder(max_event_size=16)
     decoder.feed(b"data: start\n\n")
-    assert decoder.single_data(b"data: 12345678\n\n") == "12345678"
-    assert decoder.single_data(b"data: 123456789012345\n\n") == "123456789012345"
-    assert decoder.single_data(b"data: 1234567890123456\n\n") is None
+    assert decoder.plain_data(b"data: 12345678\n\n") == ["12345678"]
+    assert decoder.plain_data(b"data: 123456789012345\n\n") == ["123456789012345"]
+    assert decoder.plain_data(b"data: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n") == ["1", "2", "3", "4"]
+    assert decoder.plain_data(b"data: 1\n\ndata: 1234567890123456\n\n") is None
+    assert decoder.plain_data(b"data: 1\n\ndata: 12345678901234567") is None  # the partial line
     with _raises_limit():
         decoder.feed(b"data: 1234567890123456\n\n")
 
 
 @settings(max_examples=300)
 @given(body=streams(), data=st.data())
-def test_single_data_then_feed_gives_the_same_events(body: bytes, data: st.DataObject) -> None:
-    # Cut at random points and at event boundaries, where `single_data` applies.
+def test_plain_data_then_feed_gives_the_same_events(body: bytes, data: st.DataObject) -> None:
+    # Cut at random points and at event boundaries, where `plain_data` applies.
     bounds = [m.end() for m in re.finditer(rb"\n\n", body)]
     cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=6))
     cuts += data.draw(st.lists(st.sampled_from(bounds), max_size=len(bounds))) if bounds else []
@@ -674,8 +695,28 @@ def test_single_data_then_feed_gives_the_same_events(body: bytes, data: st.DataO
     assert feed_fast(parts) == [(e.event, e.data) for e in feed_all(parts)]
 
 
-def test_single_data_is_taken_on_a_realistic_token_stream() -> None:
+@settings(max_examples=300)
+@given(
+    events=st.lists(st.text(st.characters(blacklist_characters="\r\n"), min_size=1), min_size=1, max_size=8),
+    data=st.data(),
+)
+def test_plain_data_on_token_streams_cut_anywhere(events: list[str], data: st.DataObject) -> None:
+    body = b"".join(b"data: " + e.encode() + b"\n\n" for e in events)
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=6))
+    parts = cut_at(body, cuts)
+    decoder = SSEDecoder()
+    assert feed_fast(parts, decoder) == [(e.event, e.data) for e in feed_all(parts)]
+
+
+def test_plain_data_is_taken_on_a_realistic_token_stream() -> None:
     reads = [b"data: first\n\n"] + [b'data: {"i": %d}\n\n' % i for i in range(50)] + [b"data: [DONE]\n\n"]
     decoder = SSEDecoder()
     decoder.feed(reads[0])
-    assert all(decoder.single_data(read) is not None for read in reads[1:])
+    assert all(decoder.plain_data(read) is not None for read in reads[1:])
+    # Several events per read, cut anywhere but between the two line ends: taken too.
+    decoder = SSEDecoder()
+    decoder.feed(reads[0])
+    body = b"".join(reads[1:])
+    cuts = [i for i in range(0, len(body), 37) if body[i - 1 : i + 1] != b"\n\n"] + [len(body)]
+    texts = [t for a, b in itertools.pairwise(cuts) for t in decoder.plain_data(body[a:b]) or ["declined"]]
+    assert texts == [read[6:-2].decode() for read in reads[1:]]

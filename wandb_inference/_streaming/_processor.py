@@ -4,13 +4,23 @@ SSE decoding (`_sse`), `[DONE]`, error events and payloads, accumulation of ever
 received (`_accumulate`), and the typed errors (which keep the text received so far) for
 bad events, cut streams and httpx's read failures. The stream objects (`_streams`) feed
 it one network read at a time.
+
+Token chunks repeat themselves: the JSON text of one differs from the next only in the
+string of its delta (`{"id":"chatcmpl-1",...,"delta":{"content":" word"},...}`). Once a
+chunk of that shape has gone the whole way (JSON, accumulator, typed chunk), its text
+around that string becomes the stream's template (`_Template`); a later chunk with the
+same text around another string is then read as that string alone (the C string scanner,
+no dict) and handed to the template's makers, which build what the whole way would have
+built (`text_chunk_maker`, `ChatCompletionAccumulator.text_adder`). The template is
+proved before use: the text with a sentinel string in that place decodes to the same
+chunk with the sentinel as its text. Anything else takes the whole way.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import httpx
 
@@ -33,13 +43,101 @@ __all__ = ["StreamProcessor"]
 C = TypeVar("C")
 _DONE = "[DONE]"
 # `json.loads` minus its argument checks (the data is always a str here): once per token.
-_decode = json.JSONDecoder().decode
+_json = json.JSONDecoder()
+_decode = _json.decode
+# Its C scanner alone, without the two whitespace regex matches and two Python frames
+# around it (a third of the decoding time of a token chunk): used when the data is one
+# JSON value with nothing around it, as servers send it; anything else goes to `_decode`.
+_scan: Callable[[str, int], tuple[Any, int]] = _json.scan_once  # type: ignore[attr-defined]
+# The C string scanner, strict (no raw control characters), as `_decode` reads strings.
+_scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+# How many templates a stream may learn: a server whose chunks differ in more than their
+# text (OpenAI's `obfuscation`, say) would otherwise have one proved for every chunk.
+_TEMPLATES = 3
+# The string a template is proved with: not a text any chunk sends.
+_SENTINEL = "\x00wandb-inference template probe\x00"
+_SENTINEL_JSON = json.dumps(_SENTINEL)
+_BLANK = " \t\n\r"
+
+
+@final
+class _Template(Generic[C]):
+    """The text of a stream's token chunks around their one string, and what to build
+    from that string: the chunk (`make`) and the accumulator's update (`add`)."""
+
+    __slots__ = ("add", "end", "make", "prefix", "start", "suffix")
+
+    def __init__(self, prefix: str, suffix: str, make: Callable[[str], C], add: Callable[[str], None]) -> None:
+        self.prefix = prefix
+        self.suffix = suffix
+        self.start = len(prefix) + 1  # after the string's opening quote
+        self.end = len(suffix)
+        self.make = make
+        self.add = add
+
+    @classmethod
+    def learn(
+        cls, data: str, obj: dict[str, Any], make: Callable[[str], C], add: Callable[[str], None]
+    ) -> _Template[C] | None:
+        """The template of `data` (the JSON text of `obj`, a chunk whose delta is one text
+        field), or None when it cannot be proved."""
+        ((field, text),) = obj["choices"][0]["delta"].items()
+        at = data.rfind(f'"{field}":')
+        if at < 0:
+            return None
+        start = at + len(field) + 3
+        while start < len(data) and data[start] in _BLANK:
+            start += 1
+        try:
+            value, end = _scanstring(data, start + 1)
+        except (ValueError, IndexError):
+            return None
+        if data[start : start + 1] != '"' or value != text:
+            return None
+        prefix, suffix = data[:start], data[end:]
+        # The proof: the same text with the sentinel in that place is the same chunk.
+        try:
+            probe = _decode(prefix + _SENTINEL_JSON + suffix)
+            delta = probe["choices"][0]["delta"]
+            if delta[field] != _SENTINEL:
+                return None
+            delta[field] = text
+        except (ValueError, LookupError, TypeError):
+            return None
+        return cls(prefix, suffix, make, add) if probe == obj else None
+
+    def match(self, data: str) -> C | None:
+        """The chunk of `data` if it is the template's text around another string, else None.
+
+        The caller has checked that `data` starts with the prefix and ends with the suffix.
+        """
+        start = self.start
+        if data[start - 1 : start] != '"':
+            return None
+        try:
+            text, end = _scanstring(data, start)
+        except ValueError:  # not a valid string: the whole way says what is wrong
+            return None
+        if end != len(data) - self.end:
+            return None
+        self.add(text)
+        return self.make(text)
 
 
 class StreamProcessor(Generic[C]):
     """Bytes in, typed chunks out. Raises typed errors that carry the data so far."""
 
-    __slots__ = ("_accumulator", "_decoder", "_deferred", "_done", "_parse", "request")
+    __slots__ = (
+        "_accumulator",
+        "_decoder",
+        "_deferred",
+        "_done",
+        "_learn",
+        "_maker",
+        "_parse",
+        "_template",
+        "request",
+    )
 
     def __init__(
         self,
@@ -47,7 +145,17 @@ class StreamProcessor(Generic[C]):
         parse: Callable[[Mapping[str, Any]], C],
         *,
         max_event_size: int | None = None,
+        templates: bool = True,
     ) -> None:
+        """Create a processor.
+
+        Args:
+            request: the stream's request (kept on the errors).
+            parse: builds a chunk from a decoded `data:` payload.
+            max_event_size: the SSE decoder's size limit (its default when None).
+            templates: read token chunks through a template (see the module docstring)
+                when `parse` is `parse_chunk`; False: every chunk takes the whole way.
+        """
         self.request = request
         self._parse = parse
         self._decoder = SSEDecoder() if max_event_size is None else SSEDecoder(max_event_size)
@@ -56,6 +164,12 @@ class StreamProcessor(Generic[C]):
         # An error met in a read after chunks that came before it: raised once those are
         # delivered, so the text on the error is the text the reader saw.
         self._deferred: StreamError | None = None
+        from wandb_inference._types._chunk import parse_chunk, text_chunk_maker
+
+        maker: Any = text_chunk_maker if templates and parse is parse_chunk else None
+        self._maker: Callable[[Mapping[str, Any]], Callable[[str], C] | None] | None = maker
+        self._learn = _TEMPLATES if maker is not None else 0
+        self._template: _Template[C] | None = None
 
     def finished(self) -> bool:
         """True once `data: [DONE]` arrived (a method: its value changes as bytes arrive)."""
@@ -94,15 +208,31 @@ class StreamProcessor(Generic[C]):
         """
         if self._done:
             return []
-        text = self._decoder.single_data(data)
-        if text is not None:  # the common read: one whole `data: {...}` event
-            chunk = self._message(text)
+        texts = self._decoder.plain_data(data)
+        if texts is None:
+            try:
+                events = self._decoder.feed(data)
+            except APIResponseValidationError as exc:
+                raise self._error(StreamError, str(exc)) from exc
+            return self._handle_all(events)
+        # The common read: whole `data: {...}` events, no other field (the decoder checked).
+        if len(texts) == 1:
+            chunk = self._message(texts[0])
             return [] if chunk is None else [chunk]
-        try:
-            events = self._decoder.feed(data)
-        except APIResponseValidationError as exc:
-            raise self._error(StreamError, str(exc)) from exc
-        return self._handle_all(events)
+        out: list[C] = []
+        message = self._message
+        for text in texts:
+            try:
+                chunk = message(text)
+            except StreamError as exc:
+                if not out:
+                    raise
+                self._deferred = exc  # after the chunks before it (see `raise_deferred`)
+                break
+            if chunk is None:  # `[DONE]`: nothing after it counts
+                break
+            out.append(chunk)
+        return out
 
     def end(self) -> list[C]:
         """The body ended: flush the decoder; raise if `[DONE]` never came.
@@ -207,22 +337,49 @@ class StreamProcessor(Generic[C]):
         if data == _DONE:
             self._done = True
             return None
+        template = self._template
+        if template is not None and data.startswith(template.prefix) and data.endswith(template.suffix):
+            made = template.match(data)
+            if made is not None:
+                return made
         try:
-            obj = _decode(data)
-        except ValueError as exc:
-            raise self._error(StreamError, f"The stream sent an event that is not JSON: {data[:200]!r}") from exc
+            obj, end = _scan(data, 0)
+        except (StopIteration, ValueError):  # not JSON, or blank before it: `_decode` says which
+            end = -1
+        if end != len(data):
+            try:
+                obj = _decode(data)
+            except ValueError as exc:
+                raise self._error(StreamError, f"The stream sent an event that is not JSON: {data[:200]!r}") from exc
         if not isinstance(obj, dict):
             raise self._error(StreamError, f"The stream sent a non-object event: {data[:200]!r}")
         if "error" in obj and not obj.get("choices"):
             raise self._event_error(obj["error"])
         self._accumulator.add(obj)
         try:
-            return self._parse(obj)
+            chunk = self._parse(obj)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise self._error(
                 StreamError,
                 f"The stream sent a chunk of an unexpected shape ({exc!r}): {data[:200]!r}",
             ) from exc
+        if self._learn:
+            self._learn_template(data, obj)
+        return chunk
+
+    def _learn_template(self, data: str, obj: dict[str, Any]) -> None:
+        """Make the chunk just read (`data`, decoded: `obj`) the stream's template, if it can be."""
+        assert self._maker is not None
+        make = self._maker(obj)
+        if make is None:
+            return
+        add = self._accumulator.text_adder(obj)
+        if add is None:
+            return
+        template = _Template.learn(data, obj, make, add)
+        if template is not None:
+            self._template = template
+            self._learn -= 1
 
     def _event_error(self, payload: object) -> StreamEventError:
         message, code = error_payload_message(payload)

@@ -201,34 +201,57 @@ class SSEDecoder:
         self._pending_size = len(tail)
         return self._text(chunk[: cut + 1].decode("utf-8", "replace"))
 
-    def single_data(self, chunk: bytes) -> str | None:
-        """The data of `chunk` when it is exactly one plain event, else None.
+    def plain_data(self, chunk: bytes) -> list[str] | None:
+        """The data of the events `chunk` completes, when each is one plain `data:` line.
 
-        The per-token fast path of `feed`: nearly every read of a token stream is one
-        whole `data: {...}\\n\\n`. When the decoder is between events (no partial line,
-        no field of an event under way) and `chunk` is exactly that, its data is returned
-        without building an event; the decoder is left as `feed` would leave it (an event
-        with only `data` changes no state). Otherwise nothing is consumed: call `feed`.
+        The per-token fast path of `feed`: nearly every read of a token stream is one or
+        more whole `data: {...}\\n\\n` events, perhaps followed by the start of the next
+        one. When the decoder is between events (no field of an event under way, no
+        `\\r` to pair) and every event completed by the bytes it holds plus `chunk` is
+        exactly one `data: ` line with data, their data is returned without building
+        events, and the partial line after the last of them is kept, as `feed` keeps it.
+        The decoder is left as `feed` would leave it (an event with only `data` changes
+        no state). Otherwise nothing is consumed: call `feed`.
 
         Args:
             chunk: the bytes of one read.
 
         Returns:
-            The event's data (UTF-8, invalid bytes as U+FFFD), or None.
+            The data of each completed event (UTF-8, invalid bytes as U+FFFD), in order,
+            possibly none; or None.
         """
-        if (
-            chunk[:6] == b"data: "
-            and chunk[-2:] == b"\n\n"
-            and chunk.find(0x0A) == len(chunk) - 2
-            and 0x0D not in chunk
-            and 8 < len(chunk) < self._max + 8  # data under the limit, as `feed` requires
-            and self._fresh
-            and self._started
-            and not self._pending
-            and not self._skip_lf
-        ):
-            return chunk[6:-2].decode("utf-8", "replace")
-        return None
+        if not self._fresh or not self._started or self._skip_lf or 0x0D in chunk:
+            return None
+        # The partial line parked before holds no line end: an event can only end in `chunk`
+        # (and a line that never ends is never joined here, or copied).
+        cut = chunk.rfind(b"\n\n")
+        if cut < 0:
+            return None
+        pending = self._pending
+        buffer = b"".join((*pending, chunk)) if pending else chunk
+        end = len(buffer) - len(chunk) + cut + 2
+        tail = buffer[end:]
+        if tail:
+            if 0x0A in tail or len(tail) > self._max:  # a line of the next event is complete
+                return None
+            buffer = buffer[:end]
+        # `data: X1\n\ndata: X2\n\n...`: every line end is in a "\n\ndata: " between two
+        # events or in the final "\n\n", so no X holds a line end (it is one line), and no
+        # X is empty (an empty `data:` dispatches nothing). Line ends and "data: " are
+        # ASCII, so the decoded text splits the same way.
+        lines = buffer.count(0x0A)
+        if buffer[:6] != b"data: " or buffer.count(b"\n\ndata: ") * 2 + 2 != lines or b"data: \n\n" in buffer:
+            return None
+        texts = buffer[6:-2].decode("utf-8", "replace").split("\n\ndata: ")
+        if end - 8 >= self._max and max(map(len, texts)) >= self._max:
+            return None  # an event over the limit: `feed` raises
+        if tail:
+            self._pending = [tail]
+            self._pending_size = len(tail)
+        elif pending:
+            self._pending = []
+            self._pending_size = 0
+        return texts
 
     def close(self) -> list[ServerSentEvent]:
         """End of the body: process what is left, leniently.

@@ -45,6 +45,9 @@ __all__ = ["AiohttpTransport", "aiohttp_http_client"]
 
 # httpx (h11) refuses a response head over 100 KiB; aiohttp limits each line instead.
 _MAX_HEAD_LINE = 100 * 1024
+# The most one read of a body returns (httpcore's read size), and of an event stream.
+_READ = 64 * 1024
+_EVENTS_READ = 16 * 1024
 # Request bodies over this (aiohttp's threshold) are handed over as a file object.
 _LARGE_BODY = 1 << 20
 # Cached per client: request URLs and timeout sets repeat; a bound keeps odd uses small.
@@ -128,7 +131,7 @@ def _backstop(timeouts: dict[str, float | None]) -> float | None:
 
 
 class _Body(httpx.AsyncByteStream):
-    """A response body read from aiohttp: each network read as it comes."""
+    """A response body read from aiohttp: as it comes, at most 64 KiB a read (16 KiB of an event stream)."""
 
     __slots__ = ("_request", "_response", "_transport")
 
@@ -150,9 +153,14 @@ class _Body(httpx.AsyncByteStream):
         if protocol is not None and protocol.read_timeout != read_timeout:
             protocol.read_timeout = read_timeout
             protocol.start_timeout()
-        read = response.content.readany
+        # Reads as they come, but bounded, as httpcore's are (64 KiB): a client that falls
+        # behind a fast stream would otherwise get everything buffered meanwhile in one
+        # piece (hundreds of KiB), and pay for the memory before it reads a byte. An event
+        # stream is read event by event: smaller pieces stay in the CPU's caches.
+        size = _EVENTS_READ if response.content_type == "text/event-stream" else _READ
+        content = response.content
         try:
-            while data := await read():
+            while data := await content.read(size):
                 yield data
         except (aiohttp.ClientError, OSError) as exc:
             _raise(exc, self._request)

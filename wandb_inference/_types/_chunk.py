@@ -11,7 +11,7 @@ property test holds it equal to `from_dict` on any chunk.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Self, cast
 
 import attrs
@@ -25,7 +25,7 @@ from wandb_inference_generated.models.chat_completion_delta import ChatCompletio
 
 from ._base import TOP_KEYS, extras, logprobs_of, text_of, usage_of
 
-__all__ = ["ChatCompletionChunk", "parse_chunk"]
+__all__ = ["ChatCompletionChunk", "parse_chunk", "text_chunk_maker"]
 
 _CHOICE_KEYS = frozenset({"index", "delta", "finish_reason", "logprobs"})
 _DELTA_KEYS = frozenset({"role", "content", "reasoning", "reasoning_content", "refusal", "tool_calls", "function_call"})
@@ -203,6 +203,80 @@ def _token_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk | None:
     chunk.system_fingerprint = data.get("system_fingerprint")
     chunk.additional_properties = {} if keys <= TOP_KEYS else extras(data, TOP_KEYS)
     return chunk
+
+
+_SCALARS = (str, int, float, bool, type(None))
+_TEXT_FIELDS = frozenset({"content", "reasoning", "reasoning_content"})
+
+
+def _scalar(value: object) -> bool:
+    return value.__class__ in _SCALARS
+
+
+def text_chunk_maker(data: Mapping[str, Any]) -> Callable[[str], ChatCompletionChunk] | None:
+    """A maker of the chunks that are `data` with another text: `parse_chunk`'s result for
+    them, without a dict to read (None when `data` is not such a chunk).
+
+    Such a chunk is the shape of nearly every token: `id`, `created`, `model`, one choice
+    with `index` and a delta of one text field (`content`, `reasoning` or
+    `reasoning_content`: a str), no `finish_reason`, `logprobs` or `usage`, and every
+    other value a JSON scalar (so chunks made from it share no mutable part). The stream
+    processor uses it once it has checked that a chunk's JSON text is the text of `data`
+    but for that one string (`_processor`). A property test holds its chunks equal to
+    `parse_chunk`'s.
+    """
+    if data.__class__ is not dict:
+        return None
+    keys = data.keys()
+    choices = data.get("choices")
+    if not keys >= _REQUIRED_KEYS or choices.__class__ is not list or len(choices) != 1:
+        return None
+    item = choices[0]
+    if item.__class__ is not dict or "index" not in item:
+        return None
+    delta = item.get("delta")
+    if delta.__class__ is not dict or len(delta) != 1:
+        return None
+    ((field, text),) = delta.items()
+    if field not in _TEXT_FIELDS or text.__class__ is not str:
+        return None
+    if item.get("logprobs") is not None or item.get("finish_reason") is not None or data.get("usage") is not None:
+        return None
+    top_extra = extras(data, TOP_KEYS)
+    choice_extra = extras(item, _CHOICE_KEYS)
+    index, id_, created, model = item["index"], data["id"], data["created"], data["model"]
+    object_, fingerprint = data.get("object"), data.get("system_fingerprint")
+    values = (index, id_, created, model, object_, fingerprint, *top_extra.values(), *choice_extra.values())
+    if not all(map(_scalar, values)):
+        return None
+    content, reasoning, reasoning_content = (field == "content", field == "reasoning", field == "reasoning_content")
+
+    def make(text: str) -> ChatCompletionChunk:
+        # As `_token_chunk` builds them (see there): the same objects, slot by slot.
+        delta = _new(ChatCompletionDelta)
+        delta.role = delta.refusal = None
+        delta.content = text if content else None
+        delta.reasoning = text if reasoning else None
+        delta.reasoning_content = text if reasoning_content else None
+        delta.tool_calls = delta.function_call = None
+        delta.additional_properties = {}
+        choice = _new(ChatCompletionChunkChoice)
+        choice.index = index
+        choice.delta = delta
+        choice.finish_reason = choice.logprobs = None
+        choice.additional_properties = choice_extra.copy()
+        chunk = _new(ChatCompletionChunk)
+        chunk.id = id_
+        chunk.created = created
+        chunk.model = model
+        chunk.choices = [choice]
+        chunk.object_ = object_
+        chunk.usage = None
+        chunk.system_fingerprint = fingerprint
+        chunk.additional_properties = top_extra.copy()
+        return chunk
+
+    return make
 
 
 def parse_chunk(data: Mapping[str, Any]) -> ChatCompletionChunk:
