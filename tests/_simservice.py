@@ -183,8 +183,10 @@ class Client:
             return
         self.refused += 1
         self._wake()
-        # The gate paces the retry when it holds it: full, or paused (shut out).
-        full = self.limit.in_flight >= self.limit.limit or self.limit.resume_at > now
+        # The gate paces the retry when it holds it: full, or paused (shut out after
+        # the service had taken some of ours).
+        limit = self.limit
+        full = limit.in_flight >= limit.limit or (limit.resume_at > now and limit.round_time > 0)
         decision = call.state.decide(_concurrency_429(), free=probe_refused or full, free_window=60.0)
         if not decision.retry:
             self.failed += 1

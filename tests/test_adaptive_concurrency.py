@@ -441,7 +441,7 @@ def test_a_shut_out_retry_waits_in_the_gate_and_is_not_counted() -> None:
     """Refused with nothing of ours in flight (others hold the whole limit): the gate
     pauses about a round and the retry waits there, not in a backoff sleep, and does not
     use `max_retries` (0 here)."""
-    calls = iter([429, 429, 200])
+    calls = iter([200, 429, 429, 200])  # the service took a request before: it is shared
 
     def handler(request: httpx.Request) -> httpx.Response:
         if next(calls) == 429:
@@ -451,12 +451,30 @@ def test_a_shut_out_retry_waits_in_the_gate_and_is_not_counted() -> None:
     slept: list[float] = []
     http = httpx.Client(transport=httpx.MockTransport(handler))
     with wi.Client(API_KEY, base_url=BASE_URL, http_client=http, sleep=slept.append, max_retries=0) as client:
+        client.chat.create(model=MODEL, messages=MESSAGES)
         started = time.monotonic()
         assert client.chat.create(model=MODEL, messages=MESSAGES).text == "Hello there"
         took = time.monotonic() - started
     http.close()
     assert slept == []
-    assert 0.05 <= took <= 2.0  # two pauses of (0.5 to 1.5) x 0.1 s before any success
+    assert 0.0 < took <= 2.0  # two pauses of (0.5 to 1.5) rounds
+
+
+def test_a_service_that_never_took_a_request_is_not_waited_for() -> None:
+    """Every request refused from the first: nothing shows the limit is merely taken by
+    others, so the refusals count against `max_retries` (0 here) and the call fails at
+    once, not after the pool timeout."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return json_response(429, error_body("Concurrency limit reached for requests", "rate_limit_exceeded"))
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    with wi.Client(API_KEY, base_url=BASE_URL, http_client=http, max_retries=0) as client:
+        started = time.monotonic()
+        with pytest.raises(wi.RateLimitError):
+            client.chat.create(model=MODEL, messages=MESSAGES)
+        assert time.monotonic() - started < 1.0
+    http.close()
 
 
 def test_shared_tiny_limits_fail_no_call() -> None:

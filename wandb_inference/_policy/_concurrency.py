@@ -198,8 +198,14 @@ class _Limits:
 
     def holds(self, model: str | None) -> bool:
         """Whether a request for `model` from the caller would wait in the gate: for a
-        slot to be released, or for a pause to end (the gate was shut out)."""
-        return self._wait_time(self._limits(model), self._owner()) > 0
+        slot to be released, or for a pause to end (the gate was shut out after the
+        service had taken some of its requests: others hold the limit for now; a service
+        that never took one is not waited for this way)."""
+        limits = self._limits(model)
+        wait = self._wait_time(limits, self._owner())
+        if math.isinf(wait):
+            return True
+        return wait > 0 and all(limit.round_time > 0 for limit in limits if limit.adaptive)
 
     def _take(self, limits: tuple[AIMDLimit, ...], owner: Hashable) -> tuple[Ticket | None, ...]:
         mine = self._held.get(owner)
