@@ -21,6 +21,7 @@ from ._lazy import lazy_module
 from ._options import ClientOptionsMixin, derive_options, resolve_options
 from ._policy._concurrency import AsyncLimiter
 from ._policy._retry import RetryState
+from ._transports._pool_fix import async_http_client
 
 if TYPE_CHECKING:
     from . import _exceptions, _prepare, _replies
@@ -82,7 +83,7 @@ async def _read_error_body(response: httpx.Response) -> bytes:
 def _own_http_client(transport: object) -> httpx.AsyncClient:
     """The pool an `AsyncClient` makes for itself: httpx's transport, or aiohttp's."""
     if transport == "httpx":
-        return httpx.AsyncClient(limits=DEFAULT_LIMITS, follow_redirects=False)
+        return async_http_client()
     if transport != "aiohttp":
         raise _exceptions.ConfigurationError(f"transport must be 'httpx' or 'aiohttp', got {transport!r}")
     try:

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, Unpack, final
 import httpx
 
 from ._catalog._constructors import SyncConstructors
-from ._config import DEFAULT_LIMITS
 from ._lazy import lazy_module
 from ._options import ClientOptionsMixin, derive_options, resolve_options
 from ._policy._concurrency import SyncLimiter
 from ._policy._retry import RetryState
 from ._pool import Pool as _Pool
 from ._resources import Chat, Embeddings, Models
+from ._transports._pool_fix import sync_http_client
 
 if TYPE_CHECKING:
     from . import _exceptions, _prepare, _replies
@@ -140,7 +140,7 @@ class Client(ClientOptionsMixin, SyncConstructors):
                 "http_client must be an httpx.Client (use AsyncClient for httpx.AsyncClient)"
             )
         pool = _Pool(
-            http_client or httpx.Client(limits=DEFAULT_LIMITS, follow_redirects=False),
+            http_client or sync_http_client(),
             owned=http_client is None,
         )
         self._setup(options, pool, True, sleep or time.sleep, SyncLimiter.for_options(options))

@@ -7,8 +7,8 @@ import threading
 
 import httpx
 
-from ._config import DEFAULT_LIMITS
 from ._policy._concurrency import reset_after_fork
+from ._transports._pool_fix import sync_http_client
 
 __all__ = ["Pool"]
 
@@ -36,7 +36,7 @@ class Pool:
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid() and self.owned:
-                    self._http = httpx.Client(limits=DEFAULT_LIMITS, follow_redirects=False)
+                    self._http = sync_http_client()
                 self._pid = os.getpid()
         return self._http
 
