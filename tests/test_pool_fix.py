@@ -112,6 +112,16 @@ def test_closed_are_dropped_expired_and_surplus_idle_closed_but_never_a_handed_o
     assert pool._connections == [handed, spare[2]]
 
 
+def test_a_handed_connection_is_not_closed_when_its_keep_alive_runs_out() -> None:
+    # Its request has not started on it yet; closing it now could close it under the
+    # request once it starts (the request breaks after it was sent: not re-sendable).
+    handed, other = FakeConnection("expired"), FakeConnection("expired")
+    waiting = FakeRequest(connection=handed)
+    pool = FakePool([handed, other], [waiting])
+    assert assign(pool) == [other]
+    assert pool._connections == [handed] and waiting.connection is handed
+
+
 def test_at_the_connection_limit_an_idle_one_makes_room_and_others_wait() -> None:
     active = [FakeConnection("active") for _ in range(2)]
     other = FakeConnection(origin=OTHER)  # idle, but for another origin

@@ -18,8 +18,9 @@ This pass keeps httpcore's rules (drop closed connections, close expired ones an
 ones beyond `max_keepalive_connections`, reuse before creating, create below
 `max_connections`, else close an idle one to make room) but hands each idle connection
 to one request at most, and treats a connection handed to a request that has not
-started on it yet as taken (so it is neither handed again nor closed as idle), in one
-walk over the connections and one over the requests.
+started on it yet as taken (so it is neither handed again nor closed, as idle or as
+expired: closing it could close it under its request once that starts), in one walk
+over the connections and one over the requests.
 
 It relies on httpcore 1.0's private pool attributes, so it is installed only where they
 are known to be: on the plain HTTP/1.1 pools of clients the SDK builds itself (not on a
@@ -72,15 +73,19 @@ def assign(pool: _Pool) -> list[Any]:
     connections to close (the caller closes them outside the pool's lock)."""
     closing: list[Any] = []
     kept: list[_Connection] = []
+    # Connections handed to a request: its own, started or about to start on it. One
+    # handed out but not started yet is still idle, and its keep-alive may run out
+    # before its request starts: closing it then (as httpcore does, encode/httpcore#1110)
+    # can close it under the request, which breaks after it was sent. It stays: its
+    # request takes it or, finding it closed, queues again.
+    taken = {id(request.connection) for request in pool._requests if request.connection is not None}
     for connection in pool._connections:
         if connection.is_closed():
             continue
-        if connection.has_expired():
+        if id(connection) not in taken and connection.has_expired():
             closing.append(connection)
         else:
             kept.append(connection)
-    # Connections handed to a request: its own, started or about to start on it.
-    taken = {id(request.connection) for request in pool._requests if request.connection is not None}
     # Surplus keep-alive (httpcore's rule: idle connections go while the pool holds more
     # connections than `max_keepalive_connections`).
     surplus = len(kept) - pool._max_keepalive_connections
