@@ -89,6 +89,8 @@ _CLIENT_MODULES = {
     "wandb_inference._options",
     "wandb_inference._policy._retry",
     "wandb_inference._version",
+    "wandb_inference._transports",  # the pool a client builds (its docstring, and the fix of
+    "wandb_inference._transports._pool_fix",  # httpcore's pass: no imports beyond httpx's own)
 }
 # Never loaded by `import wandb_inference` and a client: if one of these is imported, the
 # subprocess below fails with the import's traceback (a `None` entry in sys.modules makes
@@ -122,7 +124,6 @@ _BLOCKED = (
     "wandb_inference._policy._aimd",
     "wandb_inference.tracing",
     "wandb_inference._tracing",
-    "wandb_inference._transports",
     "wandb_inference._transports._aiohttp",
     "wandb_inference._transports._decompress",
     "wandb_inference._policy._observe",
