@@ -8,6 +8,7 @@ client with headers of its own, streams, per-call headers, bodies and none.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -32,9 +33,9 @@ _OPTIONS: dict[str, Any] = {
     "capture_message_content": None,
 }
 
-_HTTP = {
-    "async": lambda: httpx.AsyncClient(),
-    "sync": lambda: httpx.Client(),
+_HTTP: dict[str, Callable[[], httpx.Client | httpx.AsyncClient]] = {
+    "async": httpx.AsyncClient,
+    "sync": httpx.Client,
     "user headers": lambda: httpx.Client(
         headers={"X-Team": "a", "authorization": "Bearer theirs", "Accept": "text/plain", "accept-encoding": "br"}
     ),
