@@ -144,22 +144,22 @@ class BatchFileError(InvalidRequestError):
 def redact_request(request: httpx.Request | None) -> httpx.Request | None:
     """Return a copy of `request` safe to keep on a result or an error: no credentials.
 
-    A shallow copy with its own headers (3 us, against 15 us for a new `httpx.Request`:
-    this runs on every call); the body is shared, it holds no secret.
+    A shallow copy with its own headers (this runs on every call); the body is shared, it
+    holds no secret. One pass finds the secret headers present (usually only
+    `Authorization`), so only those are looked up again.
     """
     if request is None:
         return None
     headers = request.headers.copy()
-    for name in _SECRET_HEADERS:
-        if name in headers:
-            headers[name] = _REDACTED
+    for name in _SECRET_HEADERS.intersection([key.lower() for key, _ in headers.raw]):
+        headers[name.decode("ascii")] = _REDACTED
     clone = object.__new__(httpx.Request)
     clone.__dict__.update(request.__dict__)
     clone.headers = headers
     return clone
 
 
-_SECRET_HEADERS = ("authorization", "proxy-authorization", "api-key", "x-api-key")
+_SECRET_HEADERS = frozenset({b"authorization", b"proxy-authorization", b"api-key", b"x-api-key"})
 
 
 class APIError(WandbInferenceError):

@@ -26,7 +26,9 @@ from ._exceptions import (
     StreamEventError,
     redact_request,
 )
+from ._lazy import lazy_module
 from ._policy._errors_map import error_payload_message, make_status_error
+from ._policy._redact import forget_transport
 from ._policy._retry import FREE_RETRY_WINDOW
 
 if TYPE_CHECKING:
@@ -35,9 +37,15 @@ if TYPE_CHECKING:
     from ._policy._retry import RetryDecision, RetryState
     from ._prepare import RequestSpec
     from ._tracing._operation import Operation
+    from ._types import _base, _completion, _parse
     from ._types._completion import ChatCompletion
     from ._types._embeddings import EmbeddingResponse
     from ._types._model_list import ModelList
+else:
+    # Loaded by the first reply that needs them (each loads its generated models).
+    _base = lazy_module("wandb_inference._types._base")
+    _completion = lazy_module("wandb_inference._types._completion")
+    _parse = lazy_module("wandb_inference._types._parse")
 
 __all__ = [
     "MAX_ERROR_BODY",
@@ -198,8 +206,6 @@ def redact_response(response: httpx.Response) -> None:
     stream and connection, which still hold the request as sent, go when the response
     is closed (now, if it already is).
     """
-    from ._policy._redact import forget_transport
-
     response.request = redact_request(response.request)  # type: ignore[assignment]
     if response.next_request is not None:
         response.next_request = redact_request(response.next_request)
@@ -313,12 +319,8 @@ def status_error(response: httpx.Response, spec: RequestSpec, retried: int) -> A
 
 def finish_chat(data: object, response: httpx.Response, trace: Operation | None = None) -> ChatCompletion:
     """The typed completion for a decoded reply (ending the call's span, if traced)."""
-    from ._types._base import set_response
-    from ._types._completion import ChatCompletion
-    from ._types._parse import parse_model
-
-    result = parse_model(ChatCompletion, data, response)  # `parse_completion`, or the SDK's error
-    set_response(result, response)
+    result = _parse.parse_model(_completion.ChatCompletion, data, response)  # `parse_completion`, or the SDK's error
+    _base.set_response(result, response)
     if trace is not None:
         trace.finish(data, response)
     return result

@@ -153,12 +153,11 @@ def _decoded(raw: Iterator[bytes], decoder: BodyDecoder) -> Iterator[bytes]:
 
 def _in_memory(response: httpx.Response) -> bool:
     """A body httpx already read (a response built with `content=`, as `MockTransport`
-    handlers do): there is nothing raw left to read, only the decoded bytes."""
-    try:
-        response.content  # noqa: B018 - raises until read
-    except httpx.ResponseNotRead:
-        return False
-    return True
+    handlers do): there is nothing raw left to read, only the decoded bytes.
+
+    What `response.content` checks before it raises `ResponseNotRead` (as it would on
+    every streamed reply: raising and catching it cost about 2 us a call)."""
+    return hasattr(response, "_content")
 
 
 def _transport_stream(response: httpx.Response) -> httpx.SyncByteStream | httpx.AsyncByteStream:

@@ -109,13 +109,23 @@ def usage_of(value: object) -> Any:
     if isinstance(value, dict):
         if value.get("completion_tokens") is None:
             value = usage_fields(value)
-        return (_usage_model or _load_usage_model()).from_dict(value)
+        model = _usage_model or _load_usage_model()
+        if value.keys() == _COUNTS:
+            # The three counts alone (nearly every reply): what `from_dict` builds, without
+            # its copy of the dict and its parsers of the details (absent: None).
+            return model(
+                prompt_tokens=value["prompt_tokens"],
+                completion_tokens=value["completion_tokens"],
+                total_tokens=value["total_tokens"],
+            )
+        return model.from_dict(value)
     if value is not None:
         raise TypeError(f"usage is an object or null, not {type(value).__name__}")
     return None
 
 
 _usage_model: Any = None
+_COUNTS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
 
 
 def _load_usage_model() -> Any:
