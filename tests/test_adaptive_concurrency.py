@@ -23,6 +23,7 @@ from _simservice import simulate
 
 import wandb_inference as wi
 from wandb_inference import AIMDLimit
+from wandb_inference._policy import _aimd
 from wandb_inference._policy._aimd import (
     _CONTENDED_PROBE,
     _GROWTH,
@@ -31,6 +32,7 @@ from wandb_inference._policy._aimd import (
     _INITIAL,
     _PROBE_EVERY,
     _PROBE_YIELD,
+    _START_CONTENDED,
     _VICTIM_HOLD,
     _YIELD,
     Ticket,
@@ -85,6 +87,29 @@ class Driver:
         raise AssertionError("never probed")
 
 
+@pytest.fixture
+def alone_from_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lone client's policy without the contended start: after the first episode it
+    holds and probes rarely at once (with the contended start it does so after
+    `_START_CONTENDED` rounds, `test_the_first_rounds_after_the_first_episode_are_contended`)."""
+    monkeypatch.setattr(_aimd, "_START_CONTENDED", 0)
+
+
+def serve(d: Driver, limit: int, rounds: int) -> int:
+    """`rounds` rounds against a service alone with this client, holding `limit`: send
+    what the gate allows, the service refuses what is above `limit`, answers the rest.
+    Returns the number of refusals."""
+    refused = 0
+    for _ in range(rounds):
+        d.fill()
+        while d.limit.in_flight > limit:
+            d.refuse(1)
+            refused += 1
+            d.fill()
+        d.succeed(d.limit.in_flight)
+    return refused
+
+
 def test_a_burst_of_refusals_sets_the_limit_to_what_the_service_accepted() -> None:
     """64 in flight after the first round, the service holds 32: the limit is 32, not
     halved (the old rule halved on every 429 and ended at 1)."""
@@ -95,7 +120,34 @@ def test_a_burst_of_refusals_sets_the_limit_to_what_the_service_accepted() -> No
     assert d.limit.in_flight == _INITIAL * (1 + _GROWTH) == 64
     assert not any(d.refuse(32))  # discovering the level is not probing
     assert d.limit.limit == 32 and d.limit.known == 32
-    assert not d.limit.contended
+    assert d.limit.contended  # until it knows it is alone (below)
+
+
+def test_the_first_rounds_after_the_first_episode_are_contended() -> None:
+    """Processes of a project started together each measure their share in the first
+    episode and nothing tells them they share: each is contended for `_START_CONTENDED`
+    rounds (probing every half round, a refused probe cutting to `_PROBE_YIELD`), so
+    shares move toward even from the start. Alone, the client keeps most of its level
+    and then probes rarely again."""
+    d = level(32)
+    assert d.limit.contended
+    assert d.run_until_probe() == math.ceil(_CONTENDED_PROBE * 32)  # half a round
+    d.fill()
+    assert d.refuse(1) == [True]  # the probe: the gate's doing, not the call's
+    assert d.limit.limit == _cut(_PROBE_YIELD, 32) == 29
+    levels = []
+    rounds = 0
+    limit: AIMDLimit = d.limit  # (read afresh each time: not narrowed by the assert above)
+    while limit.contended:
+        serve(d, 32, 1)
+        levels.append(d.limit.known)
+        rounds += 1
+        assert rounds <= _START_CONTENDED + 2
+    assert statistics.mean(levels) >= 0.9 * 32  # the sawtooth alone: about 95% of L
+    # Alone again: one probe in `_PROBE_EVERY` successes at most (every 2 rounds at
+    # L = 32, after the first few), not two a round; the level back at L.
+    assert serve(d, 32, 24) <= 24 // 2 + 4
+    assert d.limit.known == 32 and not d.limit.contended
 
 
 def test_the_first_requests_grow_8x_each_round_until_refused() -> None:
@@ -106,6 +158,7 @@ def test_the_first_requests_grow_8x_each_round_until_refused() -> None:
     assert d.limit.limit == _INITIAL * (1 + _GROWTH)
 
 
+@pytest.mark.usefixtures("alone_from_the_start")
 def test_no_growth_while_a_queue_builds_up() -> None:
     """A loaded server admits late: requests take longer and longer and a probe is
     answered without a 429. That is queueing, not room: the limit does not grow."""
@@ -149,13 +202,14 @@ def level(n: int) -> Driver:
     return d
 
 
+@pytest.mark.usefixtures("alone_from_the_start")
 def test_refusals_of_one_episode_cut_once() -> None:
     d = level(32)
     d.succeed(32)
     d.fill()
     # Another client takes a slot: ours is refused; we give that slot up and share.
     assert d.refuse(1) == [False]
-    assert d.limit.limit == _cut(_YIELD, 31) == 31 and d.limit.contended
+    assert d.limit.limit == _cut(_YIELD, 31) == 28 and d.limit.contended
     # Contended, the client probes within a round; the service, full, refuses the probe:
     # one multiplicative cut for the episode ...
     d.succeed(d.limit.in_flight)
@@ -175,6 +229,7 @@ def test_refusals_of_one_episode_cut_once() -> None:
     assert d.limit.limit == 4
 
 
+@pytest.mark.usefixtures("alone_from_the_start")
 def test_a_lone_client_probes_rarely_and_finds_the_same_level() -> None:
     d = Driver()
     d.send(12)
@@ -194,6 +249,7 @@ def test_a_lone_client_probes_rarely_and_finds_the_same_level() -> None:
     assert not d.limit.contended
 
 
+@pytest.mark.usefixtures("alone_from_the_start")
 def test_at_one_in_flight_a_lone_client_probes_once_in_16_calls() -> None:
     d = Driver()
     d.send(3)
@@ -208,6 +264,7 @@ def test_at_one_in_flight_a_lone_client_probes_once_in_16_calls() -> None:
     assert waits == [2, 4, 8, 16, 16, 16]
 
 
+@pytest.mark.usefixtures("alone_from_the_start")
 def test_a_probe_the_service_takes_raises_in_doubling_steps() -> None:
     d = Driver()
     d.send(8)
@@ -223,12 +280,13 @@ def test_a_probe_the_service_takes_raises_in_doubling_steps() -> None:
     assert levels == [5, 7, 11, 19, 35]
 
 
+@pytest.mark.usefixtures("alone_from_the_start")
 def test_capacity_taken_by_someone_else_makes_the_client_yield() -> None:
     d = level(16)
     d.succeed(16)
     d.fill()
     assert d.refuse(1) == [False]  # not ours to explain: someone took a slot
-    assert d.limit.limit == _cut(_YIELD, 15) == 15  # that slot is given up
+    assert d.limit.limit == _cut(_YIELD, 15) == 14  # that slot is given up, and a tenth
     assert d.limit.contended
     # Holds `_VICTIM_HOLD` rounds, then probes every half round: more often than alone.
     waits = []
@@ -525,7 +583,10 @@ def test_sync_threads_hold_the_limit() -> None:
         assert client._limiter.limit_for(MODEL) in (3, 4)
     http.close()
     assert errors == [] and len(done) == 80
-    assert statuses.count(429) <= 5 + 80 // 8  # the first burst, then rare probes
+    # The first burst, then a probe every half round (2 calls at L = 3) while the start
+    # is contended (the whole run here: 27 rounds); without the contended start it was
+    # at most 15.
+    assert statuses.count(429) <= 5 + 80 // 2
 
 
 # ------------------------------------------------------------------ the local server
