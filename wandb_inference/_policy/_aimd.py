@@ -17,9 +17,12 @@ it learns from each answer, and what it does:
   512 in its third, and clients of one project started together reach L from equal,
   small counts, so the first refusals split it about evenly. (A first burst of 64 each
   handed L to whichever burst arrived first, and in the measured runs shares that
-  started uneven stayed so; 16 at first was still too many for 4 clients at L = 32. A
-  second-round burst of 128 new connections, measured too, overloaded the local server,
-  which then queued instead of refusing.)
+  started uneven stayed so; 16 at first was still too many for 4 clients at L = 32: in
+  the simulator their median fairness fell from 0.65+ to 0.60. The price: a lone client
+  spends two rounds below L = 128, 0.83 of the oracle in a run of ten rounds, where 16
+  at first measured 0.91. The earlier finding that a second-round burst of 128
+  connections overloaded the local server was httpcore's pool handing one idle
+  connection to every waiting request, fixed in `_transports/_pool_fix.py`.)
 - **Contended from the start.** Nothing in the first episode tells a client whether
   the level it measured is the whole limit or its share of it: processes of one
   project started together each measure their share, and, holding it as a lone client
