@@ -171,6 +171,23 @@ def test_usage_without_completion_tokens_derives_them() -> None:
     assert sent.usage is not None and sent.usage.completion_tokens == 2  # as sent, even if odd
 
 
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},  # the short path
+        {"total_tokens": 10, "prompt_tokens": 7, "completion_tokens": 3},  # keys in another order
+        {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10, "prompt_tokens_details": {"cached_tokens": 2}},
+        {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10, "billed": 1},  # unknown: kept
+    ],
+)
+def test_a_parsed_usage_is_what_the_generated_model_makes(usage: dict[str, Any]) -> None:
+    """The three counts alone are built without `Usage.from_dict` (a per-call saving);
+    every shape gives the object `from_dict` gives, extra fields included."""
+    reply = parse_completion({**BARE_COMPLETION, "usage": dict(usage)})
+    assert reply.usage == Usage.from_dict(dict(usage))
+    assert reply.usage is not None and reply.usage.to_dict() == usage
+
+
 @pytest.mark.parametrize("usage", [{"total_tokens": 3}, "lots", [1, 2]])
 async def test_a_usage_without_the_documented_counts_is_a_clear_error(make_client: MakeClient, usage: Any) -> None:
     """Not kept as the raw value the generated code would leave behind a typed attribute."""
