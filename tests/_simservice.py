@@ -153,9 +153,12 @@ class Client:
     def _wake(self) -> None:
         while self._line and self.limit.has_room(self.loop.now):
             self._send(self._line.popleft())
-        if self._line and self.limit.resume_at > self.loop.now and self._timer_at != self.limit.resume_at:
-            self._timer_at = self.limit.resume_at
-            self.loop.at(self.limit.resume_at, self._wake)
+        if self._line:
+            wait = self.limit.wait_time(self.limit.in_flight, self.loop.now)
+            at = self.loop.now + wait
+            if 0 < wait < math.inf and self._timer_at != at:
+                self._timer_at = at
+                self.loop.at(at, self._wake)
 
     # ------------------------------------------------------------------ _send
     def _send(self, call: _Call) -> None:

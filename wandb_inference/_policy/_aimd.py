@@ -129,7 +129,11 @@ _CONTENDED_PROBE = 0.5
 _PROBE_YIELD = 0.9
 # Rounds contended after the first episode (nothing then tells a share from the limit).
 _START_CONTENDED = 32
-_ACCEL_AFTER = 2
+# Contended probes refused this many times in a row at the same level, with no refusal
+# of ours below it meanwhile: contention ends (a lone client pays the contended start
+# for a few rounds only).
+_ALONE_AFTER = 3
+_ACCEL_AFTER = 4
 # Shut out (refused with nothing in flight): pause about one round, within these bounds
 # (seconds), twice as long after each refusal in a row past `_SHUT_OUT_PATIENCE`; before
 # any success the round is taken to be `_DEFAULT_ROUND`.
@@ -146,6 +150,14 @@ _SHUT_OUT_PATIENCE = 4
 # scanning it, and a server flooded with new connections queues instead of refusing.
 _INITIAL = 8
 _GROWTH = 7
+# Before the first refusal, the room a success adds (the growth, beyond replacing the
+# request that ended) opens this fraction of a round later: clients of one project
+# started together see their first answers a few milliseconds apart (more on a loaded
+# machine), and the first to see them would otherwise fill the slots the others' answers
+# free before the others can send again, and keep them (measured: splits of 15/14/2/1
+# of 32). Every client gets its own slots back first; the extra requests meet a full
+# service and measure an even split.
+_PACE = 0.25
 # Without a ceiling, a limit grown to this many in flight is dropped altogether.
 _RECOVERED = 256
 # Our count of requests in flight runs ahead of the service's by those whose answers
@@ -158,9 +170,10 @@ _NOISE = 0.5
 _QUEUED = 1.5
 
 
-def _cut(fraction: float, level: int) -> int:
-    """`fraction` of `level`, rounded half up: small levels are not cut by a whole slot."""
-    return math.floor(fraction * level + 0.5)
+def _cut(fraction: float, level: int, rng: Callable[[], float]) -> int:
+    """`fraction` of `level`, rounded at random (up with the probability of the fraction
+    left over): small levels are cut by as much as large ones on average."""
+    return math.floor(fraction * level + rng())
 
 
 class Ticket:
@@ -208,11 +221,15 @@ class AIMDLimit:
     _contended: int = dataclasses.field(init=False, default=0, repr=False)  # rounds left
     _confirmed: float = dataclasses.field(init=False, default=math.inf, repr=False)
     _top: float = dataclasses.field(init=False, default=math.inf, repr=False)  # last refused probe's level
+    _same_top: int = dataclasses.field(init=False, default=0, repr=False)  # ... that many in a row
+    _freed: bool = dataclasses.field(init=False, default=False, repr=False)  # it gave a slot up
     _refusal_time: float = dataclasses.field(init=False, default=0.0, repr=False)
     _slow_time: float = dataclasses.field(init=False, default=0.0, repr=False)
     _cut_at: float = dataclasses.field(init=False, default=-math.inf, repr=False)
     _shut_out: int = dataclasses.field(init=False, default=0, repr=False)  # refusals in a row
     _since_probe: int = dataclasses.field(init=False, default=0, repr=False)
+    _grow_to: float = dataclasses.field(init=False, default=0.0, repr=False)  # pending growth
+    _grow_at: float = dataclasses.field(init=False, default=0.0, repr=False)  # ... opens then
 
     def __post_init__(self) -> None:
         self.limit = _INITIAL if self.adaptive and math.isinf(self.ceiling) else self.ceiling
@@ -222,9 +239,27 @@ class AIMDLimit:
         """Whether the service recently showed others using the same limit."""
         return self._contended > 0
 
+    @property
+    def reach(self) -> float:
+        """The limit, counting room that opens shortly (growth paced before the first
+        refusal): how many a gate may wake to wait for it."""
+        return max(self.limit, self._grow_to)
+
     def has_room(self, now: float) -> bool:
         """Whether one more request may start at `now`."""
-        return self.in_flight < self.limit and now >= self.resume_at
+        return self.wait_time(self.in_flight, now) <= 0
+
+    def wait_time(self, in_flight: int, now: float) -> float:
+        """0 when one more request may start at `now` with `in_flight` counted; else the
+        seconds until one may (inf: not before a request ends)."""
+        if self._grow_to and now >= self._grow_at:
+            grow_to, self._grow_to = self._grow_to, 0.0
+            self._raise(grow_to)
+        if in_flight >= self.limit:
+            if in_flight < self._grow_to:
+                return max(self._grow_at, self.resume_at) - now
+            return math.inf
+        return self.resume_at - now if self.resume_at > now else 0.0
 
     def take(self, now: float) -> Ticket | None:
         """Count one more request in flight; its ticket goes back to `release`."""
@@ -266,7 +301,9 @@ class AIMDLimit:
             pause = (0.5 + self.rng()) * (self.round_time or _DEFAULT_ROUND) * backoff
             self._shut_out += 1
             self.resume_at = max(self.resume_at, now + min(_PAUSE_MAX, max(_PAUSE_MIN, pause)))
-        if ticket.epoch != self._epoch or now - self._cut_at < (self.round_time or _DEFAULT_ROUND):
+        if ticket.epoch != self._epoch or (
+            not ticket.probe and now - self._cut_at < (self.round_time or _DEFAULT_ROUND)
+        ):
             # Sent before the last cut, or refused within a round of it: the same
             # episode (answers of the old level were still coming in); what is left in
             # flight is the level.
@@ -275,12 +312,23 @@ class AIMDLimit:
             self._set(min(self.limit, level))  # the first episode measures the level
             self._contended = _START_CONTENDED
         elif probing:
+            if level != self._top:
+                self._same_top = 0
+            elif self._freed or level <= 1:
+                # The slot the last cut gave up was still free for our probes: nobody
+                # else probes for slots (alone, or shares that settled).
+                self._same_top += 1
             self._top = level  # what the service held when it refused one more
-            self._set(min(self.limit, _cut(_PROBE_YIELD, level) if self._contended else level))
+            if self._contended and self._same_top >= _ALONE_AFTER:
+                self._contended = self._same_top = 0
+            new = _cut(_PROBE_YIELD, level, self.rng) if self._contended else level
+            self._set(min(self.limit, new))
+            self._freed = new < level
             if not self._contended:
                 self._hold = min(self._hold * 2, _HOLD_CAP)
         else:
-            self._set(_cut(_YIELD, level))
+            self._same_top = 0
+            self._set(_cut(_YIELD, level, self.rng))
             self._contended = _CONTENDED_ROUNDS
             self._hold = 1
             self._rounds = -_VICTIM_HOLD
@@ -299,6 +347,7 @@ class AIMDLimit:
     def _set(self, limit: float) -> None:
         """Cut to `limit` (at least 1): the new level the service is taken to accept."""
         self.limit = self.known = self._confirmed = max(1.0, float(limit))
+        self._grow_to = 0.0
         # (`_successes` runs on: the round in progress still counts, so frequent cuts
         # do not stall the rounds that end contention.)
         self._streak = self._since_probe = 0
@@ -322,7 +371,10 @@ class AIMDLimit:
             if queueing:
                 self._set(min(limit, float(self.in_flight)))  # stop here: the level
             else:
-                self._raise(limit + _GROWTH)  # no refusal yet: 8x each round
+                # No refusal yet: 8x each round, the growth paced (`_PACE`).
+                if not self._grow_to:
+                    self._grow_at = now + _PACE * self.round_time
+                self._grow_to = min(self.ceiling, max(self._grow_to, limit) + _GROWTH)
             return
         if ticket.probe and ticket.epoch == self._epoch:
             if queueing:

@@ -180,14 +180,16 @@ class _Limits:
         slot is released)."""
         mine = self._held.get(owner)
         pause = 0.0
+        now = time.monotonic()
         for limit in limits:
             in_flight = limit.in_flight
             if mine:
                 in_flight -= mine.get(id(limit), 0)
-            if in_flight >= limit.limit:
-                return math.inf
-            if limit.resume_at:
-                pause = max(pause, limit.resume_at - time.monotonic())
+            wait = limit.wait_time(in_flight, now)
+            if wait > pause:
+                if math.isinf(wait):
+                    return wait
+                pause = wait
         return pause
 
     def _has_room(self, limits: tuple[AIMDLimit, ...], owner: Hashable) -> bool:
@@ -332,7 +334,7 @@ class AsyncLimiter(_Limits):
             return
         # A client-wide slot serves any model: each model's line gets what its own limit
         # and the client-wide one leave room for.
-        room = self._global.limit - self._global.in_flight
+        room = self._global.reach - self._global.in_flight
         for key in list(self._waiters):
             if room <= 0:
                 break
@@ -343,7 +345,7 @@ class AsyncLimiter(_Limits):
         queue = self._waiters.get(key)
         woken = 0
         if queue:
-            room = min(most, limit.limit - limit.in_flight)
+            room = min(most, limit.reach - limit.in_flight)
             while queue and woken < room:
                 queue.popleft().set()
                 woken += 1
