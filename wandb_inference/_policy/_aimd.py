@@ -140,7 +140,9 @@ _ACCEL_AFTER = 4
 _PAUSE_MIN = 0.005
 _PAUSE_MAX = 2.0
 _DEFAULT_ROUND = 0.1
-_SHUT_OUT_PATIENCE = 4
+_SHUT_OUT_PATIENCE = 8
+_SHUT_OUT_ROUND = 0.5
+_SHUT_OUT_BACKOFF = 3
 # Without `max_concurrency`, the first requests go out `_INITIAL` at a time, and
 # `_GROWTH` more for each that succeeds (8x each round) until the first refusal: clients
 # of one project started together reach the limit from equal, small counts, so the
@@ -297,8 +299,8 @@ class AIMDLimit:
             # Shut out: wait about a round; after `_SHUT_OUT_PATIENCE` refusals in a row,
             # twice as long after each (up to `_PAUSE_MAX`).
             self._contended = _CONTENDED_ROUNDS
-            backoff = 2.0 ** min(8, max(0, self._shut_out - _SHUT_OUT_PATIENCE))
-            pause = (0.5 + self.rng()) * (self.round_time or _DEFAULT_ROUND) * backoff
+            backoff = 2.0 ** min(_SHUT_OUT_BACKOFF, max(0, self._shut_out - _SHUT_OUT_PATIENCE))
+            pause = (0.5 + self.rng()) * _SHUT_OUT_ROUND * (self.round_time or _DEFAULT_ROUND) * backoff
             self._shut_out += 1
             self.resume_at = max(self.resume_at, now + min(_PAUSE_MAX, max(_PAUSE_MIN, pause)))
         if ticket.epoch != self._epoch or (
