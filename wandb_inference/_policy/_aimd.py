@@ -117,7 +117,7 @@ _PROBE_EVERY = 32
 # A refusal the client's own probing does not explain (someone took the slot): give that
 # slot up and a tenth more (cut to this fraction of what is still in flight), and hold
 # this many rounds.
-_YIELD = 0.9
+_YIELD = 0.8
 _VICTIM_HOLD = 2
 # While contended (that many rounds after such a refusal, after being shut out, or after
 # a probe went through above a level a refused probe had confirmed): probe every
@@ -126,12 +126,12 @@ _VICTIM_HOLD = 2
 # went through.
 _CONTENDED_ROUNDS = 32
 _CONTENDED_PROBE = 0.5
-_PROBE_YIELD = 0.9
+_PROBE_YIELD = 0.8
 # Rounds contended after the first episode (nothing then tells a share from the limit).
 _START_CONTENDED = 32
-# Contended probes refused this many times in a row at the same level, with no refusal
-# of ours below it meanwhile: contention ends (a lone client pays the contended start
-# for a few rounds only).
+# Contended: this many cuts in a row after which the first probe went through (the slots
+# given up were still free: nobody else took them) end contention (a lone client pays
+# the contended start for a few rounds only).
 _ALONE_AFTER = 3
 _ACCEL_AFTER = 4
 # Shut out (refused with nothing in flight): pause about one round, within these bounds
@@ -223,8 +223,8 @@ class AIMDLimit:
     _contended: int = dataclasses.field(init=False, default=0, repr=False)  # rounds left
     _confirmed: float = dataclasses.field(init=False, default=math.inf, repr=False)
     _top: float = dataclasses.field(init=False, default=math.inf, repr=False)  # last refused probe's level
-    _same_top: int = dataclasses.field(init=False, default=0, repr=False)  # ... that many in a row
-    _freed: bool = dataclasses.field(init=False, default=False, repr=False)  # it gave a slot up
+    _freed: bool = dataclasses.field(init=False, default=False, repr=False)  # the last cut gave slots up
+    _unclaimed: int = dataclasses.field(init=False, default=0, repr=False)  # ... still free, in a row
     _refusal_time: float = dataclasses.field(init=False, default=0.0, repr=False)
     _slow_time: float = dataclasses.field(init=False, default=0.0, repr=False)
     _cut_at: float = dataclasses.field(init=False, default=-math.inf, repr=False)
@@ -314,22 +314,16 @@ class AIMDLimit:
             self._set(min(self.limit, level))  # the first episode measures the level
             self._contended = _START_CONTENDED
         elif probing:
-            if level != self._top:
-                self._same_top = 0
-            elif self._freed or level <= 1:
-                # The slot the last cut gave up was still free for our probes: nobody
-                # else probes for slots (alone, or shares that settled).
-                self._same_top += 1
+            if self._freed:
+                self._unclaimed = 0  # someone took the slot our last cut gave up
             self._top = level  # what the service held when it refused one more
-            if self._contended and self._same_top >= _ALONE_AFTER:
-                self._contended = self._same_top = 0
             new = _cut(_PROBE_YIELD, level, self.rng) if self._contended else level
             self._set(min(self.limit, new))
             self._freed = new < level
             if not self._contended:
                 self._hold = min(self._hold * 2, _HOLD_CAP)
         else:
-            self._same_top = 0
+            self._unclaimed = 0
             self._set(_cut(_YIELD, level, self.rng))
             self._contended = _CONTENDED_ROUNDS
             self._hold = 1
@@ -392,6 +386,14 @@ class AIMDLimit:
                 # Room appeared above a level a refused probe had confirmed: the limit
                 # rose, or another client yielded or left. Grow as a sharer does.
                 self._contended = _CONTENDED_ROUNDS
+            if self._freed:
+                # The first probe after a cut went through: the slots it gave up were
+                # still free, nobody else took them. That many times in a row: alone
+                # (or shares that settled); contention ends.
+                self._freed = False
+                self._unclaimed += 1
+                if self._unclaimed >= _ALONE_AFTER:
+                    self._contended = self._unclaimed = 0
             self.known = max(self.known, float(ticket.level + 1))
             if self.known >= limit:
                 self._streak += 1
