@@ -134,6 +134,10 @@ _START_CONTENDED = 32
 # the contended start for a few rounds only).
 _ALONE_AFTER = 3
 _ACCEL_AFTER = 4
+# Contended with no sign of others yet (the first rounds, or room that appeared): a
+# gentler cut and faster regrowth, so a lone client's contended start costs little.
+_START_YIELD = 0.95
+_START_ACCEL_AFTER = 2
 # Shut out (refused with nothing in flight): pause about one round, within these bounds
 # (seconds), twice as long after each refusal in a row past `_SHUT_OUT_PATIENCE`; before
 # any success the round is taken to be `_DEFAULT_ROUND`.
@@ -225,6 +229,7 @@ class AIMDLimit:
     _top: float = dataclasses.field(init=False, default=math.inf, repr=False)  # last refused probe's level
     _freed: bool = dataclasses.field(init=False, default=False, repr=False)  # the last cut gave slots up
     _unclaimed: int = dataclasses.field(init=False, default=0, repr=False)  # ... still free, in a row
+    _shared: bool = dataclasses.field(init=False, default=False, repr=False)  # others seen
     _refusal_time: float = dataclasses.field(init=False, default=0.0, repr=False)
     _slow_time: float = dataclasses.field(init=False, default=0.0, repr=False)
     _cut_at: float = dataclasses.field(init=False, default=-math.inf, repr=False)
@@ -299,6 +304,7 @@ class AIMDLimit:
             # Shut out: wait about a round; after `_SHUT_OUT_PATIENCE` refusals in a row,
             # twice as long after each (up to `_PAUSE_MAX`).
             self._contended = _CONTENDED_ROUNDS
+            self._shared = True
             backoff = 2.0 ** min(_SHUT_OUT_BACKOFF, max(0, self._shut_out - _SHUT_OUT_PATIENCE))
             pause = (0.5 + self.rng()) * _SHUT_OUT_ROUND * (self.round_time or _DEFAULT_ROUND) * backoff
             self._shut_out += 1
@@ -313,11 +319,13 @@ class AIMDLimit:
         elif math.isinf(self.known):
             self._set(min(self.limit, level))  # the first episode measures the level
             self._contended = _START_CONTENDED
+            self._shared = False
         elif probing:
             if self._freed:
                 self._unclaimed = 0  # someone took the slot our last cut gave up
             self._top = level  # what the service held when it refused one more
-            new = _cut(_PROBE_YIELD, level, self.rng) if self._contended else level
+            yielding = _PROBE_YIELD if self._shared else _START_YIELD
+            new = _cut(yielding, level, self.rng) if self._contended else level
             self._set(min(self.limit, new))
             self._freed = new < level
             if not self._contended:
@@ -326,6 +334,7 @@ class AIMDLimit:
             self._unclaimed = 0
             self._set(_cut(_YIELD, level, self.rng))
             self._contended = _CONTENDED_ROUNDS
+            self._shared = True
             self._hold = 1
             self._rounds = -_VICTIM_HOLD
         if ticket.epoch == self._epoch:
@@ -386,6 +395,7 @@ class AIMDLimit:
                 # Room appeared above a level a refused probe had confirmed: the limit
                 # rose, or another client yielded or left. Grow as a sharer does.
                 self._contended = _CONTENDED_ROUNDS
+                self._shared = False
             if self._freed:
                 # The first probe after a cut went through: the slots it gave up were
                 # still free, nobody else took them. That many times in a row: alone
@@ -397,7 +407,7 @@ class AIMDLimit:
             self.known = max(self.known, float(ticket.level + 1))
             if self.known >= limit:
                 self._streak += 1
-                if not self._contended or self._streak >= _ACCEL_AFTER:
+                if not self._contended or self._streak >= (_ACCEL_AFTER if self._shared else _START_ACCEL_AFTER):
                     self._step *= 2
                 self._raise(self.known + self._step)
             return
