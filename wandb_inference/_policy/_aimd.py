@@ -164,6 +164,7 @@ _GROWTH = 7
 # of 32). Every client gets its own slots back first; the extra requests meet a full
 # service and measure an even split.
 _PACE = 0.25
+_SPREAD = 0.5
 # Without a ceiling, a limit grown to this many in flight is dropped altogether.
 _RECOVERED = 256
 # Our count of requests in flight runs ahead of the service's by those whose answers
@@ -236,7 +237,9 @@ class AIMDLimit:
     _shut_out: int = dataclasses.field(init=False, default=0, repr=False)  # refusals in a row
     _since_probe: int = dataclasses.field(init=False, default=0, repr=False)
     _grow_to: float = dataclasses.field(init=False, default=0.0, repr=False)  # pending growth
-    _grow_at: float = dataclasses.field(init=False, default=0.0, repr=False)  # ... opens then
+    _grow_at: float = dataclasses.field(init=False, default=0.0, repr=False)  # ... opens from then
+    _grow_from: float = dataclasses.field(init=False, default=0.0, repr=False)  # ... the limit before
+    _grow_every: float = dataclasses.field(init=False, default=0.0, repr=False)  # ... a slot each
 
     def __post_init__(self) -> None:
         self.limit = _INITIAL if self.adaptive and math.isinf(self.ceiling) else self.ceiling
@@ -260,11 +263,18 @@ class AIMDLimit:
         """0 when one more request may start at `now` with `in_flight` counted; else the
         seconds until one may (inf: not before a request ends)."""
         if self._grow_to and now >= self._grow_at:
-            grow_to, self._grow_to = self._grow_to, 0.0
-            self._raise(grow_to)
+            # The growth opens a slot at a time, one each `_grow_every` seconds.
+            opened = self._grow_to
+            if self._grow_every > 0:
+                opened = self._grow_from + 1 + math.floor((now - self._grow_at) / self._grow_every)
+            if opened >= self._grow_to:
+                opened, self._grow_to = self._grow_to, 0.0
+            if opened > self.limit:
+                self._raise(opened)
         if in_flight >= self.limit:
             if in_flight < self._grow_to:
-                return max(self._grow_at, self.resume_at) - now
+                at = self._grow_at + (in_flight - self._grow_from) * self._grow_every
+                return max(at, self.resume_at) - now
             return math.inf
         return self.resume_at - now if self.resume_at > now else 0.0
 
@@ -376,9 +386,11 @@ class AIMDLimit:
             if queueing:
                 self._set(min(limit, float(self.in_flight)))  # stop here: the level
             else:
-                # No refusal yet: 8x each round, the growth paced (`_PACE`).
+                # No refusal yet: 8x each round, the growth paced (`_PACE`, `_SPREAD`).
                 if not self._grow_to:
                     self._grow_at = now + _PACE * self.round_time
+                    self._grow_from = limit
+                    self._grow_every = _SPREAD * self.round_time / (_GROWTH * limit)
                 self._grow_to = min(self.ceiling, max(self._grow_to, limit) + _GROWTH)
             return
         if ticket.probe and ticket.epoch == self._epoch:
