@@ -13,25 +13,25 @@ it learns from each answer, and what it does:
   in flight, never cut twice (the old rule halved on every 429: 64 workers against
   L = 32 collapsed to 1 and took 30 round trips to climb back).
 - **A fair start.** The first requests go out `_INITIAL` (8) at a time, 8x as many
-  each round until the first refusal: a lone client sends 64 in its second round and
-  512 in its third, and clients of one project started together reach L from equal,
-  small counts, so the first refusals split it about evenly. (A first burst of 64 each
-  handed L to whichever burst arrived first, and in the measured runs shares that
-  started uneven stayed so; 16 at first was still too many for 4 clients at L = 32: in
-  the simulator their median fairness fell from 0.65+ to 0.60. The price: a lone client
-  spends two rounds below L = 128, 0.83 of the oracle in a run of ten rounds, where 16
-  at first measured 0.91. The earlier finding that a second-round burst of 128
-  connections overloaded the local server was httpcore's pool handing one idle
-  connection to every waiting request, fixed in `_transports/_pool_fix.py`.)
+  each round until the first refusal (a lone client sends 64 in its second round, 512
+  in its third). The growth is paced: a request that ends is replaced at once, but the
+  room a success adds opens `_PACE` (a quarter) of a round later, a slot at a time over
+  `_SPREAD` (half) a round. Clients of one project started together see their first
+  answers milliseconds apart; unpaced, the first to see them filled the slots the
+  others' answers freed, and free room went to whichever burst came first (measured on
+  the local server: splits of 15/14/2/1 of 32, and 40/8/8/8 of 64 in the simulator).
+  Paced, each gets its own slots back and the extra requests interleave: the first
+  episode splits the limit about evenly. (A first burst of 16 or growth of 16x each
+  round cost more than they gained: a burst of 128 connections slows the client and
+  the server.)
 - **Contended from the start.** Nothing in the first episode tells a client whether
-  the level it measured is the whole limit or its share of it: processes of one
-  project started together each measure their share, and, holding it as a lone client
-  would, kept it for the whole run (traces of the local-server benchmark: a 15/8/6/3
-  split of 32 frozen after 0.6 s, nobody ever marked contended). So every client is
-  contended for its first `_START_CONTENDED` rounds (below: probes every half round,
-  refused ones cutting a tenth), and stays so while the service shows others. A lone
-  client pays a refused probe every half round and a shallow sawtooth (about 95% of L)
-  for those rounds, then probes rarely again.
+  the level it measured is the whole limit or its share of it. So every client is
+  contended for its first `_START_CONTENDED` rounds (probes every half round; a refused
+  probe cuts the level to `_START_YIELD`, 95%, faster regrowth), and stays so while the
+  service shows others. **A lone client finds out in a few rounds:** when the first
+  probe after a cut goes through `_ALONE_AFTER` (3) times in a row, nobody else took
+  the slots it gave up, and contention ends; a client that shares sees those slots taken
+  (its next probe refused) and stays contended.
 - **Probing, rarely, alone.** After a hold of `_HOLD` rounds (a round: `limit`
   successes, about one service time) the limit allows one more request. If the service
   takes it, the limit keeps rising in doubling steps (one per answered probe), so a
@@ -45,27 +45,29 @@ it learns from each answer, and what it does:
 - **Sharing the limit.** A refusal while no more of ours were in flight than the level
   the last cut confirmed (less a margin for answers still on their way) means someone
   else took that slot: another process of the project, or the service lowered the
-  limit. The client gives that slot up and a tenth more (`_YIELD`: the limit becomes 90%
+  limit. The client gives that slot up and a fifth more (`_YIELD`: the limit becomes 80%
   of what is still in flight: the bigger the client, the more it gives), holds
-  `_VICTIM_HOLD` rounds, and is *contended* for `_CONTENDED_ROUNDS`
-  rounds (so is a client shut out, or whose probe goes through above a level a refused
-  probe had confirmed: room appeared). Contended, it probes every half round; a refused
-  probe cuts its level to `_PROBE_YIELD` (90%, rounded: a share of 4 or less is not
-  cut); growth stays additive until
-  `_ACCEL_AFTER` probes in a row went through. When the limit is full, every
-  contended client's probes are refused about as often, so each cuts in proportion to
-  its share while all grow by the same steps: AIMD, which moves shares toward equal
-  (Chiu and Jain); and a probe that lands in the moment a slot of another client is
-  free moves that slot to the prober, the bigger client being the likelier to lose one.
-  A client alone never sees such a refusal after the first episode, so it never pays
-  the sawtooth (except for `_CONTENDED_ROUNDS` rounds after the service lowers its
-  limit). The price of sharing is refusals: 5-30% of requests at steady state with 2
-  to 4 clients (most at small shares), each answered at once and retried at once.
+  `_VICTIM_HOLD` rounds, and is *contended* (with others seen) for `_CONTENDED_ROUNDS`
+  rounds; so is a client shut out. Contended, it probes every half round and **every
+  refused probe cuts** its level to `_PROBE_YIELD` (80%; each is news, sent after the
+  last cut: they once counted as one episode, so a big client cut once and kept its
+  share); growth stays additive until `_ACCEL_AFTER` probes in a row went through.
+  Cuts round at random (up with the probability of the fraction left over), so a share
+  of 2 is cut as often, on average, as 20% says, not never. When the limit is full,
+  every contended client's probes are refused about as often, so each cuts in
+  proportion to its share while all grow by the same steps: AIMD, which moves shares
+  toward equal (Chiu and Jain); the slots a cut frees go to whoever probes next. A
+  client alone never sees such a refusal after its start, so it never pays the
+  sawtooth (except for a few rounds after the service lowers its limit). The price of
+  sharing is refusals: 5-30% of requests at steady state with 2 to 4 clients (most at
+  small shares), each answered at once and retried at once.
 - **Shut out.** Refused with nothing of ours in flight: others hold the whole limit.
-  New requests wait about one round (jittered; twice as long after each further
-  refusal in a row past `_SHUT_OUT_PATIENCE`) before one goes out, instead of a burst
-  of them meeting the same full service. These retries are absorbed too (the call is
-  waiting for capacity: free of `max_retries` for its pool timeout, `_retry.py`).
+  New requests wait about half a round (jittered; twice as long after each further
+  refusal in a row past `_SHUT_OUT_PATIENCE`, at most 8x) before one goes out, instead
+  of a burst of them meeting the same full service; a pause that grew to seconds (as it
+  once did) kept a shut-out client out while the others' cuts freed slots for it. These
+  retries are absorbed too (the call is waiting for capacity: free of `max_retries` for
+  its pool timeout, `_retry.py`).
 
 What it cannot do: a client sees only its own answers, so fair shares among processes
 come from the statistics above, over many rounds, not from any agreement; a run of a
@@ -73,12 +75,12 @@ few dozen rounds can end with one client well ahead (measured in
 `benchmarks/report/concurrency.md`), and a limit of one or a few slots shared by
 several clients is held by one of them at a time.
 
-The yields (`_YIELD`, `_PROBE_YIELD` 0.9, and the contended start) were set on the local
-server, 3 runs per case, against the earlier 1.0 / 0.7 without a contended start
-(median fairness, slowest client over fastest): 4 clients x L = 32 0.54 (was 0.44),
-2 x 8 0.88 (0.86), 4 x 8 0.80 (0.56), 2 x 32 0.89 (0.57), the same throughput (0.93-0.95
-of the oracle). The simulator preferred the earlier values, but it never showed the
-frozen split the local server shows.
+The values were set on the local server (3 runs per case, `benchmarks/concurrency.py`
+scenarios) after traces of real processes: median fairness, slowest client over
+fastest, 4 clients x L = 32 0.48 -> 0.74-0.82, 4 x 8 0.64 -> 0.77-0.84, 2 x 32 0.82 ->
+0.82-0.95, at the same throughput; a lone client at L = 8 0.88 -> 0.93-0.97, L = 128
+0.83 -> 0.86-0.87. The simulator's fairness tests (service times that vary 20%) are
+what made the growth open a slot at a time, not all at once.
 
 Other designs considered. Latency-gradient limiters (Netflix's
 Gradient2, Envoy's adaptive concurrency filter) need latency to grow as the service
