@@ -221,3 +221,48 @@ def test_an_httpcore_it_was_not_written_for_keeps_its_own_pass(monkeypatch: pyte
     with httpx.Client() as http:
         assert install(http) is False
         assert type(http._transport._pool) is httpcore.ConnectionPool  # type: ignore[attr-defined]
+
+
+class CountingConnection(FakeConnection):
+    """Idle, and expired or not (as httpcore's: an expired idle connection is still idle)."""
+
+    checks = 0
+    expired = False
+
+    def has_expired(self) -> bool:
+        CountingConnection.checks += 1
+        return self.expired
+
+
+def test_idle_connections_are_checked_for_expiry_once_per_interval_and_before_use() -> None:
+    """A check is a socket readability test (about 20 us through anyio): every idle
+    connection on every pass, as httpcore does, cost a client with 80 connections half
+    its CPU. A pass scans them all at most every `_SCAN_EVERY` seconds; between scans
+    only the connection about to be handed out is checked, and an expired one is closed
+    instead of handed out."""
+    CountingConnection.checks = 0
+    connections = [CountingConnection() for _ in range(40)]
+    pool = FakePool(list(connections), [], most=100, keep=100)
+    assert assign(pool) == []  # the first pass scans every connection
+    assert CountingConnection.checks == 40
+    for _ in range(20):  # requests come and go within the interval
+        request = FakeRequest()
+        pool._requests = [request]
+        assert assign(pool) == []
+        assert request.connection is connections[0]
+        pool._requests = []
+    assert CountingConnection.checks == 40 + 20  # one check per connection handed out
+    # One expires (its keep-alive ran out, or the server closed it) between scans: it
+    # is not handed out but closed, and the request gets the next.
+    connections[0].expired = True
+    request = FakeRequest()
+    pool._requests = [request]
+    assert assign(pool) == [connections[0]]
+    assert request.connection is connections[1]
+    assert connections[0] not in pool._connections
+    # The next scan closes idle connections that expired meanwhile.
+    connections[5].expired = True
+    pool._requests = []
+    setattr(pool, "_wi_next_scan", 0.0)  # noqa: B010 - the interval has passed
+    assert assign(pool) == [connections[5]]
+    assert len(pool._connections) == 38
