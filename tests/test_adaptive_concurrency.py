@@ -401,6 +401,23 @@ def test_a_cut_whose_slots_others_take_keeps_the_client_contended() -> None:
     assert rounds <= 12
 
 
+def test_alone_at_one_slot_the_contended_start_ends_after_a_few_refused_probes() -> None:
+    """At a level of one nothing can be given up, so no freed slot can be seen taken:
+    refused at one, again and again, with no sign of others, the client is alone; it
+    probes rarely after that (it used to probe on every call for 32 rounds: 12% of
+    requests refused at steady state, where alone it is about one in 16)."""
+    d = level(1)
+    assert d.limit.contended
+    for _ in range(3):
+        d.fill()
+        d.run_until_probe()
+        d.fill()
+        assert d.refuse(1) == [True]
+        assert d.limit.limit == 1
+    assert not d.limit.contended
+    assert serve(d, 1, 64) <= 64 // 8  # alone: a probe every 2 to 16 calls, not every other
+
+
 def test_cuts_round_at_random_so_small_levels_are_cut_on_average() -> None:
     assert _cut(0.9, 4, lambda: 0.0) == 3
     assert _cut(0.9, 4, lambda: 0.39) == 3

@@ -31,7 +31,8 @@ it learns from each answer, and what it does:
   service shows others. **A lone client finds out in a few rounds:** when the first
   probe after a cut goes through `_ALONE_AFTER` (3) times in a row, nobody else took
   the slots it gave up, and contention ends; a client that shares sees those slots taken
-  (its next probe refused) and stays contended.
+  (its next probe refused) and stays contended. At a level of one nothing can be given
+  up: refused there `_ALONE_AFTER` times in a row with no sign of others, it is alone.
 - **Probing, rarely, alone.** After a hold of `_HOLD` rounds (a round: `limit`
   successes, about one service time) the limit allows one more request. If the service
   takes it, the limit keeps rising in doubling steps (one per answered probe), so a
@@ -340,6 +341,12 @@ class AIMDLimit:
         elif probing:
             if self._freed:
                 self._unclaimed = 0  # someone took the slot our last cut gave up
+            elif level <= 1 and self._contended and not self._shared:
+                # One slot: nothing to give up, so nothing to see taken. Refused at one,
+                # again and again, with no sign of others: alone at a limit of one.
+                self._unclaimed += 1
+                if self._unclaimed >= _ALONE_AFTER:
+                    self._contended = self._unclaimed = 0
             self._top = level  # what the service held when it refused one more
             yielding = _PROBE_YIELD if self._shared else _START_YIELD
             new = _cut(yielding, level, self.rng) if self._contended else level
