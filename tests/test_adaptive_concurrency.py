@@ -407,7 +407,8 @@ def test_alone_at_one_slot_the_contended_start_ends_after_a_few_refused_probes()
     probes rarely after that (it used to probe on every call for 32 rounds: 12% of
     requests refused at steady state, where alone it is about one in 16)."""
     d = level(1)
-    assert d.limit.contended
+    start: AIMDLimit = d.limit  # (not `d.limit`: mypy would keep it narrowed below)
+    assert start.contended
     for _ in range(3):
         d.fill()
         d.run_until_probe()
