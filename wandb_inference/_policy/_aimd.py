@@ -81,8 +81,9 @@ scenarios) after traces of real processes: median fairness, slowest client over
 fastest, 4 clients x L = 32 0.48 -> 0.74-0.82, 4 x 8 0.64 -> 0.77-0.84, 2 x 32 0.82 ->
 0.82-0.95, at the same throughput; a lone client at L = 8 0.88 -> 0.93-0.97, L = 128
 0.83 -> 0.86-0.87. (Full runs of the benchmark vary more: 4 clients 0.60-0.79 in one,
-0.68-0.87 and 0.62-0.83 in others; `benchmarks/report/concurrency.md`.) The simulator's fairness tests (service times
-that vary 20%) are what made the growth open a slot at a time, not all at once. Tried and left out: taking
+0.68-0.87, 0.62-0.83 and 0.60-0.84 in others; `benchmarks/report/concurrency.md`.)
+The simulator's fairness tests (service times that vary 20%) are what made the growth
+open a slot at a time, not all at once. Tried and left out: taking
 a probe refused after a cut (its freed slots taken) as a sign of others, with additive
 growth only once others are seen: in the simulator 4 clients at L = 64 fell to 0.85 of
 the oracle (from 0.92) and fairness 0.63 (from 0.81), on the local server no clear
