@@ -495,6 +495,23 @@ def test_the_sync_gate_opens_paced_growth_on_time() -> None:
     assert growth[-1] - released <= (_PACE + _SPREAD) * 0.4 + 0.3
 
 
+def test_the_room_a_scheduler_reads_counts_growth_opened_meanwhile() -> None:
+    """The batch runner sizes what it sends by the gate's room without acquiring: the
+    room must include paced growth that opened since the last acquire, or a runner
+    that only starts what the room allows would hold the first level."""
+    from wandb_inference._policy._concurrency import SyncLimiter
+
+    gate = SyncLimiter(math.inf, True, False)
+    slots = [gate.acquire(MODEL, None) for _ in range(_INITIAL)]
+    time.sleep(0.05)
+    slot = slots.pop()
+    assert slot is not None
+    slot.finish()  # a round of about 0.05 s: its growth opens within 0.04 s of now
+    assert gate.room(MODEL) == 1  # the replacement only, at once
+    time.sleep(0.2)
+    assert gate.room(MODEL) == _INITIAL + _GROWTH - (_INITIAL - 1)  # + the success's 7
+
+
 def test_shut_out_the_gate_pauses_about_one_round() -> None:
     d = Driver()
     d.send(3)

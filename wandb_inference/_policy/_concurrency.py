@@ -167,7 +167,8 @@ class _Limits:
         A snapshot for schedulers (the batch runner sizes what it sends by it); the gate
         itself still decides at `acquire`.
         """
-        return min(limit.limit - limit.in_flight for limit in self._limits(model))
+        now = time.monotonic()
+        return min(limit.room(now) for limit in self._limits(model))
 
     def describe(self, model: str | None) -> str:
         """`limit N, M in flight` for an error message."""
@@ -376,6 +377,10 @@ class SyncLimiter(_Limits):
     def holds(self, model: str | None) -> bool:
         with self._cond:
             return super().holds(model)
+
+    def room(self, model: str | None) -> float:
+        with self._cond:  # (it opens paced growth: a change of state)
+            return super().room(model)
 
     def acquire(self, model: str | None, timeout: float | None, *, first: bool = False) -> Slot | None:
         """Block until a slot is free, at most `timeout` seconds (None: no bound).
