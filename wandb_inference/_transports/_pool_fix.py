@@ -42,10 +42,10 @@ __all__ = ["async_http_client", "install", "sync_http_client"]
 
 # How often a pass checks every idle connection for expiry (keep-alive run out, or the
 # server closed it: a socket readability check each, about 20 us through anyio under a
-# profiler). Between
-# those scans only a connection about to be handed out is checked. Checking all of them
-# on every pass, as httpcore does, cost a client with 80 connections in its pool (left by
-# a first burst of refused requests) half its CPU: 2 passes a request, 80 checks each.
+# profiler). Between those scans only a connection about to be handed out is checked.
+# Checking all of them on every pass, as httpcore does, cost a client with 80
+# connections in its pool (left by a first burst of refused requests) half its CPU:
+# 2 passes a request, 80 checks each.
 _SCAN_EVERY = 0.1
 
 _SUPPORTED = httpcore.__version__.startswith("1.0.") and all(
