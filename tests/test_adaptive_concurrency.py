@@ -26,6 +26,7 @@ from wandb_inference import AIMDLimit
 from wandb_inference._policy import _aimd
 from wandb_inference._policy._aimd import (
     _CONTENDED_PROBE,
+    _GENTLE_CUTS,
     _GROWTH,
     _HOLD,
     _HOLD_CAP,
@@ -378,7 +379,36 @@ def test_each_refused_contended_probe_cuts() -> None:
         d.fill()
         assert d.refuse(1) == [True]
         levels.append(d.limit.limit)
-    assert levels == [32, 30, 29, 28, 27]  # 95% of the level each time (rounded)
+    # The first `_GENTLE_CUTS` to 95%, then to 80%, as every contended client cuts.
+    assert _GENTLE_CUTS == 3
+    assert levels == [32, 30, 29, 28, cut(_PROBE_YIELD, 28)] == [32, 30, 29, 28, 22]
+
+
+def test_after_the_gentle_cuts_every_contended_client_cuts_alike() -> None:
+    """Shares even out only if every contended client cuts by the same fraction. A
+    client that never happened to see another (no refusal of a slot it held, never shut
+    out: typically the biggest) used to keep cutting to 95% while those that had seen
+    others cut to 80%, which holds the big one at about four times their share (traced
+    on the local server: 16 against 3 to 4 of 32 for seconds). Only the first
+    `_GENTLE_CUTS` cuts of a contention are gentle, for everyone; a refusal of a slot it
+    held ends them at once."""
+    quiet, victim = level(20), level(20)
+    victim.now += 2 * victim.limit.round_time  # rounds after the first episode
+    victim.succeed(1)
+    victim.fill()  # its replacement, in the slot the service just freed; but someone
+    assert victim.refuse(1) == [False]  # else took it: refused below its level
+    assert victim.limit.limit == cut(_YIELD, 19)
+    for d in (quiet, victim):
+        cuts = []
+        for _ in range(_GENTLE_CUTS + 2):
+            d.run_until_probe()
+            d.fill()
+            before = d.limit.in_flight - 1
+            assert d.refuse(1) == [True]
+            cuts.append(d.limit.limit / before)
+        gentle = _GENTLE_CUTS if d is quiet else 0
+        assert all(c >= 0.9 for c in cuts[:gentle])
+        assert all(c <= 0.85 for c in cuts[gentle:])
 
 
 def test_a_cut_whose_slots_others_take_keeps_the_client_contended() -> None:
