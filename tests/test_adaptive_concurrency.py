@@ -431,6 +431,35 @@ def test_a_cut_whose_slots_others_take_keeps_the_client_contended() -> None:
     assert rounds <= 12
 
 
+def test_shares_that_move_keep_the_client_contended_though_its_slots_come_back() -> None:
+    """Clients sharing a limit often cut at about the same time (the service is full
+    for all of them at once), so the slots a cut gave up are still free for the next
+    probe, as if alone. What tells them apart: alone, the service refuses one more at
+    the same level every time; sharing, at whatever the others left (here 12 or 15
+    slots, and the client's level between them moves too). It used to take three
+    such cuts for being alone, and stop cutting while sharing (traced on the local
+    server: all four clients of 32 alone after 4 s, their 10/8/7/7 split frozen)."""
+
+    def serve_in_order(d: Driver, holds: int) -> None:
+        """A round where the service holds `holds` of ours: requests arrive in the
+        order they were sent, so the first refused is the first sent above that."""
+        d.fill()
+        while d.limit.in_flight > holds:
+            d.limit.release(d.flying.pop(holds), d.now, ok=False, rate_limited=True)
+            d.fill()
+        d.succeed(d.limit.in_flight)
+
+    d = level(16)
+    held = [15, 19, 12, 19, 18, 19] * 4  # what the others leave us, round by round
+    for others_leave in held:
+        serve_in_order(d, others_leave)
+        assert d.limit.contended
+    alone = level(16)
+    for _ in range(len(held)):
+        serve_in_order(alone, 16)
+    assert not alone.limit.contended
+
+
 def test_alone_at_one_slot_the_contended_start_ends_after_a_few_refused_probes() -> None:
     """At a level of one nothing can be given up, so no freed slot can be seen taken:
     refused at one, again and again, with no sign of others, the client is alone; it

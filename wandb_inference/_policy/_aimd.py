@@ -31,11 +31,17 @@ it learns from each answer, and what it does:
   regrowth, later ones as every contended client cuts), and stays so while the service
   shows others. (The gentle cuts once lasted until a client saw another: the biggest
   client, which rarely does, kept cutting 5% while the rest cut 20%, which holds it at
-  about four times their share; traced on the local server, 16 against 3 to 4 of 32.) **A lone client finds out in a few rounds:** when the first
-  probe after a cut goes through `_ALONE_AFTER` (3) times in a row, nobody else took
-  the slots it gave up, and contention ends; a client that shares sees those slots taken
-  (its next probe refused) and stays contended. At a level of one nothing can be given
-  up: refused there `_ALONE_AFTER` times in a row with no sign of others, it is alone.
+  about four times their share; traced on the local server, 16 against 3 to 4 of 32.)
+  **A lone client finds out in a few rounds:** `_ALONE_AFTER` (3) cuts in a row after
+  which the first probe went through (the slots given up were still free) and the
+  service then refused one more at the level it did the time before (within what
+  requests crossing each other blur, `_spread`): nobody else's share moved. A client
+  that shares sees the slots taken (its next probe refused), or, when the others cut at
+  the same time and the slots come back, is refused at whatever level they left it,
+  and stays contended. (Free slots alone once sufficed: clients that cut together saw
+  them too, all four of 32 took themselves for alone within 4 s and their 10/8/7/7
+  split froze.) At a level of one nothing can be given up: refused there
+  `_ALONE_AFTER` times in a row with no sign of others, it is alone.
 - **Probing, rarely, alone.** After a hold of `_HOLD` rounds (a round: `limit`
   successes, about one service time) the limit allows one more request. If the service
   takes it, the limit keeps rising in doubling steps (one per answered probe), so a
@@ -142,8 +148,8 @@ _PROBE_YIELD = 0.8
 # Rounds contended after the first episode (nothing then tells a share from the limit).
 _START_CONTENDED = 32
 # Contended: this many cuts in a row after which the first probe went through (the slots
-# given up were still free: nobody else took them) end contention (a lone client pays
-# the contended start for a few rounds only).
+# given up were still free) and the next refusal came at the same level (nobody else's
+# share moved) end contention (a lone client pays the contended start for a few rounds).
 _ALONE_AFTER = 3
 _ACCEL_AFTER = 4
 # The first `_GENTLE_CUTS` cuts of a contention that began without a sign of others (the
@@ -245,7 +251,9 @@ class AIMDLimit:
     _confirmed: float = dataclasses.field(init=False, default=math.inf, repr=False)
     _top: float = dataclasses.field(init=False, default=math.inf, repr=False)  # last refused probe's level
     _freed: bool = dataclasses.field(init=False, default=False, repr=False)  # the last cut gave slots up
-    _unclaimed: int = dataclasses.field(init=False, default=0, repr=False)  # ... still free, in a row
+    _reclaimed: bool = dataclasses.field(init=False, default=False, repr=False)  # ... and got them back
+    _unclaimed: int = dataclasses.field(init=False, default=0, repr=False)  # cycles alone-like, in a row
+    _refused_at: int = dataclasses.field(init=False, default=-1, repr=False)  # last probe refused: its level
     _shared: bool = dataclasses.field(init=False, default=False, repr=False)  # others seen
     _gentle: int = dataclasses.field(init=False, default=0, repr=False)  # gentle cuts left
     _refusal_time: float = dataclasses.field(init=False, default=0.0, repr=False)
@@ -361,16 +369,26 @@ class AIMDLimit:
             self._set(min(self.limit, level))
         elif math.isinf(self.known):
             self._set(min(self.limit, level))  # the first episode measures the level
+            self._refused_at = -1  # (the level it ends at)
             self._contended = _START_CONTENDED
             self._shared = False
             self._gentle = _GENTLE_CUTS
         elif probing:
-            if self._freed:
-                self._unclaimed = 0  # someone took the slot our last cut gave up
-            elif level <= 1 and self._contended and not self._shared:
-                # One slot: nothing to give up, so nothing to see taken. Refused at one,
-                # again and again, with no sign of others: alone at a limit of one.
+            if (
+                self._contended
+                and not self._shared
+                and (self._reclaimed or level <= 1)
+                and abs(ticket.level - (self._refused_at if self._refused_at >= 0 else self._confirmed))
+                <= self._spread()
+            ):
+                # The slots the last cut gave up were free when asked for again, and the
+                # service refused one more at the level it did before: nobody else's
+                # share moved. (At one slot nothing can be given up.)
                 self._alone_again()
+            else:
+                self._unclaimed = 0  # someone took the slots, or shares moved
+            self._refused_at = ticket.level
+            self._reclaimed = False
             self._top = level  # what the service held when it refused one more
             new = level
             if self._contended:
@@ -399,6 +417,14 @@ class AIMDLimit:
         if not self.round_time or math.isinf(self._confirmed):
             return 0.0
         return float(math.floor(_NOISE * self._confirmed * min(1.0, self._refusal_time / self.round_time)))
+
+    def _spread(self) -> int:
+        """How far apart the levels of two refusals may be for one service holding the
+        same number of ours: requests sent together arrive in any order, and answers
+        on their way (both ways: about two network delays' worth) blur the count."""
+        if not self.round_time or math.isinf(self._confirmed):
+            return 1
+        return 1 + math.floor(2 * self._confirmed * min(1.0, self._refusal_time / self.round_time))
 
     def _set(self, limit: float) -> None:
         """Cut to `limit` (at least 1): the new level the service is taken to accept."""
@@ -452,9 +478,9 @@ class AIMDLimit:
                 self._gentle = _GENTLE_CUTS
             if self._freed:
                 # The first probe after a cut went through: the slots it gave up were
-                # still free, nobody else took them (alone, or shares that settled).
+                # still free (alone, or others cut too: the next refusal's level tells).
                 self._freed = False
-                self._alone_again()
+                self._reclaimed = True
             self.known = max(self.known, float(ticket.level + 1))
             if self.known >= limit:
                 self._streak += 1
