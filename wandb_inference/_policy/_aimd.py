@@ -29,18 +29,15 @@ it learns from each answer, and what it does:
   contended for its first `_START_CONTENDED` rounds (probes every half round; its first
   `_GENTLE_CUTS` refused probes cut the level to `_START_YIELD`, 95%, with faster
   regrowth, later ones as every contended client cuts), and stays so while the service
-  shows others. (The gentle cuts once lasted until a client saw another: the biggest
-  client, which rarely does, kept cutting 5% while the rest cut 20%, which holds it at
-  about four times their share; traced on the local server, 16 against 3 to 4 of 32.)
+  shows others. (Gentle cuts for as long as a client had seen no other held the
+  biggest client, which rarely does, at about four times the others' share.)
   **A lone client finds out in a few rounds:** `_ALONE_AFTER` (3) cuts in a row after
   which the first probe went through (the slots given up were still free) and the
   service then refused one more at the level it did the time before (within what
   requests crossing each other blur, `_spread`): nobody else's share moved. A client
   that shares sees the slots taken (its next probe refused), or, when the others cut at
   the same time and the slots come back, is refused at whatever level they left it,
-  and stays contended. (Free slots alone once sufficed: clients that cut together saw
-  them too, all four of 32 took themselves for alone within 4 s and their 10/8/7/7
-  split froze.) At a level of one nothing can be given up: refused there
+  and stays contended. At a level of one nothing can be given up: refused there
   `_ALONE_AFTER` times in a row with no sign of others, it is alone.
 - **Probing, rarely, alone.** After a hold of `_HOLD` rounds (a round: `limit`
   successes, about one service time) the limit allows one more request. If the service
@@ -85,18 +82,8 @@ few dozen rounds can end with one client well ahead (measured in
 `benchmarks/report/concurrency.md`), and a limit of one or a few slots shared by
 several clients is held by one of them at a time.
 
-The values were set on the local server (3 runs per case, `benchmarks/concurrency.py`
-scenarios) after traces of real processes: median fairness, slowest client over
-fastest, 4 clients x L = 32 0.48 -> 0.74-0.82, 4 x 8 0.64 -> 0.77-0.84, 2 x 32 0.82 ->
-0.82-0.95, at the same throughput; a lone client at L = 8 0.88 -> 0.93-0.97, L = 128
-0.83 -> 0.86-0.87. (Full runs of the benchmark vary more: 4 clients 0.60-0.79 in one,
-0.68-0.87, 0.62-0.83 and 0.60-0.84 in others; `benchmarks/report/concurrency.md`.)
-The simulator's fairness tests (service times that vary 20%) are what made the growth
-open a slot at a time, not all at once. Tried and left out: taking
-a probe refused after a cut (its freed slots taken) as a sign of others, with additive
-growth only once others are seen: in the simulator 4 clients at L = 64 fell to 0.85 of
-the oracle (from 0.92) and fairness 0.63 (from 0.81), on the local server no clear
-gain; cuts to 85% instead of 80%: no clear difference either way.
+How the values were chosen, what was measured and what was tried and left out:
+`benchmarks/report/concurrency-design.md`.
 
 Other designs considered. Latency-gradient limiters (Netflix's
 Gradient2, Envoy's adaptive concurrency filter) need latency to grow as the service
@@ -132,9 +119,8 @@ __all__ = ["AIMDLimit", "Ticket"]
 _HOLD = 2
 _HOLD_CAP = 8
 _PROBE_EVERY = 32
-# A refusal the client's own probing does not explain (someone took the slot): give that
-# slot up and a tenth more (cut to this fraction of what is still in flight), and hold
-# this many rounds.
+# A refusal our own probing does not explain (someone took the slot): cut to this
+# fraction of what is still in flight, and hold this many rounds.
 _YIELD = 0.8
 _VICTIM_HOLD = 2
 # While contended (that many rounds after such a refusal, after being shut out, or after
@@ -169,22 +155,14 @@ _SHUT_OUT_ROUND = 0.5
 _SHUT_OUT_BACKOFF = 3
 # Without `max_concurrency`, the first requests go out `_INITIAL` at a time, and
 # `_GROWTH` more for each that succeeds (8x each round) until the first refusal: clients
-# of one project started together reach the limit from equal, small counts, so the
-# first refusals split it about evenly (a first burst of 64 each hands it to whichever
-# burst arrives first, and shares that start uneven take long to even out). Not faster:
-# every connection a burst opens stays in httpx's pool, each later request pays for
-# scanning it, and a server flooded with new connections queues instead of refusing.
+# of one project started together reach the limit from equal, small counts (why not
+# faster: the docstring, "A fair start").
 _INITIAL = 8
 _GROWTH = 7
-# Before the first refusal, the room a success adds (the growth, beyond replacing the
-# request that ended) opens this fraction of a round later: clients of one project
-# started together see their first answers a few milliseconds apart (more on a loaded
-# machine), and the first to see them would otherwise fill the slots the others' answers
-# free before the others can send again, and keep them (measured: splits of 15/14/2/1
-# of 32). Every client gets its own slots back first; the extra requests meet a full
-# service and measure an even split. The added slots open one at a time over `_SPREAD`
-# of a round, so the extra requests of clients that grow together interleave (all at
-# once, the first burst in took the free room: 40/8/8/8 of 64 in the simulator).
+# Before the first refusal, the room a success adds (beyond replacing the request that
+# ended) opens `_PACE` of a round later, a slot at a time over `_SPREAD` of a round, so
+# every client of a project gets its own slots back first and the extra requests of
+# clients that grow together interleave (docstring, "A fair start").
 _PACE = 0.25
 _SPREAD = 0.5
 # Without a ceiling, a limit grown to this many in flight is dropped altogether.
