@@ -655,7 +655,7 @@ def test_processes_started_with_skew_share_fairly() -> None:
     the oracle in the typical run and the worst, the fairness in the typical run of each
     case and overall."""
     medians = []
-    for clients, limit in ((2, 8), (2, 32), (4, 8), (4, 32), (4, 64)):
+    for clients, limit in ((2, 8), (2, 32), (3, 48), (4, 8), (4, 32), (4, 64)):
         service = max(0.05, limit / 150)
         ratios, fairness = [], []
         for seed in range(1, 9):
