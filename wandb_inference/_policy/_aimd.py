@@ -389,20 +389,18 @@ class AIMDLimit:
         self._cut_at = now
         return probing
 
-    def _noise(self) -> float:
+    def _noise(self, trips: float = _NOISE) -> float:
         """How many more of ours the count may show than the service holds: those whose
-        answers are on their way (about a network round trip's worth)."""
+        answers are on their way (`trips` network round trips' worth of requests)."""
         if not self.round_time or math.isinf(self._confirmed):
             return 0.0
-        return float(math.floor(_NOISE * self._confirmed * min(1.0, self._refusal_time / self.round_time)))
+        return float(math.floor(trips * self._confirmed * min(1.0, self._refusal_time / self.round_time)))
 
-    def _spread(self) -> int:
+    def _spread(self) -> float:
         """How far apart the levels of two refusals may be for one service holding the
-        same number of ours: requests sent together arrive in any order, and answers
-        on their way (both ways: about two network delays' worth) blur the count."""
-        if not self.round_time or math.isinf(self._confirmed):
-            return 1
-        return 1 + math.floor(2 * self._confirmed * min(1.0, self._refusal_time / self.round_time))
+        same number of ours: requests sent together arrive in any order, and answers on
+        their way (both ways: about two round trips' worth) blur the count."""
+        return 1 + self._noise(2.0)
 
     def _set(self, limit: float) -> None:
         """Cut to `limit` (at least 1): the new level the service is taken to accept."""
