@@ -4,6 +4,7 @@ sharing a limit, over many seeds, in seconds of CPU (no sockets, simulated time)
     python benchmarks/concurrency_sim.py                      # the cases, 32 seeds each
     python benchmarks/concurrency_sim.py --set _PROBE_YIELD=0.9 --set _ACCEL_AFTER=3
     python benchmarks/concurrency_sim.py --drift               # pull back toward even
+    python benchmarks/concurrency_sim.py --apart               # on different machines
 
 Runs `tests/_simservice.py` (the SDK's own `AIMDLimit` and retry decisions against a
 service that refuses above L) with the settings `benchmarks/report/concurrency-design.md`
@@ -15,7 +16,9 @@ client's throughput over the fastest's), then the mean fairness of all runs of t
 lone client's ratio at L = 1, 8, 32 and 128. `--set` overrides a module constant of
 `wandb_inference._policy._aimd` for the run (what the design notes' comparisons did).
 `--drift` prints how a client's level moves in half a second against its level
-(4 clients sharing 32): the pull back toward the even share.
+(4 clients sharing 32): the pull back toward the even share. The clients share a
+machine, so they see each other's levels on its board (`_board.py`; read at once here);
+`--apart` puts them on different machines: AIMD alone.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import _simservice as sim  # (the simulator lives with the tests)
 
 from wandb_inference._policy import _aimd
 
-REALISTIC: dict[str, Any] = {"delay": 0.0015, "send_cost": 0.0003, "start_jitter": 0.01}
+REALISTIC: dict[str, Any] = {"delay": 0.0015, "send_cost": 0.0003, "start_jitter": 0.01, "board": True}
 # (clients, L, workers each)
 CASES = [(4, 32, 32), (4, 8, 32), (2, 32, 32), (4, 16, 64)]
 EXTRA = [(3, 48, 48)]
@@ -91,7 +94,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override an _aimd constant")
     parser.add_argument("--extra", action="store_true", help="also 3 clients x L = 48 (not in the mean)")
     parser.add_argument("--drift", action="store_true")
+    parser.add_argument(
+        "--apart", action="store_true", help="clients on different machines: no board (`_board.py`), AIMD alone"
+    )
     args = parser.parse_args()
+    REALISTIC["board"] = not args.apart
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
     for item in args.set:

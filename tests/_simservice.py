@@ -125,6 +125,7 @@ class Client:
     _line: deque[_Call] = field(default_factory=deque)
     _timer_at: float = -1.0
     _cpu_free: float = 0.0
+    board: list[Client] | None = None  # the clients on this machine (they share levels)
 
     def __post_init__(self) -> None:
         if self.oracle_limit is None:
@@ -176,6 +177,8 @@ class Client:
 
     def _reply(self, call: _Call, ticket: Ticket | None, ok: bool) -> None:
         now = self.loop.now
+        if self.board is not None:
+            self._read_board()
         probe_refused = self.limit.release(ticket, now, ok=ok, rate_limited=not ok)
         self.times.append((now, ok))
         if ok:
@@ -201,6 +204,17 @@ class Client:
             self._acquire(call)  # the gate paces the retry
         else:
             self.loop.after(decision.delay, self._acquire, call)
+
+    def _full(self) -> bool:
+        return bool(self._line) or self.limit.in_flight >= self.limit.limit
+
+    def _read_board(self) -> None:
+        """What the machine's board (`_board.py`) tells the policy: the mean level of
+        the clients that are full, when another one is (read at once, here)."""
+        others = [c for c in self.board or () if c is not self and c.finished_at is None and c._full()]
+        mine = [self] if self._full() else []
+        levels = [c.limit.limit for c in others + mine]
+        self.limit.share = sum(levels) / len(levels) if others else math.inf
 
     def _finish_one(self) -> None:
         if self.done + self.failed == self.calls:
@@ -255,6 +269,7 @@ def simulate(
     long_every: int = 0,
     sample_every: float = 0.0,
     until: float = 600.0,
+    board: bool = False,
 ) -> Result:
     """`clients` clients of `workers` workers share `calls` calls against one limit.
 
@@ -280,6 +295,9 @@ def simulate(
             )
             for i in range(clients)
         ]
+    if board and not oracle:
+        for c in group:
+            c.board = group
     samples: list[tuple[float, int, list[float]]] = []
     if sample_every:
 

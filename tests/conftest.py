@@ -27,7 +27,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    """Tests never see the developer's own key, project or netrc."""
+    """Tests never see the developer's own key, project or netrc, nor other tests' clients."""
     for name in (
         "WANDB_API_KEY",
         "WANDB_INFERENCE_BASE_URL",
@@ -39,6 +39,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
+    # Each test's clients share limits only with each other (`_board.py`), never with
+    # the clients of an earlier test at the same address.
+    monkeypatch.setenv("WANDB_INFERENCE_PEER_DIR", str(tmp_path / "peers"))
 
 
 class Sleeps:

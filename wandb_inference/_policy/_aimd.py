@@ -21,16 +21,13 @@ it learns from each answer, and what it does:
   others' answers freed, and free room went to whichever burst came first (measured on
   the local server: splits of 15/14/2/1 of 32, and 40/8/8/8 of 64 in the simulator).
   Paced, each gets its own slots back and the extra requests interleave: the first
-  episode splits the limit about evenly. (A first burst of 16 or growth of 16x each
-  round cost more than they gained: a burst of 128 connections slows the client and
-  the server.)
+  episode splits the limit about evenly.
 - **Contended from the start.** Nothing in the first episode tells a client whether
   the level it measured is the whole limit or its share of it. So every client is
   contended for its first `_START_CONTENDED` rounds (probes every half round; its first
   `_GENTLE_CUTS` refused probes cut the level to `_START_YIELD`, 95%, with faster
   regrowth, later ones as every contended client cuts), and stays so while the service
-  shows others. (Gentle cuts for as long as a client had seen no other held the
-  biggest client, which rarely does, at about four times the others' share.)
+  shows others.
   **A lone client finds out in a few rounds:** `_ALONE_AFTER` (3) cuts in a row after
   which the first probe went through (the slots given up were still free) and the
   service then refused one more at the level it did the time before (within what
@@ -76,28 +73,19 @@ it learns from each answer, and what it does:
   retries are absorbed too (the call is waiting for capacity: free of `max_retries` for
   its pool timeout, `_retry.py`).
 
-What it cannot do: a client sees only its own answers, so fair shares among processes
-come from the statistics above, over many rounds, not from any agreement; a run of a
-few dozen rounds can end with one client well ahead (measured in
-`benchmarks/report/concurrency.md`), and a limit of one or a few slots shared by
-several clients is held by one of them at a time.
+- **Clients on one machine tell each other their levels** (`_board.py`): `share` is
+  the mean level of the project's clients here that are full. While another is full, a
+  client stays contended; its probes and raises stop at `share`, above it by more than
+  half a slot it gives one back where it would have probed, and refused it cuts gently
+  (`_START_YIELD`): the board evens the shares, not the cuts.
 
-How the values were chosen, what was measured and what was tried and left out:
-`benchmarks/report/concurrency-design.md`.
+What it cannot do: clients on different machines share by the statistics above, over
+many rounds, not by agreement (a short run can end with one well ahead), and a limit
+of a few slots shared by several clients is held by one of them at a time.
 
-Other designs considered. Latency-gradient limiters (Netflix's
-Gradient2, Envoy's adaptive concurrency filter) need latency to grow as the service
-fills up; this service keeps each request's time and refuses the one above L, so
-latency says nothing until the 429, and a gradient rule settles below L by design
-(throughput an oracle does not lose). The AWS SDKs' adaptive retry mode runs CUBIC on a
-request *rate* for throttling errors; here the limit is on requests in flight, which
-the gate controls directly, and the refusal count gives the level exactly, so no rate
-needs estimating. Plain AIMD (Netflix's AIMDLimit) is what the contended mode is; used
-alone it costs a lone client the sawtooth (halving: 25% of the throughput).
-Parameters were chosen with a simulated service (`tests/_simservice.py`: network delay,
-a client's CPU per request sent, start skew) over 2 and 4 clients at L = 8 to 64 and
-one client at L = 1 to 128, then checked against the local server
-(`benchmarks/concurrency.py`).
+How the values were chosen, what was measured, the designs considered (latency
+gradients, the AWS SDKs' adaptive retry mode, plain AIMD) and what was tried and left
+out: `benchmarks/report/concurrency-design.md`.
 
 Everything here is pure: time comes in as `now` (the gates pass `time.monotonic()`),
 jitter from `rng`; no I/O, no locks (the gates serialise calls).
@@ -209,6 +197,9 @@ class AIMDLimit:
             sent above it are probes.
         resume_at: no request starts before this time (after being shut out).
         round_time: the smoothed duration of successful requests (seconds).
+        share: the mean level of the clients on this machine that are full, this one
+            included when it is (set by the gate, `_board.py`; inf: no other is).
+        full_at: when this limit last had as many in flight as it allowed.
     """
 
     ceiling: float = math.inf
@@ -219,6 +210,8 @@ class AIMDLimit:
     known: float = dataclasses.field(init=False, default=math.inf)
     resume_at: float = dataclasses.field(init=False, default=0.0)
     round_time: float = dataclasses.field(init=False, default=0.0)
+    share: float = dataclasses.field(init=False, default=math.inf)
+    full_at: float = dataclasses.field(init=False, default=-math.inf)
     _epoch: int = dataclasses.field(init=False, default=0, repr=False)
     _successes: int = dataclasses.field(init=False, default=0, repr=False)  # in this round
     _rounds: int = dataclasses.field(init=False, default=0, repr=False)  # held at this level
@@ -294,13 +287,15 @@ class AIMDLimit:
         """One more sign of being alone (a cut's slots left free, or refused at one slot
         again); `_ALONE_AFTER` in a row end contention."""
         self._unclaimed += 1
-        if self._unclaimed >= _ALONE_AFTER:
+        if self._unclaimed >= _ALONE_AFTER and math.isinf(self.share):
             self._contended = self._unclaimed = 0
 
     def take(self, now: float) -> Ticket | None:
         """Count one more request in flight; its ticket goes back to `release`."""
         level = self.in_flight
         self.in_flight = level + 1
+        if level + 1 >= self.limit:
+            self.full_at = now
         if not self.adaptive:
             return None
         return Ticket(self._epoch, level, level >= self.known, now)
@@ -370,7 +365,8 @@ class AIMDLimit:
             self._top = level  # what the service held when it refused one more
             new = level
             if self._contended:
-                new = _cut(_START_YIELD if self._gentle else _PROBE_YIELD, level, self.rng)
+                gentle = self._gentle or not math.isinf(self.share)
+                new = _cut(_START_YIELD if gentle else _PROBE_YIELD, level, self.rng)
                 self._gentle = max(0, self._gentle - 1)
             self._set(min(self.limit, new))
             self._freed = new < level
@@ -458,7 +454,9 @@ class AIMDLimit:
                 self._freed = False
                 self._reclaimed = True
             self.known = max(self.known, float(ticket.level + 1))
-            if self.known >= limit:
+            if self.known > self.share:
+                self._streak, self._step, self.limit = 0, 1, self.known  # at the machine's share: stop
+            elif self.known >= limit:
                 self._streak += 1
                 if not self._contended or self._streak >= (_START_ACCEL_AFTER if self._gentle else _ACCEL_AFTER):
                     self._step *= 2
@@ -468,6 +466,8 @@ class AIMDLimit:
         if self._successes >= limit:
             self._successes = 0  # a round at this level
             self._rounds += 1
+            if not math.isinf(self.share):  # others on this machine are full: contended
+                self._contended, self._shared = _CONTENDED_ROUNDS, True
             if self._contended:
                 self._contended -= 1
         elif not self._contended:
@@ -481,7 +481,10 @@ class AIMDLimit:
                 self._since_probe += 1
                 if self._since_probe >= max(1, math.ceil(_CONTENDED_PROBE * limit)):
                     self._since_probe = 0
-                    self._raise(limit + 1)
+                    if limit > self.share + 0.5:
+                        self._set(limit - 1)
+                    elif limit <= self.share:
+                        self._raise(limit + 1)
             return
         if self._rounds >= self._hold_rounds(limit):
             self._rounds = 0

@@ -52,10 +52,12 @@ if TYPE_CHECKING:
 
     from wandb_inference._options import ClientOptions
 
-    from . import _aimd
+    from . import _aimd, _board
     from ._aimd import AIMDLimit, Ticket
+    from ._board import Board
 else:
     _aimd = lazy_module("wandb_inference._policy._aimd")
+    _board = lazy_module("wandb_inference._policy._board")
 
 __all__ = ["AsyncLimiter", "Slot", "SyncLimiter", "reset_after_fork"]
 
@@ -115,16 +117,22 @@ class Slot:
 class _Limits:
     """The per-model (and client-wide) limits both gates keep, and who holds their slots."""
 
-    def __init__(self, ceiling: float, adaptive: bool, client_wide: bool) -> None:
+    def __init__(
+        self, ceiling: float, adaptive: bool, client_wide: bool, scope: tuple[str, str | None] | None = None
+    ) -> None:
         self._ceiling = ceiling
         self._adaptive = adaptive
         self._client_wide = client_wide
+        # (base URL, project): the clients on this machine with the same scope and model
+        # share the service's limit, and tell each other their levels (`_board.py`).
+        self._scope = scope
         self._fresh()
         reset_after_fork(self)
 
     def _fresh(self) -> None:
         self._global = _aimd.AIMDLimit(ceiling=self._ceiling, adaptive=False) if self._client_wide else None
         self._models: dict[str, AIMDLimit] = {}
+        self._boards: dict[int, Board] = {}  # id(limit) -> its slot on the machine's board
         # owner -> {id(limit): slots of that limit the owner holds}
         self._held: dict[Hashable, dict[int, int]] = {}
 
@@ -139,7 +147,8 @@ class _Limits:
         ceiling = math.inf if options.max_concurrency is None else float(options.max_concurrency)
         if math.isinf(ceiling) and not options.adaptive_concurrency:
             return None
-        return cls(ceiling, options.adaptive_concurrency, options.max_concurrency is not None)
+        scope = (options.base_url, options.project)
+        return cls(ceiling, options.adaptive_concurrency, options.max_concurrency is not None, scope)
 
     def _limits(self, model: str | None) -> tuple[AIMDLimit, ...]:
         key = model or ""
@@ -148,6 +157,10 @@ class _Limits:
             if len(self._models) >= _MAX_MODELS:
                 self._prune()
             per_model = self._models[key] = _aimd.AIMDLimit(ceiling=self._ceiling, adaptive=self._adaptive)
+            if self._adaptive and self._scope is not None:
+                board = _board.open_board(*self._scope, key)
+                if board is not None:
+                    self._boards[id(per_model)] = board
         return (per_model,) if self._global is None else (self._global, per_model)
 
     def _prune(self) -> None:
@@ -155,7 +168,9 @@ class _Limits:
         idle = [key for key, limit in self._models.items() if limit.in_flight <= 0]
         idle.sort(key=lambda key: self._models[key].limit != self._ceiling)
         for key in idle[: max(1, len(self._models) - _MAX_MODELS * 3 // 4)]:
-            del self._models[key]
+            board = self._boards.pop(id(self._models.pop(key)), None)
+            if board is not None:
+                board.close()
 
     def limit_for(self, model: str | None) -> float:
         """The current in-flight limit for `model` (inf: unlimited)."""
@@ -218,13 +233,20 @@ class _Limits:
         for limit in limits:
             key = id(limit)
             mine[key] = mine.get(key, 0) + 1
-        if len(limits) == 1:
-            return (limits[0].take(now),)
-        return tuple([limit.take(now) for limit in limits])
+        tickets = tuple([limit.take(now) for limit in limits])
+        if self._boards:
+            board = self._boards.get(id(limits[-1]))
+            if board is not None:
+                board.sync(limits[-1], now)
+        return tickets
 
     def _account(self, slot: Slot, ok: bool, rate_limited: bool) -> None:
         mine = self._held.get(slot.owner)
         now = time.monotonic()
+        if self._boards:
+            board = self._boards.get(id(slot.limits[-1]))
+            if board is not None:
+                board.sync(slot.limits[-1], now)  # (the policy decides with the others' share)
         for limit, ticket in zip(slot.limits, slot.tickets, strict=False):  # same length
             if limit.release(ticket, now, ok=ok, rate_limited=rate_limited):
                 slot.probe_refused = True
@@ -264,8 +286,10 @@ class AsyncLimiter(_Limits):
     """The async gate: waiters park in line on events, set for as many as there is room
     for when a slot frees up; a pause ends by their own timers."""
 
-    def __init__(self, ceiling: float, adaptive: bool, client_wide: bool) -> None:
-        super().__init__(ceiling, adaptive, client_wide)
+    def __init__(
+        self, ceiling: float, adaptive: bool, client_wide: bool, scope: tuple[str, str | None] | None = None
+    ) -> None:
+        super().__init__(ceiling, adaptive, client_wide, scope)
         self._waiters: dict[int, deque[anyio.Event]] = {}
         self._waiting_on: dict[int, AIMDLimit] = {}
 
@@ -363,8 +387,10 @@ class AsyncLimiter(_Limits):
 class SyncLimiter(_Limits):
     """The thread-safe gate for `Client`."""
 
-    def __init__(self, ceiling: float, adaptive: bool, client_wide: bool) -> None:
-        super().__init__(ceiling, adaptive, client_wide)
+    def __init__(
+        self, ceiling: float, adaptive: bool, client_wide: bool, scope: tuple[str, str | None] | None = None
+    ) -> None:
+        super().__init__(ceiling, adaptive, client_wide, scope)
         self._cond = threading.Condition()
 
     def _after_fork_in_child(self) -> None:

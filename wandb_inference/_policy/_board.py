@@ -1,0 +1,198 @@
+"""`Board`: what the clients of one project on this machine hold of a model's limit.
+
+Processes of one project on one machine (a multiprocessing pool, several notebooks, the
+workers of one Ray node) share the service's limit on requests in flight, and each sees
+only its own answers: alone, AIMD leaves their shares to chance over a few dozen rounds
+(`_aimd.py`). So the clients of a machine tell each other their levels. Each
+(base URL, project, model) has a small file in a private directory, mapped into memory;
+each client's gate has a slot in it, where it writes its level and when it last had as
+many in flight as its level allowed ("full"). The gate reads the board at most every
+`_READ_EVERY` seconds and gives the policy the mean level of the clients that are full
+(`AIMDLimit.share`; inf when no other client is): a client above it gives a slot back
+instead of probing, one below it probes, so the shares meet within a few rounds instead
+of drifting (`benchmarks/report/concurrency-design.md`: the measurements).
+
+Nothing else is shared: each client still finds the limit from its own answers, clients
+on other machines still share by AIMD alone, and a board that cannot be used (no
+`fcntl` (Windows), a directory that is not private, a full board, any `OSError`) is
+simply not used. `WANDB_INFERENCE_PEER_DIR` names the directory (default: a
+`wandb-inference-<uid>` directory in the temporary directory); `off` turns boards off.
+The file holds no key, prompt or name: the base URL, project and model only reach its
+name through a hash.
+
+A slot is 32 bytes: a token (the owner's random id; 0: free), the owner's last write and
+the last time it was full (wall-clock seconds, comparable between processes), and its
+level. A slot whose owner wrote nothing for `_STALE` seconds may be taken by a new
+client (its owner, if alive, takes another at its next write).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import mmap
+import os
+import secrets
+import stat
+import struct
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._aimd import AIMDLimit
+
+__all__ = ["ENV_PEER_DIR", "Board", "open_board"]
+
+ENV_PEER_DIR = "WANDB_INFERENCE_PEER_DIR"
+_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_SLOT = struct.Struct("<Qddd")  # token, written at, full at, level
+_SLOTS = 64
+_SIZE = _SLOT.size * _SLOTS
+# Read the others' slots at most this often (seconds); write ours at least this often.
+_READ_EVERY = 0.01
+_WRITE_EVERY = 0.25
+# A slot unwritten this long is free to take.
+_STALE = 30.0
+# A client counts as full when it was, lately: within this many of its rounds (at least
+# `_FULL_MIN` seconds).
+_FULL_ROUNDS = 2.0
+_FULL_MIN = 0.05
+
+
+def _directory() -> Path | None:
+    """The private directory of the boards, or None (turned off, or not private)."""
+    chosen = os.environ.get(ENV_PEER_DIR, "")
+    if chosen.strip().lower() == "off":
+        return None
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return None  # (no POSIX owners to check, and no fcntl either)
+    uid = getuid()
+    path = Path(chosen) if chosen else Path(tempfile.gettempdir()) / f"wandb-inference-{uid}"
+    path.mkdir(mode=0o700, parents=bool(chosen), exist_ok=True)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & 0o077:
+        return None  # someone else's, a link, or open to others: not ours to trust
+    return path
+
+
+def _free(view: mmap.mmap, offset: int, token: int, pid: int) -> None:
+    """Give the slot back (at exit or when the board is dropped), in its owner only."""
+    if os.getpid() != pid or view.closed:
+        return
+    try:
+        if _SLOT.unpack_from(view, offset)[0] == token:
+            _SLOT.pack_into(view, offset, 0, 0.0, 0.0, 0.0)
+        view.close()
+    except (OSError, ValueError, BufferError):  # pragma: no cover - closing at exit
+        pass
+
+
+class Board:
+    """This client's slot in the board of one (base URL, project, model)."""
+
+    __slots__ = (
+        "__weakref__",
+        "_finalizer",
+        "_full",
+        "_level",
+        "_offset",
+        "_path",
+        "_pid",
+        "_read_at",
+        "_token",
+        "_view",
+        "_written_at",
+    )
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pid = os.getpid()
+        self._token = secrets.randbits(63) | 1
+        self._view = self._map()
+        self._offset = self._claim()
+        self._read_at = -math.inf
+        self._written_at = -math.inf
+        self._level = self._full = -1.0
+        self._finalizer = weakref.finalize(self, _free, self._view, self._offset, self._token, self._pid)
+
+    def _map(self) -> mmap.mmap:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | _FLAGS, 0o600)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+                raise OSError(f"{self._path}: not a board of ours")
+            if info.st_size < _SIZE:
+                os.ftruncate(fd, _SIZE)
+            return mmap.mmap(fd, _SIZE)
+        finally:
+            os.close(fd)
+
+    def _claim(self) -> int:
+        """Take a free (or stale) slot, under the file's lock; its offset."""
+        import fcntl
+
+        fd = os.open(self._path, os.O_RDWR | _FLAGS)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            now = time.time()
+            for offset in range(0, _SIZE, _SLOT.size):
+                token, written, _, _ = _SLOT.unpack_from(self._view, offset)
+                if token == 0 or not now - _STALE <= written <= now + _STALE:
+                    _SLOT.pack_into(self._view, offset, self._token, now, 0.0, 0.0)
+                    return offset
+            raise OSError(f"{self._path}: every slot taken")
+        finally:
+            os.close(fd)  # (closing releases the lock)
+
+    def sync(self, limit: AIMDLimit, now: float) -> None:
+        """Write `limit`'s level (and when it was last full) into our slot, and read the
+        others' into `limit.share`, each at most as often as it matters (`now`: the
+        gate's monotonic clock)."""
+        level = limit.limit if math.isfinite(limit.limit) else 0.0
+        since = now - self._written_at
+        if since >= _WRITE_EVERY or level != self._level or (limit.full_at != self._full and since >= _READ_EVERY):
+            self._write(level, limit.full_at, now)
+        if now - self._read_at < _READ_EVERY:
+            return
+        self._read_at = now
+        wall = time.time()
+        recent = wall - max(_FULL_MIN, _FULL_ROUNDS * limit.round_time)
+        levels: list[float] = []
+        others = False
+        for at, (token, written, full, theirs) in enumerate(_SLOT.iter_unpack(self._view)):
+            if token and full >= recent and written <= wall + 1.0 and theirs >= 1:
+                levels.append(theirs)
+                others = others or at * _SLOT.size != self._offset
+        limit.share = sum(levels) / len(levels) if others else math.inf
+
+    def _write(self, level: float, full: float, now: float) -> None:
+        wall = time.time()
+        if _SLOT.unpack_from(self._view, self._offset)[0] != self._token:
+            self._offset = self._claim()  # a client took us for gone and took the slot
+        _SLOT.pack_into(self._view, self._offset, self._token, wall, wall - (now - full), level)
+        self._written_at, self._level, self._full = now, level, full
+
+    def close(self) -> None:
+        """Give the slot back now (idempotent)."""
+        self._finalizer()
+
+
+def open_board(base_url: str, project: str | None, model: str) -> Board | None:
+    """This client's slot on the board of (base URL, project, model), or None when there
+    is no usable board (turned off, no `fcntl`, not private, full, an `OSError`)."""
+    try:
+        import fcntl  # noqa: F401  (POSIX only)
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    try:
+        directory = _directory()
+        if directory is None:
+            return None
+        name = hashlib.sha256(f"{base_url}\n{project or ''}\n{model}".encode()).hexdigest()[:32]
+        return Board(directory / f"{name}.board")
+    except (OSError, ValueError):
+        return None
