@@ -294,7 +294,7 @@ class AIMDLimit:
         """Count one more request in flight; its ticket goes back to `release`."""
         level = self.in_flight
         self.in_flight = level + 1
-        if level + 1 >= self.limit:
+        if level + 1 >= self.limit < self.ceiling:  # (held back by a ceiling: not by others)
             self.full_at = now
         if not self.adaptive:
             return None
@@ -402,8 +402,7 @@ class AIMDLimit:
         """Cut to `limit` (at least 1): the new level the service is taken to accept."""
         self.limit = self.known = self._confirmed = max(1.0, float(limit))
         self._grow_to = 0.0
-        # (`_successes` runs on: the round in progress still counts, so frequent cuts
-        # do not stall the rounds that end contention.)
+        # (`_successes` runs on: frequent cuts must not stall the rounds ending contention.)
         self._streak = self._since_probe = 0
         self._rounds = min(self._rounds, 0)
         self._step = 1
@@ -454,13 +453,14 @@ class AIMDLimit:
                 self._freed = False
                 self._reclaimed = True
             self.known = max(self.known, float(ticket.level + 1))
-            if self.known > self.share:
-                self._streak, self._step, self.limit = 0, 1, self.known  # at the machine's share: stop
-            elif self.known >= limit:
+            if self.known >= limit:
                 self._streak += 1
                 if not self._contended or self._streak >= (_START_ACCEL_AFTER if self._gentle else _ACCEL_AFTER):
                     self._step *= 2
-                self._raise(self.known + self._step)
+                cap = max(self.known, math.floor(self.share)) if self.share < math.inf else math.inf
+                if self.known + self._step > cap:
+                    self._streak, self._step = 0, 1  # at the share of the machine's clients
+                self._raise(min(self.known + self._step, cap))
             return
         self._successes += 1
         if self._successes >= limit:

@@ -79,12 +79,14 @@ def _directory() -> Path | None:
     return path
 
 
-def _free(view: mmap.mmap, offset: int, token: int, pid: int) -> None:
-    """Give the slot back (at exit or when the board is dropped), in its owner only."""
+def _free(view: mmap.mmap, where: list[int], token: int, pid: int) -> None:
+    """Give the slot (at `where[0]`) back, at exit or when the board is dropped or
+    fails; in the process that took it only (not in a forked child)."""
     if os.getpid() != pid or view.closed:
         return
     try:
-        if _SLOT.unpack_from(view, offset)[0] == token:
+        offset = where[0]
+        if offset >= 0 and _SLOT.unpack_from(view, offset)[0] == token:
             _SLOT.pack_into(view, offset, 0, 0.0, 0.0, 0.0)
         view.close()
     except (OSError, ValueError, BufferError):  # pragma: no cover - closing at exit
@@ -99,12 +101,12 @@ class Board:
         "_finalizer",
         "_full",
         "_level",
-        "_offset",
         "_path",
         "_pid",
         "_read_at",
         "_token",
         "_view",
+        "_where",
         "_written_at",
     )
 
@@ -113,11 +115,11 @@ class Board:
         self._pid = os.getpid()
         self._token = secrets.randbits(63) | 1
         self._view = self._map()
-        self._offset = self._claim()
+        self._where = [self._claim()]
         self._read_at = -math.inf
         self._written_at = -math.inf
         self._level = self._full = -1.0
-        self._finalizer = weakref.finalize(self, _free, self._view, self._offset, self._token, self._pid)
+        self._finalizer = weakref.finalize(self, _free, self._view, self._where, self._token, self._pid)
 
     def _map(self) -> mmap.mmap:
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT | _FLAGS, 0o600)
@@ -151,7 +153,16 @@ class Board:
     def sync(self, limit: AIMDLimit, now: float) -> None:
         """Write `limit`'s level (and when it was last full) into our slot, and read the
         others' into `limit.share`, each at most as often as it matters (`now`: the
-        gate's monotonic clock)."""
+        gate's monotonic clock). A board that fails is not used again."""
+        if self._view.closed:
+            return
+        try:
+            self._sync(limit, now)
+        except (OSError, ValueError):
+            limit.share = math.inf
+            self.close()
+
+    def _sync(self, limit: AIMDLimit, now: float) -> None:
         level = limit.limit if math.isfinite(limit.limit) else 0.0
         since = now - self._written_at
         if since >= _WRITE_EVERY or level != self._level or (limit.full_at != self._full and since >= _READ_EVERY):
@@ -166,14 +177,16 @@ class Board:
         for at, (token, written, full, theirs) in enumerate(_SLOT.iter_unpack(self._view)):
             if token and full >= recent and written <= wall + 1.0 and theirs >= 1:
                 levels.append(theirs)
-                others = others or at * _SLOT.size != self._offset
+                others = others or at * _SLOT.size != self._where[0]
         limit.share = sum(levels) / len(levels) if others else math.inf
 
     def _write(self, level: float, full: float, now: float) -> None:
         wall = time.time()
-        if _SLOT.unpack_from(self._view, self._offset)[0] != self._token:
-            self._offset = self._claim()  # a client took us for gone and took the slot
-        _SLOT.pack_into(self._view, self._offset, self._token, wall, wall - (now - full), level)
+        where = self._where
+        if _SLOT.unpack_from(self._view, where[0])[0] != self._token:
+            where[0] = -1
+            where[0] = self._claim()  # a client took us for gone and took the slot
+        _SLOT.pack_into(self._view, where[0], self._token, wall, wall - (now - full), level)
         self._written_at, self._level, self._full = now, level, full
 
     def close(self) -> None:
