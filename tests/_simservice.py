@@ -210,11 +210,13 @@ class Client:
 
     def _read_board(self) -> None:
         """What the machine's board (`_board.py`) tells the policy: the mean level of
-        the clients that are full, when another one is (read at once, here)."""
+        the clients that are full and how many they are, when another one is (read at
+        once, here)."""
         others = [c for c in self.board or () if c is not self and c.finished_at is None and c._full()]
         mine = [self] if self._full() else []
         levels = [c.limit.limit for c in others + mine]
         self.limit.share = sum(levels) / len(levels) if others else math.inf
+        self.limit.peers = len(levels) if others else 1
 
     def _finish_one(self) -> None:
         if self.done + self.failed == self.calls:

@@ -68,6 +68,28 @@ def test_below_the_share_probes_and_raises_stop_at_the_share() -> None:
     assert all(10 <= s <= 11 for s in seen[-20:]), seen
 
 
+def test_at_the_share_the_machines_clients_probe_as_often_as_one_would() -> None:
+    """With 4 clients full on the machine, one at the mean probes every 4 half rounds
+    (the machine's clients together meet as many refusals as one would: at 4 x 8, 16%
+    of requests at steady state in the simulator, 28% when each probed every half
+    round); one below the mean still probes every half round, to catch up."""
+
+    def successes_per_probe(level_now: int, share: float) -> list[int]:
+        d = level(level_now)
+        d.limit.share, d.limit.peers = share, 4
+        counts = []
+        for _ in range(3):
+            counts.append(d.run_until_probe())
+            d.fill()
+            assert d.refuse(1) == [True]  # full: refused (a gentle cut, back to the level)
+            d.limit.limit = d.limit.known = float(level_now)
+        return counts
+
+    half = math.ceil(_CONTENDED_PROBE * 8)
+    assert successes_per_probe(8, 8.0)[1:] == [4 * half, 4 * half]
+    assert successes_per_probe(8, 10.0)[1:] == [half, half]
+
+
 def test_while_others_on_the_machine_are_full_the_client_stays_contended() -> None:
     """Alone, the same client leaves the contended start within a few cuts
     (`test_a_cut_whose_slots_others_take_keeps_the_client_contended`); with others full
@@ -158,6 +180,7 @@ def test_boards_of_one_scope_see_each_others_levels() -> None:
     for bd, lim in ((a, la), (b, lb), (c, lc)):
         bd.sync(lim, now + 0.02)  # (reads at most every 10 ms)
     assert la.share == lb.share == lc.share == 8.0
+    assert la.peers == lb.peers == lc.peers == 2
     # Another model, or another project: another board.
     other = open_board(URL, "team/other", MODEL)
     assert other is not None
@@ -167,7 +190,7 @@ def test_boards_of_one_scope_see_each_others_levels() -> None:
     # Alone among the full ones: no share.
     b.close()
     a.sync(la, now + 0.04)
-    assert la.share == math.inf
+    assert (la.share, la.peers) == (math.inf, 1)
 
 
 def test_the_board_is_private_and_holds_no_name() -> None:

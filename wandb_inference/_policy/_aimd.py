@@ -10,8 +10,7 @@ it learns from each answer, and what it does:
   So the limit becomes that count, not half of it. A burst of refusals from one
   overload (the first rounds, a lowered limit) is one *episode*: refusals of requests
   sent before the cut, or within a round of it, only lower the limit to what is still
-  in flight, never cut twice (the old rule halved on every 429: 64 workers against
-  L = 32 collapsed to 1 and took 30 round trips to climb back).
+  in flight, never cut twice (halving on every 429 collapsed 64 workers to 1).
 - **A fair start.** The first requests go out `_INITIAL` (8) at a time, 8x as many
   each round until the first refusal (a lone client sends 64 in its second round, 512
   in its third). The growth is paced: a request that ends is replaced at once, but the
@@ -54,8 +53,7 @@ it learns from each answer, and what it does:
   `_VICTIM_HOLD` rounds, and is *contended* (with others seen) for `_CONTENDED_ROUNDS`
   rounds; so is a client shut out. Contended, it probes every half round and **every
   refused probe cuts** its level to `_PROBE_YIELD` (80%; each is news, sent after the
-  last cut: they once counted as one episode, so a big client cut once and kept its
-  share); growth stays additive until `_ACCEL_AFTER` probes in a row went through.
+  last cut); growth stays additive until `_ACCEL_AFTER` probes in a row went through.
   Cuts round at random (up with the probability of the fraction left over), so a share
   of 2 is cut as often, on average, as 20% says, not never. When the limit is full,
   every contended client's probes are refused about as often, so each cuts in
@@ -63,21 +61,19 @@ it learns from each answer, and what it does:
   toward equal (Chiu and Jain); the slots a cut frees go to whoever probes next. A
   client alone never sees such a refusal after its start, so it never pays the
   sawtooth (except for a few rounds after the service lowers its limit). The price of
-  sharing is refusals: 5-30% of requests at steady state with 2 to 4 clients (most at
-  small shares), each answered at once and retried at once.
+  sharing is refusals, each answered at once and retried at once.
 - **Shut out.** Refused with nothing of ours in flight: others hold the whole limit.
   New requests wait about half a round (jittered; twice as long after each further
   refusal in a row past `_SHUT_OUT_PATIENCE`, at most 8x) before one goes out, instead
-  of a burst of them meeting the same full service; a pause that grew to seconds (as it
-  once did) kept a shut-out client out while the others' cuts freed slots for it. These
-  retries are absorbed too (the call is waiting for capacity: free of `max_retries` for
-  its pool timeout, `_retry.py`).
-
+  of a burst of them meeting the same full service (longer pauses kept it out while
+  others freed slots). These retries are absorbed too (the call is waiting for
+  capacity: free of `max_retries` for its pool timeout, `_retry.py`).
 - **Clients on one machine tell each other their levels** (`_board.py`): `share` is
-  the mean level of the project's clients here that are full. While another is full, a
-  client stays contended; its probes and raises stop at `share`, above it by more than
-  half a slot it gives one back where it would have probed, and refused it cuts gently
-  (`_START_YIELD`): the board evens the shares, not the cuts.
+  the mean level of the `peers` clients of the project here that are full. While
+  another is full, a client stays contended; its probes and raises stop at `share`;
+  above it by more than half a slot it gives one back where it would have probed; at
+  it, it probes `peers` times less often; refused, it cuts gently (`_START_YIELD`):
+  the board evens the shares, not the cuts.
 
 What it cannot do: clients on different machines share by the statistics above, over
 many rounds, not by agreement (a short run can end with one well ahead), and a limit
@@ -197,8 +193,8 @@ class AIMDLimit:
             sent above it are probes.
         resume_at: no request starts before this time (after being shut out).
         round_time: the smoothed duration of successful requests (seconds).
-        share: the mean level of the clients on this machine that are full, this one
-            included when it is (set by the gate, `_board.py`; inf: no other is).
+        share, peers: the mean level of the clients on this machine that are full (this
+            one too when it is), and how many (set by the gate, `_board.py`; inf, 1).
         full_at: when this limit last had as many in flight as it allowed.
     """
 
@@ -212,6 +208,7 @@ class AIMDLimit:
     round_time: float = dataclasses.field(init=False, default=0.0)
     share: float = dataclasses.field(init=False, default=math.inf)
     full_at: float = dataclasses.field(init=False, default=-math.inf)
+    peers: int = dataclasses.field(init=False, default=1)
     _epoch: int = dataclasses.field(init=False, default=0, repr=False)
     _successes: int = dataclasses.field(init=False, default=0, repr=False)  # in this round
     _rounds: int = dataclasses.field(init=False, default=0, repr=False)  # held at this level
@@ -477,14 +474,17 @@ class AIMDLimit:
         if self._contended:
             # Probing often: whoever the service refuses cuts (AIMD), and a probe that
             # lands in a slot another client is about to reuse moves that slot to us.
+            # (Others full on this machine: `share`, `peers`, the docstring's last point.)
             if self._rounds >= 0:
                 self._since_probe += 1
-                if self._since_probe >= max(1, math.ceil(_CONTENDED_PROBE * limit)):
+                half = max(1, math.ceil(_CONTENDED_PROBE * limit))  # successes in half a round
+                slow = self.peers if self.share < limit + 0.5 else 1  # at the share: less often
+                if self._since_probe >= half and limit > self.share + 0.5:
                     self._since_probe = 0
-                    if limit > self.share + 0.5:
-                        self._set(limit - 1)
-                    elif limit <= self.share:
-                        self._raise(limit + 1)
+                    self._set(limit - 1)
+                elif limit <= self.share and self._since_probe >= half * slow:
+                    self._since_probe = 0
+                    self._raise(limit + 1)
             return
         if self._rounds >= self._hold_rounds(limit):
             self._rounds = 0

@@ -8,9 +8,11 @@ only its own answers: alone, AIMD leaves their shares to chance over a few dozen
 each client's gate has a slot in it, where it writes its level and when it last had as
 many in flight as its level allowed ("full"). The gate reads the board at most every
 `_READ_EVERY` seconds and gives the policy the mean level of the clients that are full
-(`AIMDLimit.share`; inf when no other client is): a client above it gives a slot back
-instead of probing, one below it probes, so the shares meet within a few rounds instead
-of drifting (`benchmarks/report/concurrency-design.md`: the measurements).
+(`AIMDLimit.share`; inf when no other client is) and how many they are (`peers`): a
+client above the mean gives a slot back instead of probing, one below it probes, so the
+shares meet within a few rounds instead of drifting, and those at it probe `peers` times
+less often, so the machine's clients meet as few refusals as one client would
+(`benchmarks/report/concurrency-design.md`: the measurements).
 
 Nothing else is shared: each client still finds the limit from its own answers, clients
 on other machines still share by AIMD alone, and a board that cannot be used (no
@@ -159,7 +161,7 @@ class Board:
         try:
             self._sync(limit, now)
         except (OSError, ValueError):
-            limit.share = math.inf
+            limit.share, limit.peers = math.inf, 1
             self.close()
 
     def _sync(self, limit: AIMDLimit, now: float) -> None:
@@ -179,6 +181,7 @@ class Board:
                 levels.append(theirs)
                 others = others or at * _SLOT.size != self._where[0]
         limit.share = sum(levels) / len(levels) if others else math.inf
+        limit.peers = len(levels) if others else 1
 
     def _write(self, level: float, full: float, now: float) -> None:
         wall = time.time()
