@@ -59,8 +59,9 @@ _WRITE_EVERY = 0.25
 # A slot unwritten this long is free to take.
 _STALE = 30.0
 # A client counts as full when it was, lately: within this many of its rounds (at least
-# `_FULL_MIN` seconds).
-_FULL_ROUNDS = 2.0
+# `_FULL_MIN` seconds). A full client is full again at each request it sends (about
+# `level` times a round), and one whose work ran out leaves the others' mean a round later.
+_FULL_ROUNDS = 1.0
 _FULL_MIN = 0.05
 
 
