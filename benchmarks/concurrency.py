@@ -10,8 +10,10 @@ Each scenario runs a batch of calls through `AsyncClient` twice: with the defaul
 adaptive_concurrency=False`), alternately, and compares wall times. Scenarios:
 
 - single: one client, L in 1, 4, 8, 32, 128 and 16 to 256 workers;
-- shared: 2 and 4 client processes (one project) sharing L, started together; the
-  oracle is one client with all their workers told L; fairness is the slowest client's
+- shared: 2, 3 and 4 client processes (one project) sharing L, started together on
+  this machine (so they see each other's levels on its board, `_policy/_board.py`; set
+  `WANDB_INFERENCE_PEER_DIR=off` to measure clients on different machines); the oracle
+  is the same processes, each told its share of L; fairness is the slowest client's
   throughput over the fastest's (each does the same number of calls);
 - streams: long streams (holding their slot until closed) mixed with short calls;
 - changing limit: L goes 32 -> 8 -> 32 while one client works; the seconds until it
@@ -453,6 +455,7 @@ def main() -> int:
     else:
         single_cases = [(limit, w) for limit in (1, 4, 8, 32, 128) for w in (16, 64, 256)]
         shared_cases = [(n, limit, w) for n in (2, 4) for limit in (8, 32) for w in (32, 64)]
+        shared_cases += [(3, 48, 48), (4, 64, 64)]  # shapes the values were not chosen on
 
     results: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "repeats": repeats}
     single = []
@@ -499,8 +502,10 @@ def main() -> int:
         "",
         "## Clients sharing one limit (processes started together)",
         "",
-        "The oracle: the same client processes, each told its share of L. Fairness: the slowest "
-        "client's throughput (its calls over its wall time) over the fastest's.",
+        "The processes run on this machine, so they see each other's levels on its board "
+        "(`wandb_inference/_policy/_board.py`; `WANDB_INFERENCE_PEER_DIR=off` measures clients on "
+        "different machines). The oracle: the same client processes, each told its share of L. "
+        "Fairness: the slowest client's throughput (its calls over its wall time) over the fastest's.",
         "",
         *_table(shared, True),
         "",

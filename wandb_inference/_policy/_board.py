@@ -210,6 +210,6 @@ def open_board(base_url: str, project: str | None, model: str) -> Board | None:
         if directory is None:
             return None
         name = hashlib.sha256(f"{base_url}\n{project or ''}\n{model}".encode()).hexdigest()[:32]
-        return Board(directory / f"{name}.board")
+        return Board(directory / f"{name}.v1.board")  # (v1: the slot layout above)
     except (OSError, ValueError):
         return None
