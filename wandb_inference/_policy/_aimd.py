@@ -79,9 +79,10 @@ What it cannot do: clients on different machines share by the statistics above, 
 many rounds, not by agreement (a short run can end with one well ahead), and a limit
 of a few slots shared by several clients is held by one of them at a time.
 
-How the values were chosen, what was measured, the designs considered (latency
-gradients, the AWS SDKs' adaptive retry mode, plain AIMD) and what was tried and left
-out: `benchmarks/report/concurrency-design.md`.
+Designs left out: latency gradients (Netflix's Gradient2, Envoy) say nothing here until
+the 429 and settle below L; the AWS SDKs' CUBIC on a request rate estimates what the
+refusal count gives exactly; plain AIMD alone costs a lone client the sawtooth. Why, the
+values and what was tried: `benchmarks/report/concurrency-design.md`.
 
 Everything here is pure: time comes in as `now` (the gates pass `time.monotonic()`),
 jitter from `rng`; no I/O, no locks (the gates serialise calls).
@@ -156,8 +157,7 @@ _RECOVERED = 256
 # trip measured by refusals, which the service answers at once). A refusal within this
 # fraction of that of the confirmed level is taken as our own excess, not contention.
 _NOISE = 0.5
-# Requests lately (`round_time`, a quick average) taking this many times as long as they
-# used to (a slow average): a queue is building up, so no growth.
+# Requests lately (`round_time`) taking this many times as long as they used to: no growth.
 _QUEUED = 1.5
 
 
