@@ -90,6 +90,40 @@ def test_at_the_share_the_machines_clients_probe_as_often_as_one_would() -> None
     assert successes_per_probe(8, 10.0)[1:] == [half, half]
 
 
+def test_room_beyond_what_the_machine_held_when_refused_is_climbed_at_once() -> None:
+    """Stopping at the share is right while the room a probe finds is what another client
+    of the machine left (a cut). When the machine's clients together hold more than when
+    the service last refused one of them, the room is new (the limit rose): the raises
+    go on, doubling, as a lone client's do."""
+    d = level(10)
+    d.limit.share, d.limit.peers = 10.5, 4
+    d.run_until_probe()
+    d.fill()
+    assert d.refuse(1) == [True]  # refused while the machine held 42
+    d.limit.share = 10.0  # it holds 40 now: someone was cut
+    d.limit.limit = d.limit.known = 10.0
+    capped = half_rounds(d, 12)
+    assert max(capped) <= 11  # the room one of them left: stop at the share
+    d.limit.share = 10.5  # it holds 42 again, and the service takes more: new room
+    grown = half_rounds(d, 12)
+    assert max(grown) >= 20, grown
+
+
+def test_clients_on_one_machine_follow_a_raised_limit_in_the_simulator() -> None:
+    """4 clients on one machine, the limit raised from 16 to 64: 90% of it held within a
+    second (apart: about 0.5 s; with the raises always stopped at the share, 4 s)."""
+
+    def limit(t: float) -> int:
+        return 16 if t < 3.0 else 64
+
+    ups = []
+    for seed in range(1, 5):
+        run = simulate(limit, 64, 20000, clients=4, seed=seed, service=0.1, sample_every=0.01, board=True, **REALISTIC)
+        assert run.failed == 0
+        ups.append(next(t for t, held, _ in run.samples if t >= 3.0 and held >= 0.9 * 64) - 3.0)
+    assert statistics.median(ups) <= 1.0, ups
+
+
 def test_while_others_on_the_machine_are_full_the_client_stays_contended() -> None:
     """Alone, the same client leaves the contended start within a few cuts
     (`test_a_cut_whose_slots_others_take_keeps_the_client_contended`); with others full

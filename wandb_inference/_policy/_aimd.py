@@ -17,10 +17,8 @@ it learns from each answer, and what it does:
   room a success adds opens `_PACE` (a quarter) of a round later, a slot at a time over
   `_SPREAD` (half) a round. Clients of one project started together see their first
   answers milliseconds apart; unpaced, the first to see them filled the slots the
-  others' answers freed, and free room went to whichever burst came first (measured on
-  the local server: splits of 15/14/2/1 of 32, and 40/8/8/8 of 64 in the simulator).
-  Paced, each gets its own slots back and the extra requests interleave: the first
-  episode splits the limit about evenly.
+  others' answers freed (splits of 15/14/2/1 of 32). Paced, each gets its own slots
+  back and the extra requests interleave: the first episode splits the limit evenly.
 - **Contended from the start.** Nothing in the first episode tells a client whether
   the level it measured is the whole limit or its share of it. So every client is
   contended for its first `_START_CONTENDED` rounds (probes every half round; its first
@@ -43,8 +41,8 @@ it learns from each answer, and what it does:
   `_PROBE_EVERY` successes): a lone client meets about one 429 in 16 calls at L = 1,
   one in 32 at L = 4 to 16, fewer above. A refused probe is the gate's own doing: its
   retry goes first in line and is not counted against `max_retries`. While requests
-  take much longer than they used to (`_QUEUED`: a loaded server admitting late, a
-  queue building up) the limit does not grow: room that comes with queueing is not room.
+  take much longer than they used to (`_QUEUED`: a queue building up) the limit does
+  not grow: room that comes with queueing is not room.
 - **Sharing the limit.** A refusal while no more of ours were in flight than the level
   the last cut confirmed (less a margin for answers still on their way) means someone
   else took that slot: another process of the project, or the service lowered the
@@ -70,14 +68,14 @@ it learns from each answer, and what it does:
   capacity: free of `max_retries` for its pool timeout, `_retry.py`).
 - **Clients on one machine tell each other their levels** (`_board.py`): `share` is
   the mean level of the `peers` clients of the project here that are full. While
-  another is full, a client stays contended; its probes and raises stop at `share`;
+  another is full, a client stays contended; its probes and raises stop at `share`
+  (unless they hold more than when the service last refused one of them: new room);
   above it by more than half a slot it gives one back where it would have probed; at
-  it, it probes `peers` times less often; refused, it cuts gently (`_START_YIELD`):
-  the board evens the shares, not the cuts.
+  it, it probes `peers` times less often; refused, it cuts gently (`_START_YIELD`).
 
-What it cannot do: clients on different machines share by the statistics above, over
-many rounds, not by agreement (a short run can end with one well ahead), and a limit
-of a few slots shared by several clients is held by one of them at a time.
+What it cannot do: clients on different machines share by the statistics above, not
+by agreement (a short run can end with one well ahead); a limit of a few slots shared
+by several clients is held by one of them at a time.
 
 Designs left out: latency gradients (Netflix's Gradient2, Envoy) say nothing here until
 the 429 and settle below L; the AWS SDKs' CUBIC on a request rate estimates what the
@@ -116,8 +114,7 @@ _VICTIM_HOLD = 2
 _CONTENDED_ROUNDS = 32
 _CONTENDED_PROBE = 0.5
 _PROBE_YIELD = 0.8
-# Rounds contended after the first episode (nothing then tells a share from the limit).
-_START_CONTENDED = 32
+_START_CONTENDED = 32  # rounds contended after the first episode
 # Contended: this many cuts in a row after which the first probe went through (the slots
 # given up were still free) and the next refusal came at the same level (nobody else's
 # share moved) end contention (a lone client pays the contended start for a few rounds).
@@ -139,15 +136,12 @@ _SHUT_OUT_PATIENCE = 8
 _SHUT_OUT_ROUND = 0.5
 _SHUT_OUT_BACKOFF = 3
 # Without `max_concurrency`, the first requests go out `_INITIAL` at a time, and
-# `_GROWTH` more for each that succeeds (8x each round) until the first refusal: clients
-# of one project started together reach the limit from equal, small counts (why not
-# faster: the docstring, "A fair start").
+# `_GROWTH` more for each that succeeds (8x each round) until the first refusal.
 _INITIAL = 8
 _GROWTH = 7
 # Before the first refusal, the room a success adds (beyond replacing the request that
-# ended) opens `_PACE` of a round later, a slot at a time over `_SPREAD` of a round, so
-# every client of a project gets its own slots back first and the extra requests of
-# clients that grow together interleave (docstring, "A fair start").
+# ended) opens `_PACE` of a round later, a slot at a time over `_SPREAD` of a round
+# (docstring, "A fair start").
 _PACE = 0.25
 _SPREAD = 0.5
 # Without a ceiling, a limit grown to this many in flight is dropped altogether.
@@ -227,6 +221,7 @@ class AIMDLimit:
     _refusal_time: float = dataclasses.field(init=False, default=0.0, repr=False)
     _slow_time: float = dataclasses.field(init=False, default=0.0, repr=False)
     _cut_at: float = dataclasses.field(init=False, default=-math.inf, repr=False)
+    _machine: float = dataclasses.field(init=False, default=math.inf, repr=False)
     _shut_out: int = dataclasses.field(init=False, default=0, repr=False)  # refusals in a row
     _since_probe: int = dataclasses.field(init=False, default=0, repr=False)
     _grow_to: float = dataclasses.field(init=False, default=0.0, repr=False)  # pending growth
@@ -360,6 +355,7 @@ class AIMDLimit:
             self._refused_at = ticket.level
             self._reclaimed = False
             self._top = level  # what the service held when it refused one more
+            self._machine = self.share * self.peers  # (and of this machine's clients: inf, none)
             new = level
             if self._contended:
                 gentle = self._gentle or not math.isinf(self.share)
@@ -454,10 +450,14 @@ class AIMDLimit:
                 self._streak += 1
                 if not self._contended or self._streak >= (_START_ACCEL_AFTER if self._gentle else _ACCEL_AFTER):
                     self._step *= 2
-                cap = max(self.known, math.floor(self.share)) if self.share < math.inf else math.inf
-                if self.known + self._step > cap:
-                    self._streak, self._step = 0, 1  # at the share of the machine's clients
-                self._raise(min(self.known + self._step, cap))
+                # The machine's clients hold less than when the service last refused one
+                # of them: the room one of them left, so stop at the share.
+                room = self.share * self.peers >= self._machine
+                if not room and self.known + self._step > self.share:
+                    self._streak, self._step = 0, 1
+                    self._raise(max(self.known, math.floor(self.share)))
+                else:
+                    self._raise(self.known + self._step)
             return
         self._successes += 1
         if self._successes >= limit:
