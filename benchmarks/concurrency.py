@@ -17,7 +17,8 @@ adaptive_concurrency=False`), alternately, and compares wall times. Scenarios:
   throughput over the fastest's (each does the same number of calls);
 - streams: long streams (holding their slot until closed) mixed with short calls;
 - changing limit: L goes 32 -> 8 -> 32 while one client works; the seconds until it
-  follows each change, and a chart of requests in flight against the limit.
+  follows each change, and a chart of requests in flight against the limit; then the
+  same with 4 client processes (the seconds until they hold 90% of the raised limit).
 
 Every call must succeed under the default retries; the 429 rate is the refused share
 of all requests the server received (the burst at start included; "steady" leaves out
@@ -321,8 +322,9 @@ def compare(limit: int, workers: int, calls: int, clients: int, repeats: int, **
     }
 
 
-def changing_limit(phase: float, workers: int) -> dict[str, Any]:
-    """L = 32, then 8, then 32 again, `phase` seconds each, one client working."""
+def changing_limit(phase: float, workers: int, clients: int = 1) -> dict[str, Any]:
+    """L = 32, then 8, then 32 again, `phase` seconds each, `clients` processes working
+    (the first one's limit is traced)."""
     high, low = 32, 8
     service = service_time(high)
     server = Server(high, service)
@@ -332,26 +334,33 @@ def changing_limit(phase: float, workers: int) -> dict[str, Any]:
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
         # About enough calls for the three phases at the limits' pace.
-        calls = int((2 * high + low) * phase / service * 0.95)
-        job = Job(server.base_url, workers, calls=calls, start_at=start_at, trace=True)
-        proc = ctx.Process(target=_client_main, args=(job, queue), daemon=True)
-        proc.start()
+        calls = int((2 * high + low) * phase / service * 0.95) // clients
+        jobs = [Job(server.base_url, workers, calls=calls, start_at=start_at, trace=i == 0) for i in range(clients)]
+        procs = [ctx.Process(target=_client_main, args=(job, queue), daemon=True) for job in jobs]
+        for proc in procs:
+            proc.start()
         time.sleep(max(0.0, start_at - time.monotonic()))
         server.call("sample")
         time.sleep(phase)
         down = server.call("limit", low)
         time.sleep(phase)
         up = server.call("limit", high)
-        outcome = Outcome(**queue.get(timeout=600))
-        proc.join(30)
+        outcomes = [Outcome(**queue.get(timeout=600)) for _ in procs]
+        outcome = next(o for o in outcomes if o.limits)
+        outcome.failed = sum(o.failed for o in outcomes)
+        for proc in procs:
+            proc.join(30)
         samples = server.call("samples")
         statuses = server.call("stats")
     finally:
         server.close()
     t0 = samples[0][0]
     limits = [(t, lim, n) for t, lim, n in outcome.limits]
-    # Down: until the client's own limit is at most the new limit (it stops sending more).
-    follow_down = next((t - down for t, lim, _ in limits if t >= down and lim <= low), float("nan"))
+    # Down: until the client's own limit is at most the new limit (it stops sending more;
+    # one of several: not measured).
+    follow_down = float("nan")
+    if clients == 1:
+        follow_down = next((t - down for t, lim, _ in limits if t >= down and lim <= low), float("nan"))
     # Up: until the server holds at least 90% of the new limit for 100 ms.
     follow_up = float("nan")
     window = [(t, n) for t, n, _ in samples if t >= up]
@@ -474,6 +483,10 @@ def main() -> int:
         flush=True,
     )
     change = changing_limit(3.0 if args.quick else 5.0, 64)
+    shared_change = changing_limit(3.0 if args.quick else 5.0, 32, clients=4)
+    print(
+        f"changing limit, 4 clients: up in {shared_change['up_s']:.2f} s, failed {shared_change['failed']}", flush=True
+    )
     print(
         f"changing limit: down in {change['down_s']:.2f} s, up in {change['up_s']:.2f} s, failed {change['failed']}",
         flush=True,
@@ -483,6 +496,7 @@ def main() -> int:
         shared=shared,
         streams=streams,
         changing={k: v for k, v in change.items() if k not in ("samples", "client")},
+        changing_shared={k: v for k, v in shared_change.items() if k not in ("samples", "client")},
     )
 
     lines = [
@@ -522,12 +536,16 @@ def main() -> int:
         f"the new limit {change['down_s']:.2f} s after the drop; the server holds >= 90% of the raised limit "
         f"{change['up_s']:.2f} s after the rise; 429 {100 * change['rate429']:.1f}% overall, {change['failed']} failed.",
         "",
+        f"The same with 4 client processes of 32 workers each (on this machine): the server holds >= 90% of the "
+        f"raised limit {shared_change['up_s']:.2f} s after the rise; 429 {100 * shared_change['rate429']:.1f}% "
+        f"overall, {shared_change['failed']} failed.",
+        "",
     ]
     if chart(change, args.out / "concurrency.png"):
         lines.append("![requests in flight against the limit](concurrency.png)")
     (args.out / "concurrency.md").write_text("\n".join(lines) + "\n")
     (args.out / "concurrency.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
-    failed = sum(r["failed"] for r in single + shared) + streams["failed"] + change["failed"]
+    failed = sum(r["failed"] for r in single + shared) + streams["failed"] + change["failed"] + shared_change["failed"]
     print(f"wrote {args.out / 'concurrency.md'}; failed calls: {failed}")
     return 1 if failed else 0
 
