@@ -6,8 +6,10 @@ in line for room (a refused probe of the gate goes first in line), a concurrency
 retried without the backoff when the gate is full (the gate paces it), otherwise after
 the policy's jittered backoff. The service answers 429 at once when `limit` requests are
 in flight, else replies after `service` seconds (times jittered by +-`jitter`); each way
-of the network takes `delay` seconds (jittered). Deterministic for a given seed, and
-fast: thousands of calls a second of CPU.
+of the network takes `delay` seconds (jittered). With `board=True` the clients are on
+one machine: before each answer reaches its policy, a client reads the others' levels as
+the gate reads the machine's board (`_board.py`), at once here (the gate: every 10 ms).
+Deterministic for a given seed, and fast: thousands of calls a second of CPU.
 """
 
 from __future__ import annotations
