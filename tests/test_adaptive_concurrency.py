@@ -103,6 +103,15 @@ class Driver:
                 return count
         raise AssertionError("never probed")
 
+    def refuse_next_probe(self) -> tuple[int, int]:
+        """Run until the limit probes, send up to it, and have the service refuse the
+        probe (the gate's doing); returns (successes it took, the level refused at)."""
+        waited = self.run_until_probe()
+        self.fill()
+        level = self.limit.in_flight - 1  # what the service held when it refused one more
+        assert self.refuse(1) == [True]
+        return waited, level
+
 
 @pytest.fixture
 def alone_from_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -401,10 +410,7 @@ def test_after_the_gentle_cuts_every_contended_client_cuts_alike() -> None:
     for d in (quiet, victim):
         cuts = []
         for _ in range(_GENTLE_CUTS + 2):
-            d.run_until_probe()
-            d.fill()
-            before = d.limit.in_flight - 1
-            assert d.refuse(1) == [True]
+            _, before = d.refuse_next_probe()
             cuts.append(d.limit.limit / before)
         gentle = _GENTLE_CUTS if d is quiet else 0
         assert all(c >= 0.9 for c in cuts[:gentle])

@@ -79,10 +79,8 @@ def test_at_the_share_the_machines_clients_probe_as_often_as_one_would() -> None
         d.limit.share, d.limit.peers = share, 4
         counts = []
         for _ in range(3):
-            counts.append(d.run_until_probe())
-            d.fill()
-            assert d.refuse(1) == [True]  # full: refused (a gentle cut, back to the level)
-            d.limit.limit = d.limit.known = float(level_now)
+            counts.append(d.refuse_next_probe()[0])  # full: refused (a gentle cut)
+            d.limit.limit = d.limit.known = float(level_now)  # (back to the level)
         return counts
 
     half = math.ceil(_CONTENDED_PROBE * 8)
@@ -97,9 +95,7 @@ def test_room_beyond_what_the_machine_held_when_refused_is_climbed_at_once() -> 
     go on, doubling, as a lone client's do."""
     d = level(10)
     d.limit.share, d.limit.peers = 10.5, 4
-    d.run_until_probe()
-    d.fill()
-    assert d.refuse(1) == [True]  # refused while the machine held 42
+    d.refuse_next_probe()  # refused while the machine held 42
     d.limit.share = 10.0  # it holds 40 now: someone was cut
     d.limit.limit = d.limit.known = 10.0
     capped = half_rounds(d, 12)
@@ -149,10 +145,7 @@ def test_with_others_on_the_machine_every_refused_probe_cuts_gently() -> None:
     d.limit.share = 20.0
     levels = []
     for _ in range(_GENTLE_CUTS + 3):
-        d.run_until_probe()
-        d.fill()
-        before = d.limit.in_flight - 1
-        assert d.refuse(1) == [True]
+        _, before = d.refuse_next_probe()
         levels.append((before, d.limit.limit))
     assert all(after == cut(_START_YIELD, before) for before, after in levels), levels
 
