@@ -174,10 +174,18 @@ async def test_an_async_slot_wait_ends_at_total_timeout(server: LocalServer) -> 
 
 
 def test_the_per_model_table_stays_bounded() -> None:
-    for limiter in (SyncLimiter(8.0, True, False), AsyncLimiter(8.0, True, False)):
+    """Limits, and the slots on the machine's boards with them (`_board.py`): a dropped
+    model's slot is given back, not held open."""
+    scope = ("https://api.example.test/v1", "team/project")
+    for limiter in (SyncLimiter(8.0, True, False, scope), AsyncLimiter(8.0, True, False, scope)):
+        boards = []
         for i in range(_MAX_MODELS * 3):
             limiter.limit_for(f"org/model-{i}")
+            boards.append(limiter._boards[id(limiter._models[f"org/model-{i}"])])
         assert len(limiter._models) <= _MAX_MODELS
+        assert len(limiter._boards) == len(limiter._models)
+        closed = [board._view.closed for board in boards]
+        assert closed.count(False) == len(limiter._models) and not any(closed[-_MAX_MODELS // 2 :])
 
 
 # ----------------------------------------------------------------------------- fork

@@ -26,7 +26,10 @@ Liveness rules (each guarded by a test that misuses the SDK):
   and, if it persists, raised: an error, never a hang.)
 - After `fork`, the child starts with fresh gates: the parent's in-flight counts and a
   lock another thread may have held at fork time are not inherited.
-- The per-model table is bounded: idle entries are dropped past `_MAX_MODELS` models.
+- The per-model table is bounded: idle entries are dropped past `_MAX_MODELS` models
+  (with their slots on the machine's boards).
+- An adaptive model's limit tells the other clients of the project on this machine its
+  level, and hears theirs (`_board.py`); a board that fails is dropped, never raised.
 
 A stream holds its slot until it is closed (or garbage-collected). `AIMDLimit`
 (`_aimd.py`) is the pure policy; the gates here are thin async and thread-safe shells
@@ -233,7 +236,7 @@ class _Limits:
         for limit in limits:
             key = id(limit)
             mine[key] = mine.get(key, 0) + 1
-        tickets = tuple([limit.take(now) for limit in limits])
+        tickets = (limits[0].take(now),) if len(limits) == 1 else tuple([limit.take(now) for limit in limits])
         if self._boards:
             board = self._boards.get(id(limits[-1]))
             if board is not None:
