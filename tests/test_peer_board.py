@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -281,6 +282,34 @@ def test_no_board_when_turned_off_or_not_private(monkeypatch: pytest.MonkeyPatch
         http_client=httpx.Client(transport=httpx.MockTransport(lambda r: json_response(200, completion_body()))),
     ) as client:
         assert client.chat.create(model=MODEL, messages=MESSAGES).text
+
+
+def test_a_directory_the_user_named_that_cannot_be_used_is_said_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Named in `WANDB_INFERENCE_PEER_DIR` but open to others: one log warning naming it
+    (not one per model), and the client goes on without a board. The default directory
+    failing is not the user's doing: nothing said."""
+    monkeypatch.setattr(_board, "_warned", False)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    monkeypatch.setenv(ENV_PEER_DIR, str(shared))
+    with caplog.at_level("WARNING", logger="wandb_inference"):
+        assert open_board(URL, None, MODEL) is None
+        assert open_board(URL, None, "another/model") is None
+    (record,) = caplog.records
+    assert ENV_PEER_DIR in record.getMessage() and str(shared) in record.getMessage()
+    assert "not a directory of this user's alone" in record.getMessage()
+    caplog.clear()
+    monkeypatch.setattr(_board, "_warned", False)
+    monkeypatch.delenv(ENV_PEER_DIR)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(shared))
+    (shared / f"wandb-inference-{os.getuid()}").mkdir(mode=0o755)
+    (shared / f"wandb-inference-{os.getuid()}").chmod(0o755)
+    with caplog.at_level("WARNING", logger="wandb_inference"):
+        assert open_board(URL, None, MODEL) is None
+    assert not caplog.records
 
 
 def test_a_full_board_is_not_used_and_stale_slots_are_taken() -> None:

@@ -17,8 +17,9 @@ less often, so the machine's clients meet as few refusals as one client would
 Nothing else is shared: each client still finds the limit from its own answers, clients
 on other machines still share by AIMD alone, and a board that cannot be used (no
 `fcntl` (Windows), a directory that is not private, a full board, any `OSError`) is
-simply not used. `WANDB_INFERENCE_PEER_DIR` names the directory (default: a
-`wandb-inference-<uid>` directory in the temporary directory); `off` turns boards off.
+simply not used (a directory the user named: said once, as a log warning).
+`WANDB_INFERENCE_PEER_DIR` names the directory (default: a `wandb-inference-<uid>`
+directory in the temporary directory); `off` turns boards off.
 The file holds no key, prompt or name: the base URL, project and model only reach its
 name through a hash.
 
@@ -31,6 +32,7 @@ client (its owner, if alive, takes another at its next write).
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import mmap
 import os
@@ -65,21 +67,30 @@ _FULL_ROUNDS = 1.0
 _FULL_MIN = 0.05
 
 
-def _directory() -> Path | None:
-    """The private directory of the boards, or None (turned off, or not private)."""
-    chosen = os.environ.get(ENV_PEER_DIR, "")
-    if chosen.strip().lower() == "off":
-        return None
-    getuid = getattr(os, "getuid", None)
-    if getuid is None:
-        return None  # (no POSIX owners to check, and no fcntl either)
-    uid = getuid()
+def _directory(chosen: str) -> Path:
+    """The private directory of the boards (`chosen`, or the default one)."""
+    uid = os.getuid()
     path = Path(chosen) if chosen else Path(tempfile.gettempdir()) / f"wandb-inference-{uid}"
     path.mkdir(mode=0o700, parents=bool(chosen), exist_ok=True)
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & 0o077:
-        return None  # someone else's, a link, or open to others: not ours to trust
+        # Someone else's, a link, or open to others: not ours to trust.
+        raise OSError(f"{path} is not a directory of this user's alone (mode 0700, not a link)")
     return path
+
+
+_warned = False
+
+
+def _refused(chosen: str, error: Exception) -> None:
+    """Say once (a log warning) that the directory the user named cannot be used; the
+    default one failing is not the user's doing, and goes unsaid."""
+    global _warned
+    if chosen and not _warned:
+        _warned = True
+        logging.getLogger("wandb_inference").warning(
+            "%s=%s cannot be used (%s): clients share limits without the machine's board", ENV_PEER_DIR, chosen, error
+        )
 
 
 def _free(view: mmap.mmap, where: list[int], token: int, pid: int) -> None:
@@ -201,15 +212,17 @@ class Board:
 def open_board(base_url: str, project: str | None, model: str) -> Board | None:
     """This client's slot on the board of (base URL, project, model), or None when there
     is no usable board (turned off, no `fcntl`, not private, full, an `OSError`)."""
+    chosen = os.environ.get(ENV_PEER_DIR, "").strip()
+    if chosen.lower() == "off":
+        return None
     try:
-        import fcntl  # noqa: F401  (POSIX only)
+        import fcntl  # noqa: F401  (POSIX only: owners to check, and locks)
     except ImportError:  # pragma: no cover - Windows
         return None
     try:
-        directory = _directory()
-        if directory is None:
-            return None
+        directory = _directory(chosen)
         name = hashlib.sha256(f"{base_url}\n{project or ''}\n{model}".encode()).hexdigest()[:32]
         return Board(directory / f"{name}.v1.board")  # (v1: the slot layout above)
-    except (OSError, ValueError):
+    except (OSError, ValueError) as error:
+        _refused(chosen, error)
         return None
