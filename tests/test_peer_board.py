@@ -11,6 +11,7 @@ import math
 import os
 import statistics
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -310,6 +311,29 @@ def test_a_directory_the_user_named_that_cannot_be_used_is_said_once(
     with caplog.at_level("WARNING", logger="wandb_inference"):
         assert open_board(URL, None, MODEL) is None
     assert not caplog.records
+
+
+def test_a_board_locked_by_a_hung_process_is_not_waited_for() -> None:
+    """Taking a slot holds the file's lock for microseconds; a process stopped while
+    holding it must not stop this one: after `_LOCK_WAIT`, no board, and the call goes on."""
+    import fcntl
+
+    first = board()  # (creates the file)
+    (path,) = Path(os.environ[ENV_PEER_DIR]).iterdir()
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # (another open file: excludes this process too)
+        started = time.monotonic()
+        opened: list[Board | None] = []
+        waiter = threading.Thread(target=lambda: opened.append(open_board(URL, "team/project", MODEL)), daemon=True)
+        waiter.start()
+        waiter.join(5)  # (a wait on the lock for ever would hang here, not the suite)
+        assert opened == [None]
+        assert _board._LOCK_WAIT <= time.monotonic() - started < _board._LOCK_WAIT + 1.0
+    finally:
+        os.close(fd)
+    assert open_board(URL, "team/project", MODEL) is not None  # free again
+    first.close()
 
 
 def test_a_full_board_is_not_used_and_stale_slots_are_taken() -> None:

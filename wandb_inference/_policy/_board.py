@@ -16,7 +16,8 @@ less often, so the machine's clients meet as few refusals as one client would
 
 Nothing else is shared: each client still finds the limit from its own answers, clients
 on other machines still share by AIMD alone, and a board that cannot be used (no
-`fcntl` (Windows), a directory that is not private, a full board, any `OSError`) is
+`fcntl` (Windows), a directory that is not private, a full board, its lock held by a
+hung process past `_LOCK_WAIT`, any `OSError`) is
 simply not used (a directory the user named: said once, as a log warning).
 `WANDB_INFERENCE_PEER_DIR` names the directory (default: a `wandb-inference-<uid>`
 directory in the temporary directory); `off` turns boards off.
@@ -60,6 +61,8 @@ _READ_EVERY = 0.01
 _WRITE_EVERY = 0.25
 # A slot unwritten this long is free to take.
 _STALE = 30.0
+# The longest wait for the file's lock (taking a slot), in seconds: then no board.
+_LOCK_WAIT = 0.2
 # A client counts as full when it was, lately: within this many of its rounds (at least
 # `_FULL_MIN` seconds). A full client is full again at each request it sends (about
 # `level` times a round), and one whose work ran out leaves the others' mean a round later.
@@ -153,7 +156,16 @@ class Board:
 
         fd = os.open(self._path, os.O_RDWR | _FLAGS)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            # Held for microseconds; but never wait on a holder that hangs (stopped, say).
+            deadline = time.monotonic() + _LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise OSError(f"{self._path}: locked for over {_LOCK_WAIT} s") from None
+                    time.sleep(0.001)
             now = time.time()
             for offset in range(0, _SIZE, _SLOT.size):
                 token, written, _, _ = _SLOT.unpack_from(self._view, offset)
