@@ -154,6 +154,8 @@ class Client:
         self._wake()
 
     def _wake(self) -> None:
+        if self.board is not None and 0 < self.limit.lone_at <= self.loop.now:
+            self._read_board()  # (the gate reads its board when the lone start is due)
         while self._line and self.limit.has_room(self.loop.now):
             self._send(self._line.popleft())
         if self._line:
@@ -219,6 +221,8 @@ class Client:
         levels = [c.limit.limit for c in others + mine]
         self.limit.share = sum(levels) / len(levels) if others else math.inf
         self.limit.peers = len(levels) if others else 1
+        now = self.loop.now
+        self.limit.others = sum(c is not self and c.start <= now and c.finished_at is None for c in self.board or ())
 
     def _finish_one(self) -> None:
         if self.done + self.failed == self.calls:

@@ -31,6 +31,8 @@ from wandb_inference._policy._aimd import (
     _HOLD,
     _HOLD_CAP,
     _INITIAL,
+    _LONE_START,
+    _LONE_WAIT,
     _PACE,
     _PROBE_EVERY,
     _PROBE_YIELD,
@@ -180,6 +182,7 @@ def test_the_first_rounds_after_the_first_episode_are_contended() -> None:
 
 def test_the_first_requests_grow_8x_each_round_until_refused() -> None:
     d = Driver()
+    d.limit.others = 1  # (another client of the project on the board: no lone start)
     d.fill()
     assert d.limit.in_flight == _INITIAL  # not unlimited: a burst leaves idle connections
     d.succeed(_INITIAL)
@@ -202,6 +205,7 @@ def test_the_first_growth_opens_after_the_replacements_a_slot_at_a_time() -> Non
     again. The request that ended is replaced at once; the growth opens `_PACE` of a
     round later, a slot at a time over `_SPREAD` of a round."""
     d = Driver()
+    d.limit.others = 1
     d.fill()
     d.succeed(1, took=0.2)  # round time 0.2 s
     start = d.now
@@ -223,6 +227,7 @@ def test_the_first_growth_opens_after_the_replacements_a_slot_at_a_time() -> Non
     assert d.limit.wait_time(d.limit.in_flight, d.now) == math.inf  # all 7 open: a release next
     # A refusal meanwhile drops what had not opened yet.
     d2 = Driver()
+    d2.limit.others = 1
     d2.fill()
     d2.succeed(_INITIAL, took=0.2)
     d2.fill()
@@ -501,6 +506,7 @@ async def test_the_async_gate_opens_paced_growth_on_time() -> None:
     from wandb_inference._policy._concurrency import AsyncLimiter
 
     gate = AsyncLimiter(math.inf, True, False)
+    gate._limits(MODEL)[-1].others = 1  # (another client on the board: no lone start)
     first = [await gate.acquire(MODEL, None) for _ in range(_INITIAL)]
     assert all(first)
     started: list[float] = []
@@ -532,6 +538,7 @@ def test_the_sync_gate_opens_paced_growth_on_time() -> None:
     from wandb_inference._policy._concurrency import SyncLimiter
 
     gate = SyncLimiter(math.inf, True, False)
+    gate._limits(MODEL)[-1].others = 1
     first = [gate.acquire(MODEL, None) for _ in range(_INITIAL)]
     started: list[float] = []
     lock = threading.Lock()
@@ -567,6 +574,7 @@ def test_the_room_a_scheduler_reads_counts_growth_opened_meanwhile() -> None:
     from wandb_inference._policy._concurrency import SyncLimiter
 
     gate = SyncLimiter(math.inf, True, False)
+    gate._limits(MODEL)[-1].others = 1
     slots = [gate.acquire(MODEL, None) for _ in range(_INITIAL)]
     time.sleep(0.05)
     slot = slots.pop()
@@ -604,17 +612,85 @@ def test_ceiling_and_fixed_limits() -> None:
     assert fixed.limit.limit == 4
 
 
-def test_a_limit_grown_past_256_is_dropped() -> None:
+def test_a_limit_grown_past_256_before_any_refusal_is_dropped() -> None:
+    d = Driver()
+    for _ in range(4):
+        d.fill()
+        d.succeed(min(d.limit.in_flight, 300))
+        d.grow()
+    assert math.isinf(d.limit.limit)  # no limit seen: the gate steps aside
+    d.fill()
+    held = d.limit.in_flight - 1
+    d.refuse(1)
+    assert d.limit.limit == held  # the first refusal measures one
+
+
+def test_after_a_refusal_the_limit_stays_a_number_however_high_it_grows() -> None:
+    """Once the service has refused, a limit raised past 256 stays a number. (It used
+    to become unlimited again: every worker sent at once, and a service holding 300 of
+    600 refused half of all requests, over and over.)"""
     d = Driver()
     d.send(3)
     d.refuse(1)
     d.run_until_probe()
-    for _ in range(12):
-        if math.isinf(d.limit.limit):
-            break
+    for _ in range(40):
         d.fill()
+        assert d.limit.in_flight <= 2 * max(d.limit.known, 2)  # never everything at once
         d.succeed(d.limit.in_flight)
-    assert math.isinf(d.limit.limit)
+    assert 256 < d.limit.limit < math.inf
+
+
+def test_a_lone_client_opens_64_at_once_after_20_ms() -> None:
+    """Alone on the machine's board (`others` 0) `_LONE_WAIT` after its first request, a
+    client sends `_LONE_START` before any answer: a short run against a large limit
+    would otherwise spend its first round at 8 (a round of ten at L = 128)."""
+    d = Driver()
+    d.fill()
+    assert d.limit.in_flight == _INITIAL
+    assert d.limit.wait_time(d.limit.in_flight, d.now) == pytest.approx(_LONE_WAIT)
+    assert not d.limit.has_room(_LONE_WAIT - 1e-6)
+    d.now = _LONE_WAIT
+    d.fill()
+    assert d.limit.in_flight == _LONE_START
+    # Then 8x each round, as any start.
+    d.succeed(_LONE_START, took=0.2)
+    assert d.limit.reach == _LONE_START + _GROWTH * _LONE_START
+
+
+def test_the_lone_start_waits_for_no_one_else_on_the_board_and_no_refusal() -> None:
+    # Another client of the project on this machine by then (the gate reads the board
+    # at `lone_at`): the fair start, 8 at a time.
+    d = Driver()
+    d.fill()
+    d.limit.others = 1
+    d.now = _LONE_WAIT
+    assert not d.limit.has_room(d.now)
+    assert d.limit.wait_time(d.limit.in_flight, d.now) == math.inf
+    d.limit.others = 0  # (it leaves: too late, the start was decided)
+    assert not d.limit.has_room(d.now + 1)
+    # Refused before then: the level is known, nothing more opens.
+    d = Driver()
+    d.fill()
+    d.refuse(4)
+    assert d.limit.limit == 4 and d.limit.lone_at == 0
+    d.now = 1.0
+    d.succeed(4)
+    assert d.limit.limit <= 5  # (a probe, at most)
+    # A client with max_concurrency never starts alone above it, nor a fixed one.
+    assert AIMDLimit(ceiling=16).lone_at == AIMDLimit(adaptive=False).lone_at == 0
+
+
+@pytest.mark.parametrize(("limit", "burst"), [(1, 7), (8, _LONE_START - 8)])
+def test_the_lone_start_costs_one_burst_of_refusals_at_most(limit: int, burst: int) -> None:
+    """Against L = 8 the lone start's 56 extra requests are refused at once, once, and
+    retried in line: no failed call, and the steady state is as without it. Against
+    L = 1 the first 8 are refused within milliseconds, before the lone start is due: it
+    never opens."""
+    run = simulate(limit, 256, 400, seed=3, delay=0.0015)
+    assert run.failed == 0
+    early = sum(1 for when, ok in run.clients[0].times if not ok and when < 0.1)
+    assert burst <= early <= burst + 4
+    assert run.rate429(after=1.0) <= 0.08
 
 
 # ------------------------------------------------------------------ against a simulated service

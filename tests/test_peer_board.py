@@ -28,6 +28,7 @@ from wandb_inference import AIMDLimit
 from wandb_inference._policy import _board
 from wandb_inference._policy._aimd import _CONTENDED_PROBE, _GENTLE_CUTS, _START_YIELD
 from wandb_inference._policy._board import ENV_PEER_DIR, Board, open_board
+from wandb_inference._policy._concurrency import Slot
 from wandb_inference.server import LocalServer
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "getuid"), reason="boards need POSIX owners and fcntl")
@@ -220,6 +221,38 @@ def test_boards_of_one_scope_see_each_others_levels() -> None:
     b.close()
     a.sync(la, now + 0.04)
     assert (la.share, la.peers) == (math.inf, 1)
+
+
+def test_a_gate_alone_on_its_board_opens_the_lone_start_and_one_with_company_does_not() -> None:
+    """The lone start (`_LONE_START` before any answer) is for a client with no other of
+    its project on this machine's board `_LONE_WAIT` after its first request: a client
+    started beside another keeps the fair start, 8 at a time."""
+    from wandb_inference._policy._aimd import _INITIAL, _LONE_START, _LONE_WAIT
+    from wandb_inference._policy._concurrency import SyncLimiter
+
+    scope = (URL, "team/lone")
+    first = SyncLimiter(math.inf, True, False, scope)
+    held = [first.acquire(MODEL, None) for _ in range(_INITIAL)]
+    assert first.room(MODEL) == 0
+    second = SyncLimiter(math.inf, True, False, scope)  # started beside it
+    theirs = [second.acquire(MODEL, None) for _ in range(_INITIAL)]
+    time.sleep(_LONE_WAIT + 0.01)
+    assert first.room(MODEL) == 0 and second.room(MODEL) == 0  # each sees the other
+    # Alone: after `_LONE_WAIT`, a waiting thread starts at once (up to `_LONE_START`).
+    lone = SyncLimiter(math.inf, True, False, (URL, "team/alone"))
+    mine = [lone.acquire(MODEL, None) for _ in range(_INITIAL)]
+    assert lone.room(MODEL) == 0
+    started = time.monotonic()
+    waiter: list[object] = []
+    thread = threading.Thread(target=lambda: waiter.append(lone.acquire(MODEL, 5)))
+    thread.start()
+    thread.join(5)
+    assert waiter and waiter[0] is not None
+    assert _LONE_WAIT - 0.005 <= time.monotonic() - started < _LONE_WAIT + 0.5
+    assert lone.room(MODEL) == _LONE_START - _INITIAL - 1
+    for slot in held + theirs + mine + waiter:
+        assert isinstance(slot, Slot)
+        slot.finish()
 
 
 def test_the_board_is_private_and_holds_no_name() -> None:

@@ -11,76 +11,61 @@ it learns from each answer, and what it does:
   overload (the first rounds, a lowered limit) is one *episode*: refusals of requests
   sent before the cut, or within a round of it, only lower the limit to what is still
   in flight, never cut twice (halving on every 429 collapsed 64 workers to 1).
-- **A fair start.** The first requests go out `_INITIAL` (8) at a time, 8x as many
-  each round until the first refusal (a lone client sends 64 in its second round, 512
-  in its third). The growth is paced: a request that ends is replaced at once, but the
-  room a success adds opens `_PACE` (a quarter) of a round later, a slot at a time over
-  `_SPREAD` (half) a round. Clients of one project started together see their first
-  answers milliseconds apart; unpaced, the first to see them filled the slots the
-  others' answers freed (splits of 15/14/2/1 of 32). Paced, each gets its own slots
-  back and the extra requests interleave: the first episode splits the limit evenly.
-- **Contended from the start.** Nothing in the first episode tells a client whether
-  the level it measured is the whole limit or its share of it. So every client is
-  contended for its first `_START_CONTENDED` rounds (probes every half round; its first
-  `_GENTLE_CUTS` refused probes cut the level to `_START_YIELD`, 95%, with faster
-  regrowth, later ones as every contended client cuts), and stays so while the service
-  shows others.
-  **A lone client finds out in a few rounds:** `_ALONE_AFTER` (3) cuts in a row after
-  which the first probe went through (the slots given up were still free) and the
-  service then refused one more at the level it did the time before (within what
-  requests crossing each other blur, `_spread`): nobody else's share moved. A client
-  that shares sees the slots taken (its next probe refused), or, when the others cut at
-  the same time and the slots come back, is refused at whatever level they left it,
-  and stays contended. At a level of one nothing can be given up: refused there
-  `_ALONE_AFTER` times in a row with no sign of others, it is alone.
+- **The start.** The first requests go out `_INITIAL` (8) at a time, 8x as many each
+  round until the first refusal; the growth is paced (a request that ends is replaced
+  at once, the room a success adds opens `_PACE`, a quarter round, later, a slot at a
+  time over `_SPREAD`, half a round), so processes started together split the first
+  episode evenly (unpaced, the first to see answers took the freed slots: 15/14/2/1 of
+  32). **Alone** on this machine's board (`others`) `_LONE_WAIT` (20 ms) after its first
+  request, with no refusal yet, a client opens `_LONE_START` (64) at once: otherwise a
+  short run at a large limit spends its first round at 8 (L = 128: 0.85 of the oracle
+  in a run of ten rounds, 0.92 with it). The price, once: at a limit under 64 that
+  does not refuse the first 8 within 20 ms, a burst of refusals, answered at once and
+  retried in line.
+- **Contended from the start.** Nothing in the first episode tells a client whether the
+  level it measured is the whole limit or its share. So it is contended for its first
+  `_START_CONTENDED` rounds (probes every half round; its first `_GENTLE_CUTS` refused
+  probes cut to `_START_YIELD`, 95%), and while the service shows others. **A lone
+  client finds out in a few rounds:** `_ALONE_AFTER` (3) cuts in a row whose freed
+  slots the next probe found free, each followed by a refusal at the level of the one
+  before (within `_spread`): nobody else's share moved. (At one slot: refused there
+  `_ALONE_AFTER` times in a row with no sign of others.)
 - **Probing, rarely, alone.** After a hold of `_HOLD` rounds (a round: `limit`
-  successes, about one service time) the limit allows one more request. If the service
-  takes it, the limit keeps rising in doubling steps (one per answered probe), so a
-  raised limit is found in a few round trips; if not, the level is confirmed and the
-  next hold is twice as long (up to `_HOLD * _HOLD_CAP` rounds, and at most
-  `_PROBE_EVERY` successes): a lone client meets about one 429 in 16 calls at L = 1,
-  one in 32 at L = 4 to 16, fewer above. A refused probe is the gate's own doing: its
-  retry goes first in line and is not counted against `max_retries`. While requests
-  take much longer than they used to (`_QUEUED`: a queue building up) the limit does
-  not grow: room that comes with queueing is not room.
+  successes) the limit allows one more request. Taken, the limit keeps rising in
+  doubling steps (one per answered probe): a raised limit is found in a few round
+  trips; refused, the level is confirmed and the next hold is twice as long (up to
+  `_HOLD * _HOLD_CAP` rounds, at most `_PROBE_EVERY` successes): about one 429 in 16
+  calls at L = 1, one in 32 at L = 4 to 16, fewer above. A refused probe is the gate's
+  doing: its retry goes first in line, free of `max_retries`. While requests take much
+  longer than they used to (`_QUEUED`: a queue building up) the limit does not grow.
 - **Sharing the limit.** A refusal while no more of ours were in flight than the level
-  the last cut confirmed (less a margin for answers still on their way) means someone
-  else took that slot: another process of the project, or the service lowered the
-  limit. The client gives that slot up and a fifth more (`_YIELD`: the limit becomes 80%
-  of what is still in flight: the bigger the client, the more it gives), holds
-  `_VICTIM_HOLD` rounds, and is *contended* (with others seen) for `_CONTENDED_ROUNDS`
-  rounds; so is a client shut out. Contended, it probes every half round and **every
-  refused probe cuts** its level to `_PROBE_YIELD` (80%; each is news, sent after the
-  last cut); growth stays additive until `_ACCEL_AFTER` probes in a row went through.
-  Cuts round at random (up with the probability of the fraction left over), so a share
-  of 2 is cut as often, on average, as 20% says, not never. When the limit is full,
+  the last cut confirmed (less a margin for answers on their way) means someone else
+  took that slot (another process, or a lowered limit): the client cuts to `_YIELD`
+  (80%) of what is still in flight, holds `_VICTIM_HOLD` rounds, and is *contended*
+  for `_CONTENDED_ROUNDS` rounds (so is a client shut out). Contended, it probes every
+  half round and **every refused probe cuts** to `_PROBE_YIELD` (80%), rounded at
+  random (a share of 2 is cut as often, on average, as 20% says); growth stays
+  additive until `_ACCEL_AFTER` probes in a row went through. When the limit is full,
   every contended client's probes are refused about as often, so each cuts in
   proportion to its share while all grow by the same steps: AIMD, which moves shares
-  toward equal (Chiu and Jain); the slots a cut frees go to whoever probes next. A
-  client alone never sees such a refusal after its start, so it never pays the
-  sawtooth (except for a few rounds after the service lowers its limit). The price of
-  sharing is refusals, each answered at once and retried at once.
+  toward equal (Chiu and Jain). A client alone never pays this sawtooth after its
+  start. The price of sharing is refusals, each answered and retried at once.
 - **Shut out.** Refused with nothing of ours in flight: others hold the whole limit.
-  New requests wait about half a round (jittered; twice as long after each further
-  refusal in a row past `_SHUT_OUT_PATIENCE`, at most 8x) before one goes out, instead
-  of a burst of them meeting the same full service (longer pauses kept it out while
-  others freed slots). These retries are absorbed too (the call is waiting for
-  capacity: free of `max_retries` for its pool timeout, `_retry.py`).
-- **Clients on one machine tell each other their levels** (`_board.py`): `share` is
-  the mean level of the `peers` clients of the project here that are full. While
-  another is full, a client stays contended; its probes and raises stop at `share`
-  (unless they hold more than when the service last refused one of them: new room);
-  above it by more than half a slot it gives one back where it would have probed; at
-  it, it probes `peers` times less often; refused, it cuts gently (`_START_YIELD`).
+  New requests wait about half a round (jittered; twice as long after each refusal in
+  a row past `_SHUT_OUT_PATIENCE`, at most 8x), instead of a burst meeting the same
+  full service. These retries are absorbed too (free of `max_retries`, `_retry.py`).
+- **Clients on one machine tell each other their levels** (`_board.py`): `share` is the
+  mean level of the `peers` clients of the project here that are full. While another
+  is full, a client stays contended; its probes and raises stop at `share` (unless
+  together they hold more than when the service last refused one of them: new room);
+  above it by half a slot it gives one back where it would have probed; at it, it
+  probes `peers` times less often; refused, it cuts gently (`_START_YIELD`).
 
-What it cannot do: clients on different machines share by the statistics above, not
-by agreement (a short run can end with one well ahead); a limit of a few slots shared
-by several clients is held by one of them at a time.
-
-Designs left out: latency gradients (Netflix's Gradient2, Envoy) say nothing here until
-the 429 and settle below L; the AWS SDKs' CUBIC on a request rate estimates what the
-refusal count gives exactly; plain AIMD alone costs a lone client the sawtooth. Why, the
-values and what was tried: `benchmarks/report/concurrency-design.md`.
+What it cannot do: clients on different machines share by the statistics above, not by
+agreement; a limit of a few slots shared by several clients is held by one at a time.
+Designs left out (latency gradients as Netflix's Gradient2 and Envoy, the AWS SDKs'
+CUBIC on a rate, plain AIMD), the values and what was tried:
+`benchmarks/report/concurrency-design.md`.
 
 Everything here is pure: time comes in as `now` (the gates pass `time.monotonic()`),
 jitter from `rng`; no I/O, no locks (the gates serialise calls).
@@ -126,25 +111,23 @@ _ACCEL_AFTER = 4
 _START_YIELD = 0.95
 _START_ACCEL_AFTER = 2
 _GENTLE_CUTS = 3
-# Shut out (refused with nothing in flight): pause about one round, within these bounds
-# (seconds), twice as long after each refusal in a row past `_SHUT_OUT_PATIENCE`; before
-# any success the round is taken to be `_DEFAULT_ROUND`.
+# Shut out: pause about half a round, within these bounds (s), longer past
+# `_SHUT_OUT_PATIENCE` refusals in a row; before any success a round is `_DEFAULT_ROUND`.
 _PAUSE_MIN = 0.005
 _PAUSE_MAX = 2.0
 _DEFAULT_ROUND = 0.1
 _SHUT_OUT_PATIENCE = 8
 _SHUT_OUT_ROUND = 0.5
 _SHUT_OUT_BACKOFF = 3
-# Without `max_concurrency`, the first requests go out `_INITIAL` at a time, and
-# `_GROWTH` more for each that succeeds (8x each round) until the first refusal.
+# Without `max_concurrency` (docstring, "The start"): `_INITIAL` at a time, `_GROWTH`
+# more for each success until the first refusal, opening `_PACE` of a round later over
+# `_SPREAD`; `_LONE_START` at `_LONE_WAIT` alone; past `_RECOVERED` unrefused: unlimited.
 _INITIAL = 8
 _GROWTH = 7
-# Before the first refusal, the room a success adds (beyond replacing the request that
-# ended) opens `_PACE` of a round later, a slot at a time over `_SPREAD` of a round
-# (docstring, "A fair start").
+_LONE_START = 64
+_LONE_WAIT = 0.02
 _PACE = 0.25
 _SPREAD = 0.5
-# Without a ceiling, a limit grown to this many in flight is dropped altogether.
 _RECOVERED = 256
 # Our count of requests in flight runs ahead of the service's by those whose answers
 # are on their way: about `in flight * network round trip / service time` (the round
@@ -189,6 +172,8 @@ class AIMDLimit:
         round_time: the smoothed duration of successful requests (seconds).
         share, peers: the mean level of the clients on this machine that are full (this
             one too when it is), and how many (set by the gate, `_board.py`; inf, 1).
+        others: how many other clients of the project the board shows (0: none).
+        lone_at: when the lone start opens (0: not pending; the gate reads its board then).
         full_at: when this limit last had as many in flight as it allowed.
     """
 
@@ -203,6 +188,8 @@ class AIMDLimit:
     share: float = dataclasses.field(init=False, default=math.inf)
     full_at: float = dataclasses.field(init=False, default=-math.inf)
     peers: int = dataclasses.field(init=False, default=1)
+    others: int = dataclasses.field(init=False, default=0)
+    lone_at: float = dataclasses.field(init=False, default=-1.0)  # (-1: at the first take)
     _epoch: int = dataclasses.field(init=False, default=0, repr=False)
     _successes: int = dataclasses.field(init=False, default=0, repr=False)  # in this round
     _rounds: int = dataclasses.field(init=False, default=0, repr=False)  # held at this level
@@ -231,6 +218,8 @@ class AIMDLimit:
 
     def __post_init__(self) -> None:
         self.limit = _INITIAL if self.adaptive and math.isinf(self.ceiling) else self.ceiling
+        if self.limit != _INITIAL or not self.adaptive:
+            self.lone_at = 0.0
 
     @property
     def contended(self) -> bool:
@@ -257,15 +246,22 @@ class AIMDLimit:
         seconds until one may (inf: not before a request ends)."""
         self._open(now)
         if in_flight >= self.limit:
+            at = math.inf
             if in_flight < self._grow_to:
                 at = self._grow_at + (in_flight - self._grow_from) * self._grow_every
-                return max(at, self.resume_at) - now
-            return math.inf
+            if self.lone_at > 0 and in_flight < _LONE_START:
+                at = min(at, self.lone_at)
+            return max(at, self.resume_at) - now
         return self.resume_at - now if self.resume_at > now else 0.0
 
     def _open(self, now: float) -> None:
         """Raise the limit by the paced growth opened by `now`: a slot each `_grow_every`
-        seconds from `_grow_at`."""
+        seconds from `_grow_at`; and to `_LONE_START` when the lone start is due and no
+        other client is on the board (`others`, read by the gate at `lone_at`)."""
+        if 0 < self.lone_at <= now:
+            self.lone_at = 0.0
+            if not self.others and math.isinf(self.known) and self.limit < _LONE_START:
+                self._raise(_LONE_START)
         if self._grow_to and now >= self._grow_at:
             opened = self._grow_to
             if self._grow_every > 0:
@@ -286,6 +282,8 @@ class AIMDLimit:
         """Count one more request in flight; its ticket goes back to `release`."""
         level = self.in_flight
         self.in_flight = level + 1
+        if self.lone_at < 0:
+            self.lone_at = now + _LONE_WAIT
         if level + 1 >= self.limit < self.ceiling:  # (held back by a ceiling: not by others)
             self.full_at = now
         if not self.adaptive:
@@ -394,7 +392,7 @@ class AIMDLimit:
     def _set(self, limit: float) -> None:
         """Cut to `limit` (at least 1): the new level the service is taken to accept."""
         self.limit = self.known = self._confirmed = max(1.0, float(limit))
-        self._grow_to = 0.0
+        self._grow_to = self.lone_at = 0.0
         # (`_successes` runs on: frequent cuts must not stall the rounds ending contention.)
         self._streak = self._since_probe = 0
         self._rounds = min(self._rounds, 0)
@@ -496,5 +494,7 @@ class AIMDLimit:
 
     def _raise(self, limit: float) -> None:
         self.limit = min(self.ceiling, limit)
-        if self.limit >= _RECOVERED and math.isinf(self.ceiling):
-            self.limit = self.known = math.inf  # grown past any plausible limit: unlimited
+        if self.limit >= _RECOVERED and math.isinf(self.ceiling) and math.isinf(self.known):
+            # Grown past any plausible limit before any refusal: unlimited. (After one,
+            # the limit stays a number: going unlimited again sent every worker at once.)
+            self.limit = math.inf

@@ -12,7 +12,9 @@ many in flight as its level allowed ("full"). The gate reads the board at most e
 client above the mean gives a slot back instead of probing, one below it probes, so the
 shares meet within a few rounds instead of drifting, and those at it probe `peers` times
 less often, so the machine's clients meet as few refusals as one client would
-(`benchmarks/report/concurrency-design.md`: the measurements).
+(`benchmarks/report/concurrency-design.md`: the measurements). It also counts the other
+clients of the project with a live slot, idle or not (`others`): a client with none
+20 ms after its first request takes the lone start (`_aimd.py`, "The start").
 
 Nothing else is shared: each client still finds the limit from its own answers, clients
 on other machines still share by AIMD alone, and a board that cannot be used (no
@@ -176,36 +178,46 @@ class Board:
         finally:
             os.close(fd)  # (closing releases the lock)
 
-    def sync(self, limit: AIMDLimit, now: float) -> None:
+    def sync(self, limit: AIMDLimit, now: float, *, read: bool = False) -> None:
         """Write `limit`'s level (and when it was last full) into our slot, and read the
-        others' into `limit.share`, each at most as often as it matters (`now`: the
-        gate's monotonic clock). A board that fails is not used again."""
+        others' into `limit.share` and `limit.others`, each at most as often as it
+        matters (`now`: the gate's monotonic clock; `read`: read now). A board that
+        fails is not used again."""
         if self._view.closed:
             return
         try:
-            self._sync(limit, now)
+            self._sync(limit, now, read)
         except (OSError, ValueError):
-            limit.share, limit.peers = math.inf, 1
+            limit.share, limit.peers, limit.others = math.inf, 1, 0
             self.close()
 
-    def _sync(self, limit: AIMDLimit, now: float) -> None:
+    def _sync(self, limit: AIMDLimit, now: float, read: bool) -> None:
         level = limit.limit if math.isfinite(limit.limit) else 0.0
         since = now - self._written_at
         if since >= _WRITE_EVERY or level != self._level or (limit.full_at != self._full and since >= _READ_EVERY):
             self._write(level, limit.full_at, now)
-        if now - self._read_at < _READ_EVERY:
+        if now - self._read_at < _READ_EVERY and not read:
             return
         self._read_at = now
         wall = time.time()
         recent = wall - max(_FULL_MIN, _FULL_ROUNDS * limit.round_time)
         levels: list[float] = []
         others = False
+        present = 0
+        mine = self._where[0]
         for at, (token, written, full, theirs) in enumerate(_SLOT.iter_unpack(self._view)):
-            if token and full >= recent and written <= wall + 1.0 and theirs >= 1:
-                levels.append(theirs)
-                others = others or at * _SLOT.size != self._where[0]
+            if not token or at * _SLOT.size == mine:
+                if token and full >= recent and theirs >= 1:
+                    levels.append(theirs)
+                continue
+            if wall - _STALE <= written <= wall + 1.0:
+                present += 1  # another client of the project here (idle or not)
+                if full >= recent and theirs >= 1:
+                    levels.append(theirs)
+                    others = True
         limit.share = sum(levels) / len(levels) if others else math.inf
         limit.peers = len(levels) if others else 1
+        limit.others = present
 
     def _write(self, level: float, full: float, now: float) -> None:
         wall = time.time()

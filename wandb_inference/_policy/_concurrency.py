@@ -186,7 +186,17 @@ class _Limits:
         itself still decides at `acquire`.
         """
         now = time.monotonic()
-        return min(limit.room(now) for limit in self._limits(model))
+        limits = self._limits(model)
+        if 0 < limits[-1].lone_at <= now:
+            self._lone_start(limits[-1], now)
+        return min(limit.room(now) for limit in limits)
+
+    def _lone_start(self, limit: AIMDLimit, now: float) -> None:
+        """The lone start is due (`AIMDLimit.lone_at`): read the board first, for the
+        other clients of the project on this machine."""
+        board = self._boards.get(id(limit))
+        if board is not None:
+            board.sync(limit, now, read=True)
 
     def describe(self, model: str | None) -> str:
         """`limit N, M in flight` for an error message."""
@@ -204,6 +214,8 @@ class _Limits:
             in_flight = limit.in_flight
             if mine:
                 in_flight -= mine.get(id(limit), 0)
+            if 0 < limit.lone_at <= now:
+                self._lone_start(limit, now)
             wait = limit.wait_time(in_flight, now)
             if wait > pause:
                 if math.isinf(wait):
