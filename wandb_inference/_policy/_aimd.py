@@ -350,10 +350,10 @@ class AIMDLimit:
                 self._alone_again()
             else:
                 self._unclaimed = 0  # someone took the slots, or shares moved
-            self._refused_at = ticket.level
-            self._reclaimed = False
+            self._refused_at, self._reclaimed = ticket.level, False
             self._top = level  # what the service held when it refused one more
-            self._machine = self.share * self.peers  # (and of this machine's clients: inf, none)
+            if self.share < math.inf:  # (and of this machine's clients, when others are full)
+                self._machine = self.share * self.peers
             new = level
             if self._contended:
                 gentle = self._gentle or not math.isinf(self.share)
