@@ -95,7 +95,9 @@ def test_room_beyond_what_the_machine_held_when_refused_is_climbed_at_once() -> 
     """Stopping at the share is right while the room a probe finds is what another client
     of the machine left (a cut). When the machine's clients together hold more than when
     the service last refused one of them, the room is new (the limit rose): the raises
-    go on, doubling, as a lone client's do."""
+    go on, doubling, as a lone client's do. Holding as much is not more: at steady state
+    the machine holds what it held at the last refusal, and raising past the share then
+    only moves slots from one client to another."""
     d = level(10)
     d.limit.share, d.limit.peers = 10.5, 4
     d.refuse_next_probe()  # refused while the machine held 42
@@ -103,7 +105,9 @@ def test_room_beyond_what_the_machine_held_when_refused_is_climbed_at_once() -> 
     d.limit.limit = d.limit.known = 10.0
     capped = half_rounds(d, 12)
     assert max(capped) <= 11  # the room one of them left: stop at the share
-    d.limit.share = 10.5  # it holds 42 again, and the service takes more: new room
+    d.limit.share = 10.5  # it holds 42 again: no more than when refused, still capped
+    assert max(half_rounds(d, 4)) <= 11
+    d.limit.share = 11.25  # it holds 45, and the service takes more: new room
     grown = half_rounds(d, 12)
     assert max(grown) >= 20, grown
 
@@ -120,7 +124,7 @@ def test_a_refused_probe_with_no_other_full_keeps_what_the_machine_held() -> Non
     d.limit.share, d.limit.peers = math.inf, 1  # nobody else full this instant
     d.limit.limit = d.limit.known = 10.0
     d.refuse_next_probe()
-    d.limit.share, d.limit.peers = 10.5, 4  # they hold 42 again: the room is new
+    d.limit.share, d.limit.peers = 10.75, 4  # they hold 43: more than then, the room is new
     d.limit.limit = d.limit.known = 10.0
     grown = half_rounds(d, 12)
     assert max(grown) >= 20, grown

@@ -448,9 +448,9 @@ class AIMDLimit:
                 self._streak += 1
                 if not self._contended or self._streak >= (_START_ACCEL_AFTER if self._gentle else _ACCEL_AFTER):
                     self._step *= 2
-                # The machine's clients hold less than when the service last refused one
-                # of them: the room one of them left, so stop at the share.
-                room = self.share * self.peers >= self._machine
+                # The machine's clients hold no more than when the service last refused
+                # one of them: the room one of them left, so stop at the share.
+                room = self.share * self.peers > self._machine
                 if not room and self.known + self._step > self.share:
                     self._streak, self._step = 0, 1
                     self._raise(max(self.known, math.floor(self.share)))
