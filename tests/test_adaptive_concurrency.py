@@ -678,6 +678,7 @@ def test_the_lone_start_waits_for_no_one_else_on_the_board_and_no_refusal() -> N
     assert d.limit.limit <= 5  # (a probe, at most)
     # A client with max_concurrency never starts alone above it, nor a fixed one.
     assert AIMDLimit(ceiling=16).lone_at == AIMDLimit(adaptive=False).lone_at == 0
+    assert AIMDLimit(ceiling=_INITIAL).lone_at == 0  # (a ceiling equal to the first window)
 
 
 @pytest.mark.parametrize(("limit", "burst"), [(1, 7), (8, _LONE_START - 8)])

@@ -217,9 +217,9 @@ class AIMDLimit:
     _grow_every: float = dataclasses.field(init=False, default=0.0, repr=False)  # ... a slot each
 
     def __post_init__(self) -> None:
-        self.limit = _INITIAL if self.adaptive and math.isinf(self.ceiling) else self.ceiling
-        if self.limit != _INITIAL or not self.adaptive:
-            self.lone_at = 0.0
+        starts = self.adaptive and math.isinf(self.ceiling)  # (the start is for these only)
+        self.limit = _INITIAL if starts else self.ceiling
+        self.lone_at = -1.0 if starts else 0.0
 
     @property
     def contended(self) -> bool:
