@@ -206,15 +206,13 @@ class Board:
         present = 0
         mine = self._where[0]
         for at, (token, written, full, theirs) in enumerate(_SLOT.iter_unpack(self._view)):
-            if not token or at * _SLOT.size == mine:
-                if token and full >= recent and theirs >= 1:
-                    levels.append(theirs)
+            own = at * _SLOT.size == mine
+            if not token or not (own or wall - _STALE <= written <= wall + 1.0):
                 continue
-            if wall - _STALE <= written <= wall + 1.0:
-                present += 1  # another client of the project here (idle or not)
-                if full >= recent and theirs >= 1:
-                    levels.append(theirs)
-                    others = True
+            present += 0 if own else 1  # another client of the project here (idle or not)
+            if full >= recent and theirs >= 1:
+                levels.append(theirs)
+                others = others or not own
         limit.share = sum(levels) / len(levels) if others else math.inf
         limit.peers = len(levels) if others else 1
         limit.others = present
